@@ -1,0 +1,49 @@
+"""Bookkeeping in the project's own database: export runs (for status and admin) and the lock.
+
+What was exported lives in the warehouse's ledger, next to the data, so that it commits with the
+rows; these tables only say how runs went and keep two runs from overlapping.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ExportRun(models.Model):
+    """One extractor's part of one ``smolqwery_extract`` run."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        SUCCESS = "success", "success"
+        FAILED = "failed", "failed"
+
+    run_id = models.CharField(max_length=64, db_index=True)
+    extractor = models.CharField(max_length=255)
+    table_name = models.CharField(max_length=1024, db_index=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    days = models.PositiveIntegerField(default=0)
+    rows = models.BigIntegerField(default=0)
+    first_day = models.DateField(null=True, blank=True)
+    last_day = models.DateField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at", "table_name"]
+        get_latest_by = "started_at"
+
+    def __str__(self) -> str:
+        return f"{self.table_name} {self.status} ({self.run_id})"
+
+
+class ExportLock(models.Model):
+    """A lease: held by one export at a time, taken over once expired (killed holder)."""
+
+    name = models.CharField(max_length=255, primary_key=True)
+    owner = models.CharField(max_length=255)
+    acquired_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.owner} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

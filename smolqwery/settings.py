@@ -1,0 +1,274 @@
+"""Every ``SMOLQWERY_*`` setting, its default and its validation, in one place.
+
+Settings are read when needed, not at import or app-ready time (0.1.3 defect D17: every process,
+web servers included, needed all 16 settings). Only what the chosen warehouse needs is required,
+and the error says which setting is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.conf import settings as django_settings
+from django.utils.module_loading import import_string
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+
+    from .extractor import BaseExtractor
+
+WarehouseName = Literal["bigquery", "duckdb"]
+WAREHOUSES: tuple[WarehouseName, ...] = ("bigquery", "duckdb")
+
+#: The fields of a service-account JSON key, as split into settings by 0.1.3.
+GOOGLE_KEY_FIELDS = (
+    "type",
+    "project_id",
+    "private_key_id",
+    "private_key",
+    "client_email",
+    "client_id",
+    "auth_uri",
+    "token_uri",
+    "auth_provider_x509_cert_url",
+    "client_x509_cert_url",
+)
+GOOGLE_SETTING_NAMES = tuple(f"SMOLQWERY_GOOGLE_{f.upper()}" for f in GOOGLE_KEY_FIELDS)
+#: The fields google-auth needs to build service-account credentials.
+GOOGLE_REQUIRED_FIELDS = ("private_key", "client_email", "token_uri")
+
+DEFAULT_DATASET = "smolqwery"
+DEFAULT_DUCKDB_FILENAME = "smolqwery.duckdb"
+
+
+def _get(name: str, default: Any = None) -> Any:
+    return getattr(django_settings, name, default)
+
+
+def parse_date(value: object, setting: str) -> datetime.date:
+    """A ``datetime.date`` from a date or an ISO ``YYYY-MM-DD`` string."""
+    if isinstance(value, datetime.datetime):
+        raise ConfigurationError(f"{setting} must be a date, not a datetime: {value!r}")
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ConfigurationError(f"{setting} must be a datetime.date or 'YYYY-MM-DD', got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SmolqwerySettings:
+    """A validated snapshot of the ``SMOLQWERY_*`` settings."""
+
+    warehouse: WarehouseName
+    extractors: tuple[str, ...]
+    django_app: str | None
+    first_date: datetime.date | None
+    dataset: str
+    dataset_location: str | None
+    dataset_labels: Mapping[str, str]
+    acl_groups: tuple[str, ...]
+    google_key_info: Mapping[str, str] | None = dataclasses.field(repr=False)
+    google_credentials_file: str | None
+    bigquery_project: str | None
+    bigquery_api_endpoint: str | None
+    bigquery_anonymous: bool
+    duckdb_path: Path
+    batch_days: int
+    retry_deadline: float
+    allow_drop: bool
+    migrate_in_tests: bool
+    lock_timeout: float
+
+    def require_first_date(self) -> datetime.date:
+        if self.first_date is None:
+            raise ConfigurationError(
+                "SMOLQWERY_FIRST_DATE is not set: set it to the first day to export, "
+                "e.g. datetime.date(2024, 1, 1)"
+            )
+        return self.first_date
+
+    def require_django_app(self) -> str:
+        if not self.django_app:
+            raise ConfigurationError(
+                "SMOLQWERY_DJANGO_APP is not set: name the installed app (its label) that holds "
+                "smolqwery's migrations, e.g. SMOLQWERY_DJANGO_APP = 'analytics'"
+            )
+        return self.django_app
+
+
+def _google_key_info() -> dict[str, str] | None:
+    """The 0.1.3 split key settings as a key dict, or None when none of them is set."""
+    values = {f: _get(s) for f, s in zip(GOOGLE_KEY_FIELDS, GOOGLE_SETTING_NAMES, strict=True)}
+    if all(v in (None, "") for v in values.values()):
+        return None
+    info = {k: str(v) for k, v in values.items() if v not in (None, "")}
+    if "private_key" in info and "\\n" in info["private_key"]:
+        # Keys pasted into environment variables often carry literal "\n" sequences.
+        info["private_key"] = info["private_key"].replace("\\n", "\n")
+    info.setdefault("type", "service_account")
+    info.setdefault("token_uri", "https://oauth2.googleapis.com/token")
+    return info
+
+
+def _choose_warehouse(key_info: Mapping[str, str] | None, key_file: str | None) -> WarehouseName:
+    explicit = _get("SMOLQWERY_WAREHOUSE")
+    if explicit is not None:
+        if explicit not in WAREHOUSES:
+            raise ConfigurationError(
+                f"SMOLQWERY_WAREHOUSE must be one of {', '.join(WAREHOUSES)}, got {explicit!r}"
+            )
+        return explicit  # type: ignore[no-any-return]
+    # A 0.1.3 project (Google settings present, no SMOLQWERY_WAREHOUSE) keeps exporting to
+    # BigQuery: never silently switch it to a local file.
+    if key_info is not None or key_file:
+        return "bigquery"
+    return "duckdb"
+
+
+def _default_duckdb_path() -> Path:
+    base = _get("BASE_DIR")
+    return Path(base) / DEFAULT_DUCKDB_FILENAME if base else Path.cwd() / DEFAULT_DUCKDB_FILENAME
+
+
+def _positive(name: str, default: float) -> float:
+    value = _get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _string_list(name: str) -> tuple[str, ...]:
+    value = _get(name, ())
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigurationError(f"{name} must be a list of strings, got {value!r}")
+    if not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(f"{name} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def get_settings() -> SmolqwerySettings:
+    """Read and validate the settings now (cheap; call it where they are needed)."""
+    key_info = _google_key_info()
+    key_file = _get("SMOLQWERY_GOOGLE_CREDENTIALS_FILE") or None
+    first = _get("SMOLQWERY_FIRST_DATE")
+    labels = _get("SMOLQWERY_DATASET_LABELS", {}) or {}
+    if not isinstance(labels, Mapping):
+        raise ConfigurationError(f"SMOLQWERY_DATASET_LABELS must be a dict, got {labels!r}")
+    duckdb_path = _get("SMOLQWERY_DUCKDB_PATH")
+    return SmolqwerySettings(
+        warehouse=_choose_warehouse(key_info, key_file),
+        extractors=_string_list("SMOLQWERY_EXTRACTORS"),
+        django_app=_get("SMOLQWERY_DJANGO_APP"),
+        first_date=None if first is None else parse_date(first, "SMOLQWERY_FIRST_DATE"),
+        dataset=_get("SMOLQWERY_DATASET") or DEFAULT_DATASET,
+        dataset_location=_get("SMOLQWERY_DATASET_LOCATION") or None,
+        dataset_labels={str(k): str(v) for k, v in labels.items()},
+        acl_groups=_string_list("SMOLQWERY_ACL_GROUPS"),
+        google_key_info=key_info,
+        google_credentials_file=str(key_file) if key_file else None,
+        bigquery_project=_get("SMOLQWERY_BIGQUERY_PROJECT") or None,
+        bigquery_api_endpoint=_get("SMOLQWERY_BIGQUERY_API_ENDPOINT") or None,
+        bigquery_anonymous=bool(_get("SMOLQWERY_BIGQUERY_ANONYMOUS", False)),
+        duckdb_path=Path(duckdb_path) if duckdb_path else _default_duckdb_path(),
+        batch_days=int(_positive("SMOLQWERY_BATCH_DAYS", 366)),
+        retry_deadline=_positive("SMOLQWERY_RETRY_DEADLINE", 600.0),
+        allow_drop=bool(_get("SMOLQWERY_ALLOW_DROP", False)),
+        migrate_in_tests=bool(_get("SMOLQWERY_MIGRATE_IN_TESTS", False)),
+        lock_timeout=_positive("SMOLQWERY_LOCK_TIMEOUT", 3600.0),
+    )
+
+
+def load_extractor_class(path: str) -> type[BaseExtractor[Any]]:
+    """Import one ``SMOLQWERY_EXTRACTORS`` entry, with an error naming the path."""
+    from .extractor import BaseExtractor
+
+    try:
+        cls = import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(f"extractor {path!r} cannot be imported: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, BaseExtractor)):
+        raise ConfigurationError(f"extractor {path!r} is not a subclass of BaseExtractor")
+    return cls
+
+
+def load_extractors(config: SmolqwerySettings | None = None) -> list[BaseExtractor[Any]]:
+    """Instances of every configured extractor, in settings order."""
+    config = config or get_settings()
+    return [load_extractor_class(path)() for path in config.extractors]
+
+
+class CredentialsError(ConfigurationError):
+    """No usable Google credentials; the message never contains key material."""
+
+
+def bigquery_credentials(config: SmolqwerySettings) -> tuple[Credentials, str | None]:
+    """Credentials and project, from the split settings, a key file, or ADC — in that order.
+
+    The project comes from ``SMOLQWERY_BIGQUERY_PROJECT``, else the key's ``project_id``, else
+    ADC's: never from ``GOOGLE_CLOUD_PROJECT`` behind the key's back (0.1.3 defect D16).
+    """
+    from google.auth import default as google_default
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.oauth2 import service_account
+
+    if config.bigquery_anonymous:
+        return AnonymousCredentials(), config.bigquery_project  # type: ignore[no-untyped-call]
+    if config.google_key_info is not None:
+        missing = [
+            f"SMOLQWERY_GOOGLE_{f.upper()}"
+            for f in GOOGLE_REQUIRED_FIELDS
+            if not config.google_key_info.get(f)
+        ]
+        if missing:
+            raise CredentialsError(
+                f"BigQuery credentials are incomplete: {', '.join(missing)} not set"
+            )
+        try:
+            creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                dict(config.google_key_info)
+            )
+        except (ValueError, TypeError) as exc:
+            # The library's message may quote the key; never repeat it.
+            raise CredentialsError(
+                "BigQuery credentials from SMOLQWERY_GOOGLE_* are invalid "
+                f"({type(exc).__name__}): check SMOLQWERY_GOOGLE_PRIVATE_KEY and "
+                "SMOLQWERY_GOOGLE_CLIENT_EMAIL"
+            ) from None
+        project = config.bigquery_project or config.google_key_info.get("project_id")
+        return creds, project
+    if config.google_credentials_file:
+        path = config.google_credentials_file
+        if not os.path.isfile(path):
+            raise CredentialsError(
+                f"SMOLQWERY_GOOGLE_CREDENTIALS_FILE points to {path!r}, which is not a file"
+            )
+        try:
+            creds = service_account.Credentials.from_service_account_file(path)  # type: ignore[no-untyped-call]
+        except (ValueError, TypeError, OSError) as exc:
+            raise CredentialsError(
+                f"SMOLQWERY_GOOGLE_CREDENTIALS_FILE {path!r} is not a valid service-account key "
+                f"({type(exc).__name__})"
+            ) from None
+        return creds, config.bigquery_project or creds.project_id
+    try:
+        creds, project = google_default(scopes=["https://www.googleapis.com/auth/bigquery"])  # type: ignore[no-untyped-call]
+    except DefaultCredentialsError:
+        raise CredentialsError(
+            "SMOLQWERY_WAREHOUSE is 'bigquery' but no credentials were found: set "
+            "SMOLQWERY_GOOGLE_CREDENTIALS_FILE to a service-account key file, or the "
+            "SMOLQWERY_GOOGLE_* settings, or configure Application Default Credentials "
+            "(gcloud auth application-default login / GOOGLE_APPLICATION_CREDENTIALS)"
+        ) from None
+    return creds, config.bigquery_project or project

@@ -1,0 +1,198 @@
+"""The one contract every warehouse implements.
+
+Migrations and the export runner talk only to :class:`Warehouse`; they never know whether rows
+end up in BigQuery or in the embedded DuckDB file. Both implementations keep the same layout: the
+export tables, their ``<table>_delta`` views, and a ledger table recording which days are
+exported (so finding pending days never scans an export table).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..schema import Column, TableSchema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Dialect = Literal["bigquery", "duckdb"]
+
+#: Name of the table recording exported days, in the export dataset.
+LEDGER_TABLE = "smolqwery_ledger"
+#: Tables whose names start with this are smolqwery's own (staging, ledger).
+RESERVED_PREFIX = "smolqwery_"
+
+LEDGER_COLUMNS: tuple[Column, ...] = (
+    Column("table_name", "STRING", "REQUIRED", "Export table the day belongs to"),
+    Column("day", "DATE", "REQUIRED", "Local day (Django TIME_ZONE) that was exported"),
+    Column("rows", "INT64", "REQUIRED", "Rows written for that day"),
+    Column("schema_fingerprint", "STRING", "REQUIRED", "Hash of the table layout written"),
+    Column("run_id", "STRING", "REQUIRED", "Export run that wrote the day"),
+    Column("exported_at", "TIMESTAMP", "REQUIRED", "When the day was committed"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DayWindow:
+    """One local day: ``[start, end)`` from local midnight to the next (23 h or 25 h on DST)."""
+
+    day: datetime.date
+    start: datetime.datetime
+    end: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class LedgerEntry:
+    """One exported day of one table."""
+
+    table_name: str
+    day: datetime.date
+    rows: int
+    schema_fingerprint: str
+    run_id: str
+    exported_at: datetime.datetime
+
+
+@dataclasses.dataclass
+class DayBatch:
+    """Contiguous days of one table to replace, with their rows as Arrow record batches.
+
+    ``chunks`` is consumed exactly once by :meth:`Warehouse.replace_days`; ``row_counts`` is
+    complete once it is exhausted (the producer counts rows per day as it validates them), and
+    the warehouse records those counts in the ledger in the same transaction as the rows.
+    Days without rows are recorded with 0 so that they are not extracted again.
+    """
+
+    table: TableSchema
+    windows: tuple[DayWindow, ...]
+    chunks: Iterable[pa.RecordBatch]
+    run_id: str
+    row_counts: dict[datetime.date, int] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.windows:
+            raise ValueError("a batch needs at least one day")
+        days = [w.day for w in self.windows]
+        expected = [days[0] + datetime.timedelta(days=i) for i in range(len(days))]
+        if days != expected:
+            raise ValueError(f"batch days must be contiguous and ascending: {days}")
+
+    @property
+    def days(self) -> list[datetime.date]:
+        return [w.day for w in self.windows]
+
+    @property
+    def first_day(self) -> datetime.date:
+        return self.windows[0].day
+
+    @property
+    def last_day(self) -> datetime.date:
+        return self.windows[-1].day
+
+    @property
+    def start(self) -> datetime.datetime:
+        """Start of the first day (inclusive), aware."""
+        return self.windows[0].start
+
+    @property
+    def end(self) -> datetime.datetime:
+        """End of the last day (exclusive), aware."""
+        return self.windows[-1].end
+
+
+class Warehouse(ABC):
+    """Where export tables live. One instance per process; not thread-safe."""
+
+    #: SQL dialect, for the SQL of views (:mod:`smolqwery.sql_views`).
+    dialect: Dialect
+    #: Dataset (BigQuery) or schema (DuckDB) holding the export tables.
+    dataset: str
+
+    # -- dataset -------------------------------------------------------------------------
+
+    @abstractmethod
+    def ensure_dataset(self) -> None:
+        """Create the dataset if needed and reconcile location, labels and ACL groups.
+
+        Access entries for ``SMOLQWERY_ACL_GROUPS`` missing from an existing dataset are added;
+        entries smolqwery did not add are left alone. Also creates the ledger table.
+        """
+
+    # -- tables and views ----------------------------------------------------------------
+
+    @abstractmethod
+    def qualified_name(self, name: str) -> str:
+        """The quoted, fully qualified SQL reference of a table or view of the dataset."""
+
+    @abstractmethod
+    def create_table(self, table: TableSchema) -> bool:
+        """Create a table partitioned by day on its date column.
+
+        Returns True when created, False when an identical table exists already; raises
+        :class:`~smolqwery.errors.SchemaMismatchError` listing the differences otherwise.
+        """
+
+    @abstractmethod
+    def get_table_columns(self, name: str) -> tuple[Column, ...] | None:
+        """Columns of an existing table as read back from the warehouse, None if absent.
+
+        ``differentiate`` is not stored in the warehouse and is always False here.
+        """
+
+    @abstractmethod
+    def list_tables(self) -> list[str]:
+        """Names of the tables and views of the dataset, sorted."""
+
+    @abstractmethod
+    def drop_table(self, name: str) -> None:
+        """Drop a table and its ledger entries. Only called when explicitly asked."""
+
+    @abstractmethod
+    def create_or_replace_view(self, name: str, sql: str, description: str = "") -> None:
+        """Create or replace a view from SQL in this warehouse's dialect."""
+
+    @abstractmethod
+    def drop_view(self, name: str) -> None:
+        """Drop a view if it exists."""
+
+    # -- exports -------------------------------------------------------------------------
+
+    @abstractmethod
+    def replace_days(self, batch: DayBatch) -> None:
+        """Atomically replace the batch's days in its table and record them in the ledger.
+
+        All or nothing: on any failure, the table and the ledger are left as they were.
+        Replacing days twice leaves exactly one copy of their rows.
+        """
+
+    @abstractmethod
+    def exported_days(self, table: str) -> dict[datetime.date, LedgerEntry]:
+        """The ledger's entries for a table, by day."""
+
+    @abstractmethod
+    def last_unledgered_day(self, table: TableSchema, tz: datetime.tzinfo) -> datetime.date | None:
+        """Latest local day present in a table filled without a ledger (by smolqwery 0.1.3)."""
+
+    @abstractmethod
+    def fetch_rows(self, name: str, order_by: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Every row of a table or view as dicts (demo, status and tests; small tables only)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_nonempty(chunks: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Skip empty record batches (a day without rows still produces a ledger entry)."""
+    for chunk in chunks:
+        if chunk.num_rows:
+            yield chunk

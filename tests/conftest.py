@@ -1,0 +1,3 @@
+"""Shared fixtures. Each concern keeps its fixtures in a ``tests/fixtures`` module."""
+
+pytest_plugins: list[str] = []

@@ -1,0 +1,75 @@
+"""Settings of the test suite. ``SMOLQWERY_TEST_DB=sqlite|postgres`` chooses the database."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = "tests-only-not-secret"  # noqa: S105
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "Europe/Paris"
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "smolqwery",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+_DB = os.environ.get("SMOLQWERY_TEST_DB", "sqlite")
+if _DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("SMOLQWERY_TEST_PG_NAME", "smolqwery"),
+            "USER": os.environ.get("SMOLQWERY_TEST_PG_USER", "postgres"),
+            "HOST": os.environ.get("SMOLQWERY_TEST_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("SMOLQWERY_TEST_PG_PORT", "5432"),
+        }
+    }
+elif _DB == "sqlite":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "test.sqlite3",
+        }
+    }
+else:
+    raise RuntimeError(f"SMOLQWERY_TEST_DB must be 'sqlite' or 'postgres', got {_DB!r}")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "/static/"
+
+# smolqwery: tests use the embedded DuckDB warehouse unless a test says otherwise.
+SMOLQWERY_WAREHOUSE = "duckdb"
+SMOLQWERY_DJANGO_APP = "testapp"
+SMOLQWERY_EXTRACTORS: list[str] = []
+SMOLQWERY_DATASET = "smolqwery_tests"

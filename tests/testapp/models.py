@@ -1,0 +1,1 @@
+"""Source models the test extractors read from."""
