@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from .schema import TableSchema
 
 __all__ = [
-    "D",
     "BaseExtractor",
+    "D",
     "ExtractionManager",
     "ExtractorType",
     "dataclass_to_schema",
@@ -111,6 +111,10 @@ class BaseExtractor(ABC, Generic[D]):
         doc = cls.__doc__ or ""
         # dataclasses synthesise ``Name(field: type, ...)`` when there is no docstring.
         return "" if doc.startswith(f"{cls.__name__}(") else doc.strip()
+
+    def get_rollups(self) -> tuple[str, ...]:
+        """Period views to create on top of a date-aggregated table: ``"week"``, ``"month"``."""
+        return ()
 
     def get_clustering_fields(self) -> list[str]:
         """Columns to cluster the table by (BigQuery); none by default."""

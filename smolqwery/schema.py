@@ -40,6 +40,8 @@ TYPE_MAP: tuple[tuple[type, str], ...] = (
 SUPPORTED_TYPES = frozenset(bq for _, bq in TYPE_MAP)
 NUMERIC_TYPES = frozenset({"INT64", "FLOAT64", "NUMERIC"})
 DAY_TYPES = frozenset({"DATE", "TIMESTAMP"})
+#: Period views a date-aggregated table may ask for (``<table>_week``, ``<table>_month``).
+ROLLUP_PERIODS = ("week", "month")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +88,7 @@ class TableSchema:
     date_column: str
     description: str = ""
     clustering: tuple[str, ...] = ()
+    rollups: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -121,6 +124,8 @@ class TableSchema:
             out["description"] = self.description
         if self.clustering:
             out["clustering"] = list(self.clustering)
+        if self.rollups:
+            out["rollups"] = list(self.rollups)
         return out
 
     @classmethod
@@ -132,6 +137,7 @@ class TableSchema:
             columns=tuple(Column.from_dict(c) for c in data["columns"]),
             description=data.get("description", ""),
             clustering=tuple(data.get("clustering", ())),
+            rollups=tuple(data.get("rollups", ())),
         )
 
     def fingerprint(self) -> str:
@@ -264,7 +270,9 @@ def build_table_schema(extractor: BaseExtractor[Any]) -> TableSchema:
     name = extractor.get_name()
     kind = extractor.get_extractor_type()
     if not isinstance(kind, ExtractorType):
-        raise SchemaError(f"{name}: get_extractor_type() must return an ExtractorType, got {kind!r}")
+        raise SchemaError(
+            f"{name}: get_extractor_type() must return an ExtractorType, got {kind!r}"
+        )
     table = extractor.get_table_name()
     try:
         validate_table_name(table)
@@ -293,6 +301,12 @@ def build_table_schema(extractor: BaseExtractor[Any]) -> TableSchema:
     for col_name in clustering:
         if col_name not in by_name:
             raise SchemaError(f"{name}: clustering column {col_name!r} is not a field")
+    rollups = tuple(extractor.get_rollups())
+    for period in rollups:
+        if period not in ROLLUP_PERIODS:
+            raise SchemaError(f"{name}: rollup {period!r} must be one of {ROLLUP_PERIODS}")
+    if rollups and kind is not ExtractorType.date_aggregated:
+        raise SchemaError(f"{name}: rollups need a date-aggregated extractor")
     return TableSchema(
         name=table,
         columns=columns,
@@ -300,4 +314,5 @@ def build_table_schema(extractor: BaseExtractor[Any]) -> TableSchema:
         date_column=date_column,
         description=extractor.get_table_description(),
         clustering=clustering,
+        rollups=rollups,
     )

@@ -1,3 +1,6 @@
 """Shared fixtures. Each concern keeps its fixtures in a ``tests/fixtures`` module."""
 
-pytest_plugins: list[str] = []
+pytest_plugins = [
+    "tests.fixtures.emulator",
+    "tests.fixtures.warehouses",
+]

@@ -59,7 +59,7 @@ elif _DB == "sqlite":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "test.sqlite3",
+            "NAME": str(BASE_DIR / "test.sqlite3"),
         }
     }
 else:
