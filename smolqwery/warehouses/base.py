@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..identifiers import validate_column_name, validate_table_name
 from ..schema import Column, TableSchema
 
 if TYPE_CHECKING:
@@ -196,3 +197,16 @@ def iter_nonempty(chunks: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for chunk in chunks:
         if chunk.num_rows:
             yield chunk
+
+
+def validate_table_identifiers(table: TableSchema) -> None:
+    """Check every identifier of a table before any SQL is built from it (raises ValueError).
+
+    A :class:`TableSchema` may come from a hand-edited migration file, so its names are checked
+    again here, where they are about to be quoted into SQL.
+    """
+    validate_table_name(table.name)
+    names = {validate_column_name(c.name) for c in table.columns}
+    for name in (table.date_column, *table.clustering):
+        if name not in names:
+            raise ValueError(f"table {table.name!r} has no column {name!r}")

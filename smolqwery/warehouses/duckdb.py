@@ -1,0 +1,478 @@
+"""The embedded warehouse: one DuckDB file with the same tables, views and ledger as BigQuery.
+
+DuckDB lets one process at a time open a file for writing. So connections are opened lazily,
+for one operation, and closed right after: a web process reading the status page and a cron
+export take turns instead of failing. A process that finds the file locked retries with backoff
+until its deadline, then raises a :class:`~smolqwery.errors.WarehouseError` saying so.
+
+Values travel as query parameters or as Arrow data scanned by name; the one exception is
+``COMMENT ON``, whose grammar only takes a string literal (see :func:`string_literal`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SchemaMismatchError, WarehouseError
+from ..extractor import ExtractorType
+from ..identifiers import quote_duckdb, validate_column_name, validate_dataset_name
+from ..identifiers import validate_table_name as _validate_table_name
+from ..rows import NUMERIC_PRECISION, NUMERIC_SCALE, arrow_schema
+from ..schema import Column, TableSchema
+from .base import (
+    LEDGER_COLUMNS,
+    LEDGER_TABLE,
+    DayBatch,
+    Dialect,
+    LedgerEntry,
+    Warehouse,
+    iter_nonempty,
+    validate_table_identifiers,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from ..settings import SmolqwerySettings
+
+logger = logging.getLogger("smolqwery.warehouses.duckdb")
+
+#: BigQuery type → DuckDB type.
+DUCKDB_TYPES: dict[str, str] = {
+    "INT64": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "STRING": "VARCHAR",
+    "BYTES": "BLOB",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "NUMERIC": f"DECIMAL({NUMERIC_PRECISION},{NUMERIC_SCALE})",
+}
+#: DuckDB type as reported by ``duckdb_columns()`` → BigQuery type.
+BIGQUERY_TYPES: dict[str, str] = {
+    "BIGINT": "INT64",
+    "DOUBLE": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "VARCHAR": "STRING",
+    "BLOB": "BYTES",
+    "DATE": "DATE",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
+    f"DECIMAL({NUMERIC_PRECISION},{NUMERIC_SCALE})": "NUMERIC",
+}
+_LEDGER_SCHEMA = TableSchema(
+    name=LEDGER_TABLE,
+    columns=LEDGER_COLUMNS,
+    kind=ExtractorType.date_aggregated,
+    date_column="day",
+    description="Days exported by smolqwery, one row per table and day",
+)
+
+
+def string_literal(text: str) -> str:
+    """A SQL string literal for ``COMMENT ON``, which accepts no parameter.
+
+    DuckDB's standard strings know one escape only (``''``; backslashes are plain characters),
+    so doubling quotes makes any text inert. Only descriptions written in code go through here.
+    """
+    if "\x00" in text:
+        raise ValueError("descriptions cannot contain NUL characters")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+class DuckDBWarehouse(Warehouse):
+    """Export tables in a schema (named like the BigQuery dataset) of a local DuckDB file."""
+
+    dialect: Dialect = "duckdb"
+
+    def __init__(self, path: Path | str, dataset: str, *, busy_timeout: float = 600.0) -> None:
+        self.path = Path(path)
+        self.dataset = validate_dataset_name(dataset)
+        #: How long to wait for another process holding the file before giving up.
+        self.busy_timeout = busy_timeout
+        self._ensured_schema = False
+
+    @classmethod
+    def from_settings(cls, config: SmolqwerySettings) -> DuckDBWarehouse:
+        return cls(config.duckdb_path, config.dataset, busy_timeout=config.retry_deadline)
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse(path={str(self.path)!r}, dataset={self.dataset!r})"
+
+    # -- connections ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connect(self, operation: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation; waits while another process holds the file."""
+        try:
+            import duckdb
+        except ImportError:
+            raise WarehouseError(
+                "the DuckDB warehouse needs the duckdb package: pip install 'smolqwery[duckdb]'"
+            ) from None
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.05
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.Error as exc:
+                if not _is_lock_conflict(exc):
+                    raise WarehouseError(
+                        f"{operation}: cannot open DuckDB file {self.path}: {exc}"
+                    ) from exc
+                if time.monotonic() + delay > deadline:
+                    raise WarehouseError(
+                        f"{operation}: DuckDB file {self.path} is held by another process "
+                        f"(DuckDB allows one writer at a time); gave up after "
+                        f"{self.busy_timeout:g} s. {exc}"
+                    ) from exc
+                logger.debug("%s: %s is locked, retrying in %.2f s", operation, self.path, delay)
+                time.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter only
+                delay = min(delay * 2, 2.0)
+        try:
+            # Aware datetimes come back in UTC, whatever the machine's time zone.
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def _op(self, operation: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection whose DuckDB errors become WarehouseErrors naming the operation."""
+        import duckdb
+
+        with self._connect(operation) as con:
+            try:
+                yield con
+            except duckdb.Error as exc:
+                raise WarehouseError(f"{operation}: {exc}") from exc
+
+    def _q(self, name: str) -> str:
+        return f"{quote_duckdb(self.dataset)}.{quote_duckdb(name)}"
+
+    def qualified_name(self, name: str) -> str:
+        return self._q(_validate_table_name(name))
+
+    # -- dataset -------------------------------------------------------------------------
+
+    def ensure_dataset(self) -> None:
+        with self._op(f"ensure schema {self.dataset}") as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
+            if self._columns(con, LEDGER_TABLE) is None:
+                self._create(con, _LEDGER_SCHEMA)
+        self._ensured_schema = True
+
+    # -- tables and views ----------------------------------------------------------------
+
+    def _create(self, con: duckdb.DuckDBPyConnection, table: TableSchema) -> None:
+        cols = ", ".join(
+            f"{quote_duckdb(c.name)} {DUCKDB_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
+            for c in table.columns
+        )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"CREATE TABLE {self._q(table.name)} ({cols})")
+            self._set_comments(con, table)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _set_comments(self, con: duckdb.DuckDBPyConnection, table: TableSchema) -> None:
+        name = self._q(table.name)
+        con.execute(f"COMMENT ON TABLE {name} IS {string_literal(table.description)}")
+        for col in table.columns:
+            con.execute(
+                f"COMMENT ON COLUMN {name}.{quote_duckdb(col.name)} "
+                f"IS {string_literal(col.description)}"
+            )
+
+    def create_table(self, table: TableSchema) -> bool:
+        validate_table_identifiers(table)
+        for col in table.columns:
+            if col.type not in DUCKDB_TYPES:
+                raise ValueError(f"table {table.name!r}: unsupported type {col.type!r}")
+        with self._op(f"create table {table.name}") as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
+            existing = self._columns(con, table.name)
+            if existing is None:
+                self._create(con, table)
+                logger.info("created table %s", self._q(table.name))
+                return True
+            found = TableSchema(
+                name=table.name, columns=existing, kind=table.kind, date_column=table.date_column
+            )
+            differences = table.differences(found)
+            if differences:
+                raise SchemaMismatchError(
+                    f"table {self._q(table.name)} exists with another layout: "
+                    + "; ".join(differences)
+                )
+            if self._descriptions(con, table.name) != _descriptions_of(table):
+                self._set_comments(con, table)
+            return False
+
+    def _columns(self, con: duckdb.DuckDBPyConnection, name: str) -> tuple[Column, ...] | None:
+        rows = con.execute(
+            "SELECT column_name, data_type, is_nullable, comment FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
+            "ORDER BY column_index",
+            [self.dataset, name],
+        ).fetchall()
+        if not rows:
+            return None
+        return tuple(
+            Column(
+                name=col,
+                type=BIGQUERY_TYPES.get(data_type, data_type),
+                mode="NULLABLE" if nullable else "REQUIRED",
+                description=comment or "",
+            )
+            for col, data_type, nullable, comment in rows
+        )
+
+    def _descriptions(
+        self, con: duckdb.DuckDBPyConnection, name: str
+    ) -> tuple[str, tuple[str, ...]]:
+        row = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ?",
+            [self.dataset, name],
+        ).fetchone()
+        cols = self._columns(con, name) or ()
+        return ((row[0] or "") if row else "", tuple(c.description for c in cols))
+
+    def table_description(self, name: str) -> str | None:
+        """The description of a table or view, None if absent (status pages and tests)."""
+        _validate_table_name(name)
+        with self._op(f"read description of {name}") as con:
+            row = con.execute(
+                "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND schema_name = ? AND table_name = ? UNION ALL "
+                "SELECT comment FROM duckdb_views() WHERE database_name = current_database() "
+                "AND schema_name = ? AND view_name = ?",
+                [self.dataset, name, self.dataset, name],
+            ).fetchone()
+        return None if row is None else (row[0] or "")
+
+    def get_table_columns(self, name: str) -> tuple[Column, ...] | None:
+        _validate_table_name(name)
+        with self._op(f"read schema of {name}") as con:
+            return self._columns(con, name)
+
+    def list_tables(self) -> list[str]:
+        with self._op(f"list tables of {self.dataset}") as con:
+            rows = con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_catalog = current_database() AND table_schema = ? "
+                "ORDER BY table_name",
+                [self.dataset],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def drop_table(self, name: str) -> None:
+        _validate_table_name(name)
+        with self._op(f"drop table {name}") as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DROP TABLE IF EXISTS {self._q(name)}")
+                if self._columns(con, LEDGER_TABLE) is not None:
+                    con.execute(f"DELETE FROM {self._q(LEDGER_TABLE)} WHERE table_name = ?", [name])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        logger.info("dropped table %s", self._q(name))
+
+    def create_or_replace_view(self, name: str, sql: str, description: str = "") -> None:
+        _validate_table_name(name)
+        with self._op(f"create view {name}") as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
+            con.execute(f"CREATE OR REPLACE VIEW {self._q(name)} AS {sql}")
+            con.execute(f"COMMENT ON VIEW {self._q(name)} IS {string_literal(description)}")
+
+    def drop_view(self, name: str) -> None:
+        _validate_table_name(name)
+        with self._op(f"drop view {name}") as con:
+            con.execute(f"DROP VIEW IF EXISTS {self._q(name)}")
+
+    # -- exports -------------------------------------------------------------------------
+
+    def replace_days(self, batch: DayBatch) -> None:
+        import pyarrow as pa
+
+        table = batch.table
+        validate_table_identifiers(table)
+        operation = f"replace days {batch.first_day}..{batch.last_day} of {table.name}"
+        schema = arrow_schema(table)
+        cols = ", ".join(quote_duckdb(c) for c in table.column_names)
+        date_col = quote_duckdb(table.date_column)
+        if table.date_column_type == "DATE":
+            where, params = f"{date_col} BETWEEN ? AND ?", [batch.first_day, batch.last_day]
+        else:
+            where, params = f"{date_col} >= ? AND {date_col} < ?", [batch.start, batch.end]
+
+        with self._op(operation) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DELETE FROM {self._q(table.name)} WHERE {where}", params)
+                # Streamed: DuckDB pulls the record batches from the producer as it inserts.
+                source = _Source(_conform(iter_nonempty(batch.chunks), schema))
+                reader = pa.RecordBatchReader.from_batches(schema, source)
+                with _registered(con, "smolqwery_incoming", reader):
+                    try:
+                        con.execute(
+                            f"INSERT INTO {self._q(table.name)} ({cols}) "
+                            f"SELECT {cols} FROM smolqwery_incoming"
+                        )
+                    except Exception:
+                        source.reraise()
+                        raise
+                source.reraise()
+                self._record_days(con, batch)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        logger.info(
+            "replaced %d day(s) of %s (%d rows)",
+            len(batch.windows),
+            self._q(table.name),
+            sum(batch.row_counts.get(d, 0) for d in batch.days),
+        )
+
+    def _record_days(self, con: duckdb.DuckDBPyConnection, batch: DayBatch) -> None:
+        import pyarrow as pa
+
+        ledger = self._q(LEDGER_TABLE)
+        con.execute(
+            f"DELETE FROM {ledger} WHERE table_name = ? AND day BETWEEN ? AND ?",
+            [batch.table.name, batch.first_day, batch.last_day],
+        )
+        now = datetime.datetime.now(datetime.timezone.utc)
+        fingerprint = batch.table.fingerprint()
+        entries = pa.Table.from_pylist(
+            [
+                {
+                    "table_name": batch.table.name,
+                    "day": day,
+                    "rows": int(batch.row_counts.get(day, 0)),
+                    "schema_fingerprint": fingerprint,
+                    "run_id": batch.run_id,
+                    "exported_at": now,
+                }
+                for day in batch.days
+            ],
+            schema=arrow_schema(_LEDGER_SCHEMA),
+        )
+        names = ", ".join(quote_duckdb(c.name) for c in LEDGER_COLUMNS)
+        with _registered(con, "smolqwery_ledger_rows", entries):
+            con.execute(f"INSERT INTO {ledger} ({names}) SELECT {names} FROM smolqwery_ledger_rows")
+
+    def exported_days(self, table: str) -> dict[datetime.date, LedgerEntry]:
+        _validate_table_name(table)
+        names = ", ".join(quote_duckdb(c.name) for c in LEDGER_COLUMNS)
+        with self._op(f"read ledger of {table}") as con:
+            if self._columns(con, LEDGER_TABLE) is None:
+                return {}
+            rows = con.execute(
+                f"SELECT {names} FROM {self._q(LEDGER_TABLE)} WHERE table_name = ? ORDER BY day",
+                [table],
+            ).fetchall()
+        return {row[1]: LedgerEntry(*row) for row in rows}
+
+    def last_unledgered_day(self, table: TableSchema, tz: datetime.tzinfo) -> datetime.date | None:
+        validate_table_identifiers(table)
+        with self._op(f"find last day of {table.name}") as con:
+            row = con.execute(
+                f"SELECT max({quote_duckdb(table.date_column)}) FROM {self._q(table.name)}"
+            ).fetchone()
+        return _local_day(row[0] if row else None, tz)
+
+    def fetch_rows(self, name: str, order_by: Iterable[str] = ()) -> list[dict[str, Any]]:
+        _validate_table_name(name)
+        order = [quote_duckdb(validate_column_name(c)) for c in order_by]
+        sql = f"SELECT * FROM {self._q(name)}"
+        if order:
+            sql += " ORDER BY " + ", ".join(order)
+        with self._op(f"read rows of {name}") as con:
+            cursor = con.execute(sql)
+            names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@contextlib.contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iterator[None]:
+    """Arrow data readable by name in SQL for the block (a scan, no row-by-row INSERT)."""
+    import duckdb
+
+    con.register(name, data)
+    try:
+        yield
+    finally:
+        # Fails inside an aborted transaction; the connection is closed right after anyway.
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
+
+
+def _local_day(value: object, tz: datetime.tzinfo) -> datetime.date | None:
+    """The local day of a DATE or TIMESTAMP value read back from a warehouse."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(tz).date()
+    if isinstance(value, datetime.date):
+        return value
+    raise TypeError(f"unexpected day value {value!r}")
+
+
+def _descriptions_of(table: TableSchema) -> tuple[str, tuple[str, ...]]:
+    return table.description, tuple(c.description for c in table.columns)
+
+
+def _conform(chunks: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Record batches cast to the table's Arrow schema (a producer may infer a narrower type)."""
+    import pyarrow as pa
+
+    for chunk in chunks:
+        if chunk.schema.equals(schema):
+            yield chunk
+        else:
+            yield from pa.Table.from_batches([chunk]).select(schema.names).cast(schema).to_batches()
+
+
+class _Source:
+    """Wraps the producer's chunks so that its own exception (say a RowError) reaches the
+    caller as itself, not as the DuckDB error the scan turns it into."""
+
+    def __init__(self, chunks: Iterator[pa.RecordBatch]) -> None:
+        self._chunks = chunks
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._chunks
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def reraise(self) -> None:
+        if self.error is not None:
+            raise self.error

@@ -1,0 +1,144 @@
+"""What only the DuckDB warehouse does: its file, its types, and another process holding it."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from smolqwery.errors import WarehouseError
+from smolqwery.extractor import ExtractorType
+from smolqwery.schema import Column, TableSchema
+from smolqwery.warehouses.duckdb import DuckDBWarehouse, string_literal
+
+from .fixtures.warehouses import make_batch
+
+TABLE = TableSchema(
+    name="events",
+    columns=(
+        Column("timestamp", "TIMESTAMP", "REQUIRED", "When"),
+        Column("amount", "NUMERIC", "NULLABLE", "How much"),
+    ),
+    kind=ExtractorType.individual_rows,
+    date_column="timestamp",
+    description="Events",
+)
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.close()
+    """
+)
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process opening the file for writing for a while."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_column_types_in_the_file_are_duckdb_native(duckdb_warehouse: DuckDBWarehouse) -> None:
+    duckdb_warehouse.create_table(TABLE)
+    con = duckdb.connect(str(duckdb_warehouse.path), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
+            "WHERE schema_name = 'smolqwery_tests' AND table_name = 'events' ORDER BY column_index"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [
+        ("timestamp", "TIMESTAMP WITH TIME ZONE", False),
+        ("amount", "DECIMAL(38,9)", True),
+    ]
+
+
+def test_file_is_not_held_between_operations(duckdb_warehouse: DuckDBWarehouse) -> None:
+    duckdb_warehouse.create_table(TABLE)
+    # Another process can open the file for writing right after an operation returned.
+    proc = subprocess.run(
+        [sys.executable, "-c", HOLDER, str(duckdb_warehouse.path), "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_waits_for_another_process_then_succeeds(tmp_path: Path) -> None:
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", "ds", busy_timeout=60)
+    wh.ensure_dataset()
+    holder = _hold(wh.path, 1.5)
+    try:
+        wh.create_table(TABLE)  # blocks until the holder lets go
+    finally:
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
+    assert wh.get_table_columns("events") is not None
+
+
+def test_gives_up_with_a_clear_error_after_its_deadline(tmp_path: Path) -> None:
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", "ds", busy_timeout=0.5)
+    wh.ensure_dataset()
+    holder = _hold(wh.path, 30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(WarehouseError, match="held by another process") as info:
+            wh.create_table(TABLE)
+        assert time.monotonic() - started < 20
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "create table events" in str(info.value)
+    assert str(wh.path) in str(info.value)
+
+
+def test_default_path_from_settings(settings: object, tmp_path: Path) -> None:
+    from smolqwery.settings import get_settings
+
+    settings.SMOLQWERY_DUCKDB_PATH = str(tmp_path / "sub" / "x.duckdb")  # type: ignore[attr-defined]
+    wh = DuckDBWarehouse.from_settings(get_settings())
+    assert wh.path == tmp_path / "sub" / "x.duckdb"
+    assert wh.dataset == "smolqwery_tests"
+    wh.ensure_dataset()  # creates the missing directory too
+    assert wh.path.is_file()
+
+
+@pytest.mark.parametrize(
+    "text", ["", "plain", "it's", "'; DROP TABLE x; --", "back\\slash", "é ☃ \n newline"]
+)
+def test_string_literal_round_trips_through_duckdb(text: str) -> None:
+    con = duckdb.connect(":memory:")
+    try:
+        assert con.execute(f"SELECT {string_literal(text)}").fetchone() == (text,)
+    finally:
+        con.close()
+
+
+def test_string_literal_refuses_nul() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        string_literal("a\x00b")
+
+
+def test_ledger_survives_reopening_the_file(duckdb_warehouse: DuckDBWarehouse) -> None:
+    duckdb_warehouse.create_table(TABLE)
+    day = datetime.date(2024, 5, 1)
+    duckdb_warehouse.replace_days(make_batch(TABLE, day, run_id="r1"))
+    again = DuckDBWarehouse(duckdb_warehouse.path, duckdb_warehouse.dataset)
+    assert list(again.exported_days("events")) == [day]
