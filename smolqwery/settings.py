@@ -89,6 +89,8 @@ class SmolqwerySettings:
     allow_drop: bool
     migrate_in_tests: bool
     lock_timeout: float
+    #: The one database alias whose ``migrate`` applies warehouse operations.
+    database_alias: str = "default"
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -186,6 +188,7 @@ def get_settings() -> SmolqwerySettings:
         allow_drop=bool(_get("SMOLQWERY_ALLOW_DROP", False)),
         migrate_in_tests=bool(_get("SMOLQWERY_MIGRATE_IN_TESTS", False)),
         lock_timeout=_positive("SMOLQWERY_LOCK_TIMEOUT", 3600.0),
+        database_alias=str(_get("SMOLQWERY_DATABASE_ALIAS") or "default"),
     )
 
 

@@ -1,0 +1,120 @@
+"""SQL of the views smolqwery creates on top of export tables, per warehouse dialect.
+
+Views are rendered when a migration is applied (not when it is written), from the table schema
+the migration carries, for the dialect of the warehouse it is applied to: the same migration
+file works on BigQuery and on DuckDB. Every identifier is validated before it is quoted; no value
+is ever formatted into SQL.
+
+Kinds of views:
+
+``delta``
+    ``<table>_delta``: one row per day of the base table; non-differentiated columns unchanged;
+    each differentiated column replaced by its change from the previous *calendar* day. The
+    first day of the table shows its own value; a day whose previous calendar day is missing
+    shows NULL (never the running total, 0.1.3 defect D7). Window functions, no self-join, so a
+    duplicated day cannot multiply rows.
+``week`` / ``month``
+    ``<table>_week`` / ``<table>_month`` rollups: registered in :data:`VIEW_RENDERERS` by the
+    rollup module; until then rendering them raises :class:`NotImplementedError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+from .extractor import ExtractorType
+from .identifiers import quote_bigquery, quote_duckdb, validate_column_name, validate_table_name
+from .schema import ROLLUP_PERIODS, TableSchema
+
+if TYPE_CHECKING:
+    from .warehouses.base import Dialect, Warehouse
+
+ViewKind = Literal["delta", "week", "month"]
+VIEW_KINDS: tuple[str, ...] = ("delta", *ROLLUP_PERIODS)
+
+#: ``(table, warehouse) -> SQL`` for each view kind. Rollup kinds are added by whoever
+#: implements them (``VIEW_RENDERERS["week"] = render_week``); nothing else needs to change.
+ViewRenderer = Callable[[TableSchema, "Warehouse"], str]
+
+
+def view_name(kind: str, table_name: str) -> str:
+    """Name of a view of ``kind`` on ``table_name``: ``user_delta``, ``user_week``…"""
+    if kind not in VIEW_KINDS:
+        raise ValueError(f"unknown view kind {kind!r}: expected one of {VIEW_KINDS}")
+    return validate_table_name(f"{table_name}_{kind}")
+
+
+def views_of(table: TableSchema) -> list[tuple[str, str]]:
+    """``(view name, kind)`` of every view a table needs, in a stable order."""
+    out: list[tuple[str, str]] = []
+    if table.kind is ExtractorType.date_aggregated and table.differentiated:
+        out.append((view_name("delta", table.name), "delta"))
+    for period in ROLLUP_PERIODS:
+        if period in table.rollups:
+            out.append((view_name(period, table.name), period))
+    return out
+
+
+def quote_column(dialect: Dialect, name: str) -> str:
+    """One validated, quoted column name in ``dialect``."""
+    validate_column_name(name)
+    return quote_bigquery(name) if dialect == "bigquery" else quote_duckdb(name)
+
+
+def _day_gap(dialect: Dialect, day: str, previous: str) -> str:
+    """SQL giving the number of days from ``previous`` to ``day`` (both DATE expressions)."""
+    if dialect == "bigquery":
+        return f"DATE_DIFF({day}, {previous}, DAY)"
+    return f"date_diff('day', {previous}, {day})"
+
+
+def render_delta(table: TableSchema, warehouse: Warehouse) -> str:
+    """The ``<table>_delta`` view (see the module docstring for its semantics)."""
+    if table.kind is not ExtractorType.date_aggregated:
+        raise ValueError(f"table {table.name!r}: delta views need a date-aggregated table")
+    if not table.differentiated:
+        raise ValueError(f"table {table.name!r} has no differentiated column")
+    dialect = warehouse.dialect
+    day = quote_column(dialect, table.date_column)
+    window = f"OVER (ORDER BY {day})"
+    previous_day = f"LAG({day}) {window}"
+    select: list[str] = []
+    for col in table.columns:
+        name = quote_column(dialect, col.name)
+        if not col.differentiate:
+            select.append(name)
+            continue
+        select.append(
+            "CASE"
+            f" WHEN {previous_day} IS NULL THEN {name}"
+            f" WHEN {_day_gap(dialect, day, previous_day)} = 1"
+            f" THEN {name} - LAG({name}) {window}"
+            f" END AS {name}"
+        )
+    columns = ",\n  ".join(select)
+    return f"SELECT\n  {columns}\nFROM {warehouse.qualified_name(table.name)}"
+
+
+def _rollup_not_implemented(table: TableSchema, warehouse: Warehouse) -> str:
+    raise NotImplementedError(
+        f"table {table.name!r}: rollup views are not implemented in smolqwery.sql_views yet"
+    )
+
+
+VIEW_RENDERERS: dict[str, ViewRenderer] = {
+    "delta": render_delta,
+    "week": _rollup_not_implemented,
+    "month": _rollup_not_implemented,
+}
+
+
+def render_view_sql(kind: str, table: TableSchema, warehouse: Warehouse) -> str:
+    """The SQL of the view of ``kind`` on ``table``, in the dialect of ``warehouse``."""
+    try:
+        renderer = VIEW_RENDERERS[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown view kind {kind!r}: expected one of {sorted(VIEW_RENDERERS)}"
+        ) from None
+    return renderer(table, warehouse)
