@@ -1,1 +1,342 @@
-"""Django system checks (``manage.py check``): ids ``smolqwery.E0xx``, each with a hint."""
+"""Django system checks (``manage.py check``): ids ``smolqwery.E0xx``, each with a hint.
+
+The checks read only the settings a project sets (0.1.3 defect D17: a project with smolqwery
+installed and no ``SMOLQWERY_*`` setting at all is valid, with the DuckDB default), and never
+raise: a broken extractor module or an unexpected error becomes a message, not a traceback.
+Messages never contain key material.
+
+========== ==========================================================================
+id         problem
+========== ==========================================================================
+E001       an ``SMOLQWERY_EXTRACTORS`` entry cannot be imported
+E002       an entry is not a concrete ``BaseExtractor`` subclass
+E003       an extractor's dataclass / schema is invalid (the ``SchemaError`` message)
+E004       two extractors (or a table and a view) share one warehouse name
+E005       ``SMOLQWERY_DATASET`` is not a valid dataset name
+E006       a table name is invalid or starts with the reserved ``smolqwery_``
+E007       ``SMOLQWERY_FIRST_DATE`` cannot be parsed
+W008       ``SMOLQWERY_FIRST_DATE`` is in the future (today in ``TIME_ZONE``)
+E009       BigQuery is chosen but no usable credentials are found
+E010       ``SMOLQWERY_DJANGO_APP`` is not an installed app label
+E011       any other invalid ``SMOLQWERY_*`` setting
+E012       the DuckDB warehouse is chosen, extractors are set, but duckdb is not installed
+========== ==========================================================================
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig, apps
+from django.conf import settings as django_settings
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .errors import ConfigurationError, SchemaError
+from .identifiers import (
+    RESERVED_TABLE_PREFIX,
+    validate_dataset_name,
+    validate_table_name,
+)
+from .settings import bigquery_credentials, get_settings, parse_date
+
+__all__ = ["TAG", "check_extractors", "check_settings"]
+
+#: ``manage.py check --tag smolqwery`` runs only these checks.
+TAG = "smolqwery"
+
+_EXTRACTOR_HINT = (
+    "Each SMOLQWERY_EXTRACTORS entry is the dotted path of a class, e.g. "
+    "'myapp.extractors.UserExtractor'."
+)
+
+
+def _applies(app_configs: Sequence[AppConfig] | None) -> bool:
+    """``manage.py check someapp`` asks about other apps only: stay quiet then."""
+    return app_configs is None or any(c.name == "smolqwery" for c in app_configs)
+
+
+def _is_set(name: str) -> bool:
+    return getattr(django_settings, name, None) not in (None, "")
+
+
+def _today() -> datetime.date:
+    """Today in Django's ``TIME_ZONE`` (works with ``USE_TZ = False`` too)."""
+    return datetime.datetime.now(tz=timezone.get_default_timezone()).date()
+
+
+def _first_date_messages() -> list[CheckMessage]:
+    if not _is_set("SMOLQWERY_FIRST_DATE"):
+        return []
+    raw = getattr(django_settings, "SMOLQWERY_FIRST_DATE", None)
+    try:
+        first = parse_date(raw, "SMOLQWERY_FIRST_DATE")
+    except ConfigurationError as exc:
+        return [
+            Error(
+                str(exc),
+                hint="Set SMOLQWERY_FIRST_DATE = datetime.date(2024, 1, 1) or '2024-01-01'.",
+                id="smolqwery.E007",
+            )
+        ]
+    today = _today()
+    if first > today:
+        return [
+            Warning(
+                f"SMOLQWERY_FIRST_DATE ({first.isoformat()}) is after today "
+                f"({today.isoformat()} in {django_settings.TIME_ZONE}): nothing will be "
+                "exported before then.",
+                hint="Only complete past days are exported; use the first day you have data for.",
+                id="smolqwery.W008",
+            )
+        ]
+    return []
+
+
+def _dataset_messages() -> list[CheckMessage]:
+    if not _is_set("SMOLQWERY_DATASET"):
+        return []
+    try:
+        validate_dataset_name(getattr(django_settings, "SMOLQWERY_DATASET", None))
+    except ValueError as exc:
+        return [
+            Error(
+                f"SMOLQWERY_DATASET: {exc}",
+                hint="A BigQuery dataset name, e.g. 'analytics' (no dashes, dots or spaces).",
+                id="smolqwery.E005",
+            )
+        ]
+    return []
+
+
+def _django_app_messages() -> list[CheckMessage]:
+    if not _is_set("SMOLQWERY_DJANGO_APP"):
+        return []
+    label = getattr(django_settings, "SMOLQWERY_DJANGO_APP", None)
+    if isinstance(label, str) and label in {c.label for c in apps.get_app_configs()}:
+        return []
+    hint = "Name the label of an app in INSTALLED_APPS; smolqwery writes its migrations there."
+    by_name = [c.label for c in apps.get_app_configs() if c.name == label]
+    if by_name:
+        hint = f"Use the app's label, not its module path: SMOLQWERY_DJANGO_APP = {by_name[0]!r}."
+    return [
+        Error(
+            f"SMOLQWERY_DJANGO_APP = {label!r} is not the label of an installed app.",
+            hint=hint,
+            id="smolqwery.E010",
+        )
+    ]
+
+
+@register(TAG)
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Settings: dataset, first date, migrations app, any other value, and credentials."""
+    if not _applies(app_configs):
+        return []
+    reported: set[str] = set()
+    messages: list[CheckMessage] = []
+    for name, found in (
+        ("SMOLQWERY_DATASET", _dataset_messages()),
+        ("SMOLQWERY_FIRST_DATE", _first_date_messages()),
+        ("SMOLQWERY_DJANGO_APP", _django_app_messages()),
+    ):
+        messages.extend(found)
+        if any(m.is_serious() for m in found):
+            reported.add(name)
+    try:
+        config = get_settings()
+    except ConfigurationError as exc:
+        text = str(exc)
+        # get_settings() stops at its first problem: do not report a setting twice.
+        if not any(name in text for name in reported):
+            messages.append(
+                Error(
+                    text,
+                    hint="See the settings table in smolqwery's docs/configuration.md.",
+                    id="smolqwery.E011",
+                )
+            )
+        return messages
+    except Exception as exc:  # never crash manage.py check
+        messages.append(
+            Error(
+                f"smolqwery settings could not be read ({type(exc).__name__}: {exc}).",
+                hint="See the settings table in smolqwery's docs/configuration.md.",
+                id="smolqwery.E011",
+            )
+        )
+        return messages
+
+    if config.warehouse == "bigquery":
+        messages.extend(_credentials_messages(config))
+    elif config.extractors and importlib.util.find_spec("duckdb") is None:
+        messages.append(
+            Error(
+                "The DuckDB warehouse is chosen (SMOLQWERY_WAREHOUSE is 'duckdb' or unset) but "
+                "the duckdb package is not installed.",
+                hint="pip install 'smolqwery[duckdb]', or set SMOLQWERY_WAREHOUSE = 'bigquery'.",
+                id="smolqwery.E012",
+            )
+        )
+    return messages
+
+
+def _credentials_messages(config: Any) -> list[CheckMessage]:
+    hint = (
+        "Set SMOLQWERY_GOOGLE_CREDENTIALS_FILE to a service-account key file, or the 0.1.3 "
+        "SMOLQWERY_GOOGLE_* settings, or configure Application Default Credentials "
+        "(GOOGLE_APPLICATION_CREDENTIALS or `gcloud auth application-default login`). "
+        "smolqwery never falls back to another warehouse."
+    )
+    try:
+        bigquery_credentials(config)
+    except ConfigurationError as exc:
+        # CredentialsError messages are written never to contain key material.
+        return [Error(str(exc), hint=hint, id="smolqwery.E009")]
+    except Exception as exc:
+        # A foreign message might quote a key: only its type is shown.
+        return [
+            Error(
+                f"BigQuery credentials could not be loaded ({type(exc).__name__}).",
+                hint=hint,
+                id="smolqwery.E009",
+            )
+        ]
+    return []
+
+
+def _extractor_paths() -> list[str]:
+    value = getattr(django_settings, "SMOLQWERY_EXTRACTORS", None) or []
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return []  # reported as E011 by check_settings
+    return [v for v in value if isinstance(v, str)]
+
+
+def _view_names(schema: Any) -> list[str]:
+    names = [f"{schema.name}_{period}" for period in schema.rollups]
+    if schema.differentiated:
+        names.append(schema.delta_view_name)
+    return names
+
+
+@register(TAG)
+def check_extractors(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Every ``SMOLQWERY_EXTRACTORS`` entry: importable, an extractor, a valid unique table."""
+    if not _applies(app_configs):
+        return []
+    messages: list[CheckMessage] = []
+    owners: dict[str, str] = {}  # lower-cased table or view name → what owns it
+    for path in _extractor_paths():
+        try:
+            cls = import_string(path)
+        except Exception as exc:  # ImportError, or whatever the module raises on import
+            messages.append(
+                Error(
+                    f"SMOLQWERY_EXTRACTORS entry {path!r} cannot be imported "
+                    f"({type(exc).__name__}: {exc}).",
+                    hint=_EXTRACTOR_HINT,
+                    obj=path,
+                    id="smolqwery.E001",
+                )
+            )
+            continue
+        schema_or_messages = _extractor_schema(path, cls)
+        if isinstance(schema_or_messages, list):
+            messages.extend(schema_or_messages)
+            continue
+        schema = schema_or_messages
+        table_owner = f"table {schema.name!r} of {path}"
+        for name, what in [(schema.name, table_owner)] + [
+            (view, f"view {view!r} of {path}") for view in _view_names(schema)
+        ]:
+            other = owners.get(name.lower())
+            if other is not None:
+                messages.append(
+                    Error(
+                        f"{what} has the same name as the {other}.",
+                        hint="Give one of the extractors another table name by overriding "
+                        "get_table_name() (existing tables keep their names).",
+                        obj=path,
+                        id="smolqwery.E004",
+                    )
+                )
+            else:
+                owners[name.lower()] = what
+    return messages
+
+
+def _extractor_schema(path: str, cls: object) -> Any:
+    """The extractor's :class:`TableSchema`, or the list of messages saying why there is none."""
+    from .extractor import BaseExtractor
+    from .schema import build_table_schema
+
+    if not (isinstance(cls, type) and issubclass(cls, BaseExtractor)):
+        return [
+            Error(
+                f"SMOLQWERY_EXTRACTORS entry {path!r} is {cls!r}, not a subclass of "
+                "smolqwery.BaseExtractor.",
+                hint="Subclass smolqwery.BaseExtractor[YourDataclass] and implement "
+                "get_dataclass(), get_extractor_type() and extract().",
+                obj=path,
+                id="smolqwery.E002",
+            )
+        ]
+    abstract = sorted(getattr(cls, "__abstractmethods__", ()))
+    if abstract:
+        return [
+            Error(
+                f"extractor {path!r} does not implement {', '.join(abstract)}.",
+                hint="Implement get_dataclass(), get_extractor_type() and extract().",
+                obj=path,
+                id="smolqwery.E002",
+            )
+        ]
+    schema_hint = (
+        "Fields may be int, float, bool, str, bytes, Decimal, datetime.date or "
+        "datetime.datetime, each optionally Optional[...]; see docs/configuration.md."
+    )
+    try:
+        extractor = cls()
+        table = extractor.get_table_name()
+        try:
+            validate_table_name(table)
+        except ValueError as exc:
+            return [_table_name_error(path, str(exc))]
+        if table.lower().startswith(RESERVED_TABLE_PREFIX):
+            return [
+                _table_name_error(
+                    path, f"table name {table!r} starts with {RESERVED_TABLE_PREFIX!r}"
+                )
+            ]
+        return build_table_schema(extractor)
+    except SchemaError as exc:
+        return [Error(str(exc), hint=schema_hint, obj=path, id="smolqwery.E003")]
+    except Exception as exc:  # the extractor's own code raised
+        return [
+            Error(
+                f"extractor {path!r} raised {type(exc).__name__} while its table was being "
+                f"described: {exc}",
+                hint=schema_hint,
+                obj=path,
+                id="smolqwery.E003",
+            )
+        ]
+
+
+def _table_name_error(path: str, detail: str) -> Error:
+    return Error(
+        f"extractor {path!r}: {detail}.",
+        hint="Table names are letters, digits and underscores, not starting with a digit; "
+        f"names starting with {RESERVED_TABLE_PREFIX!r} are smolqwery's own (ledger, staging). "
+        "Override get_table_name() or rename the dataclass.",
+        obj=path,
+        id="smolqwery.E006",
+    )

@@ -14,7 +14,16 @@ _DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,1000}")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,299}")
 _PROJECT = re.compile(r"[a-z][a-z0-9\-.:]{0,127}")
-_RESERVED_COLUMN_PREFIXES = ("_table_", "_file_", "_partition", "_row_timestamp", "__root__")
+_RESERVED_COLUMN_PREFIXES = (
+    "_table_",
+    "_file_",
+    "_partition",
+    "_row_timestamp",
+    "__root__",
+    "_colidentifier",
+)
+#: Tables and views whose names start with this are smolqwery's own (ledger, staging tables).
+RESERVED_TABLE_PREFIX = "smolqwery_"
 
 
 def validate_dataset_name(name: object) -> str:

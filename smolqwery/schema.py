@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import SchemaError
 from .extractor import SQ_METADATA_KEY, ExtractorType
-from .identifiers import validate_column_name, validate_table_name
+from .identifiers import RESERVED_TABLE_PREFIX, validate_column_name, validate_table_name
 
 if TYPE_CHECKING:
     from .extractor import BaseExtractor
@@ -278,13 +278,25 @@ def build_table_schema(extractor: BaseExtractor[Any]) -> TableSchema:
         validate_table_name(table)
     except ValueError as exc:
         raise SchemaError(f"{name}: {exc}") from exc
+    if table.lower().startswith(RESERVED_TABLE_PREFIX):
+        raise SchemaError(
+            f"{name}: table name {table!r} starts with {RESERVED_TABLE_PREFIX!r}, which smolqwery "
+            "reserves for its own tables; override get_table_name()"
+        )
     date_column = extractor.get_date_field()
     columns = build_columns(
         extractor.get_dataclass(), kind=kind, date_column=date_column, extractor_name=name
     )
     by_name = {c.name: c for c in columns}
-    if len(by_name) != len(columns):
-        raise SchemaError(f"{name}: duplicate column names")
+    seen: dict[str, str] = {}
+    for col in columns:
+        # BigQuery and DuckDB compare column names case-insensitively.
+        if col.name.lower() in seen:
+            raise SchemaError(
+                f"{name}: columns {seen[col.name.lower()]!r} and {col.name!r} have the same "
+                "name to the warehouse (names are case-insensitive)"
+            )
+        seen[col.name.lower()] = col.name
     if date_column not in by_name:
         raise SchemaError(
             f"{name}: individual-rows dataclass needs a {date_column!r} field "

@@ -159,6 +159,16 @@ def _string_list(name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _dataset() -> str:
+    from .identifiers import validate_dataset_name
+
+    value = _get("SMOLQWERY_DATASET") or DEFAULT_DATASET
+    try:
+        return validate_dataset_name(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"SMOLQWERY_DATASET: {exc}") from None
+
+
 def get_settings() -> SmolqwerySettings:
     """Read and validate the settings now (cheap; call it where they are needed)."""
     key_info = _google_key_info()
@@ -173,7 +183,7 @@ def get_settings() -> SmolqwerySettings:
         extractors=_string_list("SMOLQWERY_EXTRACTORS"),
         django_app=_get("SMOLQWERY_DJANGO_APP"),
         first_date=None if first is None else parse_date(first, "SMOLQWERY_FIRST_DATE"),
-        dataset=_get("SMOLQWERY_DATASET") or DEFAULT_DATASET,
+        dataset=_dataset(),
         dataset_location=_get("SMOLQWERY_DATASET_LOCATION") or None,
         dataset_labels={str(k): str(v) for k, v in labels.items()},
         acl_groups=_string_list("SMOLQWERY_ACL_GROUPS"),
@@ -215,6 +225,15 @@ class CredentialsError(ConfigurationError):
     """No usable Google credentials; the message never contains key material."""
 
 
+def _require_project(project: str | None, source: str) -> str:
+    """Never leave the project to the client's own guess (0.1.3 defect D16)."""
+    if not project:
+        raise CredentialsError(
+            f"no Google Cloud project is known: set SMOLQWERY_BIGQUERY_PROJECT (or {source})"
+        )
+    return project
+
+
 def bigquery_credentials(config: SmolqwerySettings) -> tuple[Credentials, str | None]:
     """Credentials and project, from the split settings, a key file, or ADC — in that order.
 
@@ -250,7 +269,7 @@ def bigquery_credentials(config: SmolqwerySettings) -> tuple[Credentials, str | 
                 "SMOLQWERY_GOOGLE_CLIENT_EMAIL"
             ) from None
         project = config.bigquery_project or config.google_key_info.get("project_id")
-        return creds, project
+        return creds, _require_project(project, "SMOLQWERY_GOOGLE_PROJECT_ID")
     if config.google_credentials_file:
         path = config.google_credentials_file
         if not os.path.isfile(path):
@@ -264,7 +283,9 @@ def bigquery_credentials(config: SmolqwerySettings) -> tuple[Credentials, str | 
                 f"SMOLQWERY_GOOGLE_CREDENTIALS_FILE {path!r} is not a valid service-account key "
                 f"({type(exc).__name__})"
             ) from None
-        return creds, config.bigquery_project or creds.project_id
+        return creds, _require_project(
+            config.bigquery_project or creds.project_id, "the key file's project_id"
+        )
     try:
         creds, project = google_default(scopes=["https://www.googleapis.com/auth/bigquery"])  # type: ignore[no-untyped-call]
     except DefaultCredentialsError:
@@ -274,4 +295,4 @@ def bigquery_credentials(config: SmolqwerySettings) -> tuple[Credentials, str | 
             "SMOLQWERY_GOOGLE_* settings, or configure Application Default Credentials "
             "(gcloud auth application-default login / GOOGLE_APPLICATION_CREDENTIALS)"
         ) from None
-    return creds, config.bigquery_project or project
+    return creds, _require_project(config.bigquery_project or project, "GOOGLE_CLOUD_PROJECT")
