@@ -1,0 +1,54 @@
+"""``manage.py smolqwery_make_migrations``: write the migration the extractors need."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from smolqwery.errors import SmolqweryError
+from smolqwery.migration_state import make_migrations
+
+
+class Command(BaseCommand):
+    help = (
+        "Compare SMOLQWERY_EXTRACTORS with the warehouse objects created by migrations and "
+        "write the missing migration into SMOLQWERY_DJANGO_APP. Needs no credentials."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Write nothing; exit with status 1 when a migration is missing (for CI).",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Show what would be written without writing it (-v 3 prints the file).",
+        )
+        parser.add_argument("--name", "-n", help="Name of the migration (after its number).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        check: bool = options["check"]
+        dry_run: bool = options["dry_run"] or check
+        verbosity: int = options["verbosity"]
+        try:
+            result = make_migrations(name=options["name"], write=not dry_run)
+        except SmolqweryError as exc:
+            raise CommandError(str(exc)) from exc
+        if result.plan.empty:
+            if verbosity >= 1:
+                self.stdout.write("No smolqwery changes detected")
+            return
+        if verbosity >= 1:
+            self.stdout.write(self.style.MIGRATE_HEADING(f"Migrations for {result.app_label!r}:"))
+            self.stdout.write(f"  {result.path}")
+            for operation in result.plan.operations:
+                self.stdout.write(f"    - {operation.describe()}")
+        if dry_run and verbosity >= 3:
+            self.stdout.write(result.text)
+        if check:
+            self.stderr.write("smolqwery migrations are missing: run smolqwery_make_migrations")
+            sys.exit(1)

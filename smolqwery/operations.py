@@ -1,0 +1,269 @@
+"""Django migration operations that create smolqwery's warehouse objects.
+
+``smolqwery_make_migrations`` writes these into ordinary Django migration files, carrying the
+table schema as plain literals (``TableSchema.to_dict()``): ``MigrationWriter`` serialises them
+through :meth:`deconstruct`, ``squashmigrations`` keeps them, and the warehouse state is rebuilt
+from them without importing any extractor. They change no Django model state.
+
+When they run, and against what:
+
+* only on the database alias ``SMOLQWERY_DATABASE_ALIAS`` (default ``"default"``), so a project
+  with several databases applies them once per ``migrate``;
+* never inside a test run (``manage.py test``, pytest-django), which creates its test database
+  by applying every migration: Django's ``setup_test_environment()`` is detected and the
+  operation is skipped with a log line, unless ``SMOLQWERY_MIGRATE_IN_TESTS = True``. This does
+  not look at ``mail.outbox``, which a production locmem e-mail backend also creates (0.1.3
+  defect D13);
+* forwards are idempotent: an identical existing table is left alone, a different one is an
+  error listing the differences (D10);
+* backwards never drop an export table unless ``SMOLQWERY_ALLOW_DROP = True``; otherwise they
+  warn and leave it (D12). Views hold no data and are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.db.migrations.operations.base import Operation
+
+from .schema import TableSchema
+from .sql_views import VIEW_KINDS, render_view_sql
+
+if TYPE_CHECKING:
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+    from django.db.migrations.state import ProjectState
+
+    from .warehouses.base import Warehouse
+
+logger = logging.getLogger("smolqwery.migrations")
+
+__all__ = [
+    "CreateWarehouseTable",
+    "CreateWarehouseView",
+    "EnsureDataset",
+    "WarehouseOperation",
+    "in_test_environment",
+    "warehouse_operations_enabled",
+]
+
+
+def in_test_environment() -> bool:
+    """True between Django's ``setup_test_environment()`` and its teardown.
+
+    Both ``manage.py test`` (DiscoverRunner) and pytest-django call it before creating test
+    databases, and nothing else does: unlike ``mail.outbox`` it cannot be set by production code.
+    """
+    from django.test import utils
+
+    return hasattr(getattr(utils, "_TestState", None), "saved_data")
+
+
+def warehouse_operations_enabled(alias: str, what: str) -> bool:
+    """Whether a migration on database ``alias`` may touch the warehouse (logs why not)."""
+    from .settings import get_settings
+
+    config = get_settings()
+    if alias != config.database_alias:
+        logger.debug(
+            "%s: skipped on database %r (warehouse operations run on SMOLQWERY_DATABASE_ALIAS=%r)",
+            what,
+            alias,
+            config.database_alias,
+        )
+        return False
+    if in_test_environment() and not config.migrate_in_tests:
+        logger.info(
+            "%s: skipped in a test run (the warehouse is never touched by test databases; "
+            "set SMOLQWERY_MIGRATE_IN_TESTS = True to apply it)",
+            what,
+        )
+        return False
+    return True
+
+
+def open_warehouse() -> Warehouse:
+    """The configured warehouse (imported late: reading migrations must not need it)."""
+    from .warehouses import get_warehouse
+
+    return get_warehouse()
+
+
+def create_table(warehouse: Warehouse, table: TableSchema) -> None:
+    """Create ``table`` unless an identical one exists (raises on a different one)."""
+    if warehouse.create_table(table):
+        logger.info("created table %s", warehouse.qualified_name(table.name))
+    else:
+        logger.info("table %s exists already, unchanged", warehouse.qualified_name(table.name))
+
+
+def keep_or_drop_table(warehouse: Warehouse, name: str) -> None:
+    """Reverse a table creation: drop only when ``SMOLQWERY_ALLOW_DROP`` says so."""
+    from .settings import get_settings
+
+    if get_settings().allow_drop:
+        logger.warning(
+            "dropping table %s and its exported data (SMOLQWERY_ALLOW_DROP is set)",
+            warehouse.qualified_name(name),
+        )
+        warehouse.drop_table(name)
+    else:
+        logger.warning(
+            "table %s was left in place with its exported data; set SMOLQWERY_ALLOW_DROP = True "
+            "to drop tables when migrations are reversed",
+            warehouse.qualified_name(name),
+        )
+
+
+def create_view(warehouse: Warehouse, name: str, kind: str, table: TableSchema) -> None:
+    """Create or replace a view of ``table``, rendered for this warehouse's dialect."""
+    sql = render_view_sql(kind, table, warehouse)
+    description = f"{kind} view of {table.name} (smolqwery)"
+    warehouse.create_or_replace_view(name, sql, description)
+    logger.info("created view %s", warehouse.qualified_name(name))
+
+
+class WarehouseOperation(Operation):
+    """Base of smolqwery's operations: no model state, applied to the warehouse only."""
+
+    reduces_to_sql = False
+    reversible = True
+    # A warehouse operation is never optimised away or merged by squashmigrations.
+    elidable = False
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        """Django models are unaffected."""
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        if not warehouse_operations_enabled(schema_editor.connection.alias, self.describe()):
+            return
+        with open_warehouse() as warehouse:
+            self.forwards(warehouse)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        if not warehouse_operations_enabled(
+            schema_editor.connection.alias, f"reverse: {self.describe()}"
+        ):
+            return
+        with open_warehouse() as warehouse:
+            self.backwards(warehouse)
+
+    def forwards(self, warehouse: Warehouse) -> None:
+        raise NotImplementedError
+
+    def backwards(self, warehouse: Warehouse) -> None:
+        raise NotImplementedError
+
+    def references_model(self, name: str, app_label: str) -> bool:
+        # Warehouse objects are not Django models: never a reason to keep model operations
+        # apart, but also never optimised across (``reduce`` below).
+        return False
+
+    def reduce(self, operation: Operation, app_label: str) -> bool | list[Operation]:
+        # Keep every warehouse operation, in order, when squashing.
+        return False
+
+
+def _table_literal(table: dict[str, Any] | TableSchema) -> dict[str, Any]:
+    schema = table if isinstance(table, TableSchema) else TableSchema.from_dict(table)
+    return schema.to_dict()
+
+
+class EnsureDataset(WarehouseOperation):
+    """Create the dataset if needed and reconcile its location, labels and ACL groups (D11).
+
+    Reversing it does nothing: the dataset may hold tables of other migrations.
+    """
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (type(self).__qualname__, [], {})
+
+    def forwards(self, warehouse: Warehouse) -> None:
+        warehouse.ensure_dataset()
+        logger.info("dataset %s ensured", warehouse.dataset)
+
+    def backwards(self, warehouse: Warehouse) -> None:
+        logger.info("dataset %s left in place", warehouse.dataset)
+
+    def describe(self) -> str:
+        return "Ensure the smolqwery warehouse dataset"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return "smolqwery_dataset"
+
+
+class CreateWarehouseTable(WarehouseOperation):
+    """Create an export table, partitioned by day on its date column."""
+
+    def __init__(self, table: dict[str, Any] | TableSchema) -> None:
+        self.table: dict[str, Any] = _table_literal(table)
+
+    @property
+    def schema(self) -> TableSchema:
+        return TableSchema.from_dict(self.table)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (type(self).__qualname__, [], {"table": self.table})
+
+    def forwards(self, warehouse: Warehouse) -> None:
+        create_table(warehouse, self.schema)
+
+    def backwards(self, warehouse: Warehouse) -> None:
+        keep_or_drop_table(warehouse, self.schema.name)
+
+    def describe(self) -> str:
+        return f"Create warehouse table {self.table['name']}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"smolqwery_{self.table['name']}"
+
+
+class CreateWarehouseView(WarehouseOperation):
+    """Create (or replace) a view of ``kind`` on ``table``; its SQL is rendered when applied."""
+
+    def __init__(self, name: str, kind: str, table: dict[str, Any] | TableSchema) -> None:
+        if kind not in VIEW_KINDS:
+            raise ValueError(f"unknown view kind {kind!r}: expected one of {VIEW_KINDS}")
+        self.name = name
+        self.kind = kind
+        self.table: dict[str, Any] = _table_literal(table)
+
+    @property
+    def schema(self) -> TableSchema:
+        return TableSchema.from_dict(self.table)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (
+            type(self).__qualname__,
+            [],
+            {"name": self.name, "kind": self.kind, "table": self.table},
+        )
+
+    def forwards(self, warehouse: Warehouse) -> None:
+        create_view(warehouse, self.name, self.kind, self.schema)
+
+    def backwards(self, warehouse: Warehouse) -> None:
+        # A view holds no data; the table it reads is untouched.
+        warehouse.drop_view(self.name)
+        logger.info("dropped view %s", warehouse.qualified_name(self.name))
+
+    def describe(self) -> str:
+        return f"Create warehouse {self.kind} view {self.name}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"smolqwery_{self.name}"
