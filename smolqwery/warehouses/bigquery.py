@@ -1,0 +1,620 @@
+"""BigQuery through the official client — load jobs and one transaction, never streaming.
+
+Replacing days (``replace_days``):
+
+1. the batch's record batches are written to a temporary Parquet file (streamed, bounded
+   memory);
+2. a staging table ``smolqwery_staging_<table>_<hash>`` is created with the table's schema and
+   an expiration (a safety net if the process dies);
+3. the file is loaded into it by a load job — free, unlike streaming inserts — whose id is
+   derived from (table, first day, last day, run id, staging table): a retried request gets a
+   409 and waits for the job it already started instead of loading twice;
+4. one multi-statement transaction deletes the batch's days from the table, inserts the staged
+   rows and rewrites the ledger rows of those days — all or nothing;
+5. the staging table is dropped.
+
+Many days share one load job, which keeps backfills far below BigQuery's 1,500 table
+modifications per table per day (DML does not count towards it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError, SchemaMismatchError, WarehouseError
+from ..extractor import ExtractorType
+from ..identifiers import (
+    quote_bigquery,
+    validate_column_name,
+    validate_dataset_name,
+    validate_project_id,
+    validate_table_name,
+)
+from ..rows import arrow_schema
+from ..schema import Column, TableSchema
+from . import retry
+from .base import (
+    LEDGER_COLUMNS,
+    LEDGER_TABLE,
+    RESERVED_PREFIX,
+    DayBatch,
+    Dialect,
+    LedgerEntry,
+    Warehouse,
+    iter_nonempty,
+    validate_table_identifiers,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from google.cloud import bigquery
+
+    from ..settings import SmolqwerySettings
+
+logger = logging.getLogger("smolqwery.warehouses.bigquery")
+
+#: Legacy names the API returns for standard SQL types.
+_LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+#: The role smolqwery grants to ``SMOLQWERY_ACL_GROUPS``.
+ACL_ROLE = "WRITER"
+#: Staging tables expire on their own if a process dies before dropping them.
+STAGING_EXPIRATION = datetime.timedelta(days=1)
+#: Rows per Parquet row group: large enough for fast loads, small enough to bound memory.
+ROW_GROUP_ROWS = 100_000
+#: Client calls make one attempt: each operation is retried as a whole by :func:`retry.call`.
+_ONCE: Any = None
+#: How long to wait for one job before treating it as a timeout (then retried).
+JOB_TIMEOUT = 600.0
+
+
+def column_from_field(field: bigquery.SchemaField) -> Column:
+    """A :class:`Column` from a field read back from BigQuery, with standard SQL type names."""
+    field_type = (field.field_type or "").upper()
+    mode = (field.mode or "NULLABLE").upper()
+    return Column(
+        name=field.name,
+        type=_LEGACY_TYPES.get(field_type, field_type),
+        mode=mode,  # type: ignore[arg-type]
+        description=field.description or "",
+    )
+
+
+def schema_fields(columns: Iterable[Column]) -> list[bigquery.SchemaField]:
+    from google.cloud import bigquery
+
+    return [
+        bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description)
+        for c in columns
+    ]
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+class BigQueryWarehouse(Warehouse):
+    """Export tables in a BigQuery dataset."""
+
+    dialect: Dialect = "bigquery"
+
+    def __init__(
+        self,
+        client: bigquery.Client,
+        dataset: str,
+        *,
+        location: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        acl_groups: Sequence[str] = (),
+        retry_deadline: float = 600.0,
+    ) -> None:
+        self.client = client
+        self.project = validate_project_id(client.project)
+        self.dataset = validate_dataset_name(dataset)
+        self.location = location
+        self.labels = dict(labels or {})
+        self.acl_groups = tuple(acl_groups)
+        self.retry_deadline = retry_deadline
+
+    @classmethod
+    def from_settings(cls, config: SmolqwerySettings) -> BigQueryWarehouse:
+        """A client with the configured credentials, always with an explicit project."""
+        from google.cloud import bigquery
+
+        from ..settings import bigquery_credentials
+
+        credentials, project = bigquery_credentials(config)
+        if not project:
+            raise ConfigurationError(
+                "no Google Cloud project is known for BigQuery: set SMOLQWERY_BIGQUERY_PROJECT "
+                "(or SMOLQWERY_GOOGLE_PROJECT_ID)"
+            )
+        try:
+            validate_project_id(project)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        options = (
+            {"api_endpoint": config.bigquery_api_endpoint} if config.bigquery_api_endpoint else None
+        )
+        client = bigquery.Client(
+            project=project,
+            credentials=credentials,
+            client_options=options,
+            location=config.dataset_location,
+        )
+        return cls(
+            client,
+            config.dataset,
+            location=config.dataset_location,
+            labels=config.dataset_labels,
+            acl_groups=config.acl_groups,
+            retry_deadline=config.retry_deadline,
+        )
+
+    def __repr__(self) -> str:
+        return f"BigQueryWarehouse(project={self.project!r}, dataset={self.dataset!r})"
+
+    def close(self) -> None:
+        self.client.close()  # type: ignore[no-untyped-call]
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _call(self, operation: str, fn: Any) -> Any:
+        return retry.call(operation, fn, self.retry_deadline)
+
+    def _ref(self, name: str) -> str:
+        """``project.dataset.table`` for the client's API calls."""
+        return f"{self.project}.{self.dataset}.{validate_table_name(name)}"
+
+    def qualified_name(self, name: str) -> str:
+        return quote_bigquery(self.project, self.dataset, validate_table_name(name))
+
+    def _query(
+        self, sql: str, params: Sequence[Any] = ()
+    ) -> list[bigquery.Row]:  # one attempt; callers wrap it in _call
+        from google.cloud import bigquery
+
+        job = self.client.query(
+            sql,
+            job_config=bigquery.QueryJobConfig(query_parameters=list(params)),
+            location=self.location,
+            retry=_ONCE,
+            job_retry=_ONCE,
+        )
+        return list(job.result(retry=_ONCE, timeout=JOB_TIMEOUT))
+
+    def _get_table(self, name: str) -> bigquery.Table | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self.client.get_table(self._ref(name), retry=_ONCE)
+        except NotFound:
+            return None
+
+    # -- dataset -------------------------------------------------------------------------
+
+    def ensure_dataset(self) -> None:
+        operation = f"ensure dataset {self.project}.{self.dataset}"
+        self._call(operation, self._ensure_dataset_once)
+        self._ensure_table(
+            TableSchema(
+                name=LEDGER_TABLE,
+                columns=LEDGER_COLUMNS,
+                kind=ExtractorType.date_aggregated,
+                date_column="day",
+                description="Days exported by smolqwery, one row per table and day",
+                clustering=("table_name",),
+            ),
+            partition=False,
+        )
+
+    def _ensure_dataset_once(self) -> None:
+        from google.api_core.exceptions import Conflict, NotFound, PreconditionFailed
+        from google.cloud import bigquery
+
+        ref = f"{self.project}.{self.dataset}"
+        try:
+            dataset = self.client.get_dataset(ref, retry=_ONCE)
+        except NotFound:
+            dataset = bigquery.Dataset(ref)
+            dataset.location = self.location
+            dataset.labels = dict(self.labels)
+            try:
+                # Created with BigQuery's default access list; ours is merged in below.
+                dataset = self.client.create_dataset(dataset, retry=_ONCE)
+                logger.info("created dataset %s", ref)
+            except Conflict:
+                dataset = self.client.get_dataset(ref, retry=_ONCE)
+        if self.location and dataset.location and dataset.location.lower() != self.location.lower():
+            raise WarehouseError(
+                f"dataset {ref} is in {dataset.location}, but SMOLQWERY_DATASET_LOCATION is "
+                f"{self.location}: a dataset cannot move; fix the setting or use another dataset"
+            )
+        fields: list[str] = []
+        labels = dict(dataset.labels or {})
+        if any(labels.get(k) != v for k, v in self.labels.items()):
+            labels.update(self.labels)  # ours set, others left alone
+            dataset.labels = labels
+            fields.append("labels")
+        entries = list(dataset.access_entries)
+        present = {(e.role, e.entity_type, e.entity_id) for e in entries}
+        missing = [
+            bigquery.AccessEntry(ACL_ROLE, "groupByEmail", group)
+            for group in self.acl_groups
+            if (ACL_ROLE, "groupByEmail", group) not in present
+        ]
+        if missing:
+            # The access list is replaced as a whole: read, merge, write back (with the
+            # dataset's etag, so a concurrent change makes this fail and retry).
+            dataset.access_entries = entries + missing
+            fields.append("access_entries")
+        if fields:
+            try:
+                self.client.update_dataset(dataset, fields, retry=_ONCE)
+            except PreconditionFailed as exc:
+                raise retry.TryAgain("dataset changed meanwhile; reconciling again") from exc
+            logger.info("updated %s of dataset %s", " and ".join(fields), ref)
+
+    # -- tables and views ----------------------------------------------------------------
+
+    def create_table(self, table: TableSchema) -> bool:
+        validate_table_identifiers(table)
+        return self._ensure_table(table, partition=True)
+
+    def _ensure_table(self, table: TableSchema, *, partition: bool) -> bool:
+        from google.api_core.exceptions import Conflict
+        from google.cloud import bigquery
+
+        def once() -> bool:
+            existing = self._get_table(table.name)
+            if existing is None:
+                new = bigquery.Table(self._ref(table.name), schema=schema_fields(table.columns))
+                new.description = table.description or None
+                if partition:
+                    new.time_partitioning = bigquery.TimePartitioning(
+                        type_=bigquery.TimePartitioningType.DAY, field=table.date_column
+                    )
+                if table.clustering:
+                    new.clustering_fields = list(table.clustering)
+                try:
+                    self.client.create_table(new, retry=_ONCE)
+                except Conflict:
+                    existing = self._get_table(table.name)
+                    if existing is None:
+                        raise
+                else:
+                    logger.info("created table %s", self.qualified_name(table.name))
+                    return True
+            self._check_existing(table, existing, partition=partition)
+            return False
+
+        return bool(self._call(f"create table {table.name}", once))
+
+    def _check_existing(
+        self, table: TableSchema, existing: bigquery.Table, *, partition: bool
+    ) -> None:
+        found = TableSchema(
+            name=table.name,
+            columns=tuple(column_from_field(f) for f in existing.schema),
+            kind=table.kind,
+            date_column=table.date_column,
+        )
+        differences = table.differences(found)
+        if differences:
+            raise SchemaMismatchError(
+                f"table {self.qualified_name(table.name)} exists with another layout: "
+                + "; ".join(differences)
+            )
+        partitioning = existing.time_partitioning
+        if partition and (partitioning is None or partitioning.field != table.date_column):
+            logger.warning(
+                "table %s is not partitioned by day on %s (made by an older smolqwery?): "
+                "it works, but costs more to query",
+                self.qualified_name(table.name),
+                table.date_column,
+            )
+        wanted = {c.name: c.description for c in table.columns}
+        if (existing.description or "") != table.description or any(
+            (f.description or "") != wanted[f.name] for f in existing.schema
+        ):
+            existing.description = table.description or None
+            existing.schema = schema_fields(table.columns)
+            self.client.update_table(existing, ["description", "schema"], retry=_ONCE)
+
+    def get_table_columns(self, name: str) -> tuple[Column, ...] | None:
+        validate_table_name(name)
+        found = self._call(f"read schema of {name}", lambda: self._get_table(name))
+        if found is None:
+            return None
+        return tuple(column_from_field(f) for f in found.schema)
+
+    def get_table(self, name: str) -> bigquery.Table | None:
+        """The client's table object (partitioning, clustering, descriptions), None if absent."""
+        validate_table_name(name)
+        return self._call(f"read table {name}", lambda: self._get_table(name))  # type: ignore[no-any-return]
+
+    def list_tables(self) -> list[str]:
+        ref = f"{self.project}.{self.dataset}"
+        return sorted(
+            self._call(
+                f"list tables of {ref}",
+                lambda: [t.table_id for t in self.client.list_tables(ref, retry=_ONCE)],
+            )
+        )
+
+    def drop_table(self, name: str) -> None:
+        from google.cloud import bigquery
+
+        validate_table_name(name)
+
+        def once() -> None:
+            self.client.delete_table(self._ref(name), not_found_ok=True, retry=_ONCE)
+            if self._get_table(LEDGER_TABLE) is not None:
+                self._query(
+                    f"DELETE FROM {self.qualified_name(LEDGER_TABLE)} WHERE table_name = @t",
+                    [bigquery.ScalarQueryParameter("t", "STRING", name)],
+                )
+
+        self._call(f"drop table {name}", once)
+        logger.info("dropped table %s", self.qualified_name(name))
+
+    def create_or_replace_view(self, name: str, sql: str, description: str = "") -> None:
+        """Through the API rather than DDL, so the description needs no SQL literal."""
+        from google.api_core.exceptions import Conflict
+        from google.cloud import bigquery
+
+        validate_table_name(name)
+
+        def once() -> None:
+            existing = self._get_table(name)
+            if existing is not None and existing.table_type != "VIEW":
+                raise WarehouseError(f"create view {name}: a table of that name exists")
+            if existing is not None:
+                existing.view_query = sql
+                existing.description = description or None
+                self.client.update_table(existing, ["view_query", "description"], retry=_ONCE)
+                return
+            view = bigquery.Table(self._ref(name))
+            view.view_query = sql
+            view.description = description or None
+            try:
+                self.client.create_table(view, retry=_ONCE)
+            except Conflict:
+                raise retry.TryAgain(
+                    "view created meanwhile; the next attempt updates it"
+                ) from None
+
+        self._call(f"create view {name}", once)
+
+    def drop_view(self, name: str) -> None:
+        validate_table_name(name)
+
+        def once() -> None:
+            existing = self._get_table(name)
+            if existing is None:
+                return
+            if existing.table_type != "VIEW":
+                raise WarehouseError(f"drop view {name}: {name} is a table, not a view")
+            self.client.delete_table(self._ref(name), not_found_ok=True, retry=_ONCE)
+
+        self._call(f"drop view {name}", once)
+
+    # -- exports -------------------------------------------------------------------------
+
+    def replace_days(self, batch: DayBatch) -> None:
+        table = batch.table
+        validate_table_identifiers(table)
+        operation = f"replace days {batch.first_day}..{batch.last_day} of {table.name}"
+        fd, path = tempfile.mkstemp(prefix="smolqwery-", suffix=".parquet")
+        os.close(fd)
+        staging: str | None = None
+        try:
+            total = write_parquet(batch.chunks, arrow_schema(table), path)
+            if total:
+                staging, created = self._create_staging(table, batch)
+                self._load(operation, table, batch, staging, created, path)
+            self._call(operation, lambda: self._replace_transaction(batch, staging))
+        finally:
+            os.unlink(path)
+            if staging is not None:
+                self._drop_staging(staging)
+        logger.info(
+            "replaced %d day(s) of %s (%d rows)",
+            len(batch.windows),
+            self.qualified_name(table.name),
+            total,
+        )
+
+    def _create_staging(self, table: TableSchema, batch: DayBatch) -> tuple[str, str]:
+        """A fresh, empty staging table; returns its name and creation time."""
+        from google.cloud import bigquery
+
+        digest = _digest(table.name, batch.first_day, batch.last_day, batch.run_id)[:10]
+        name = validate_table_name(f"{RESERVED_PREFIX}staging_{table.name[:900]}_{digest}")
+
+        def once() -> str:
+            self.client.delete_table(self._ref(name), not_found_ok=True, retry=_ONCE)
+            staging = bigquery.Table(self._ref(name), schema=schema_fields(table.columns))
+            staging.expires = datetime.datetime.now(datetime.timezone.utc) + STAGING_EXPIRATION
+            staging.description = f"smolqwery staging for {table.name}; dropped after the load"
+            made = self.client.create_table(staging, retry=_ONCE)
+            return made.created.isoformat() if made.created else ""
+
+        created: str = self._call(f"create staging table for {table.name}", once)
+        return name, created
+
+    def _load(
+        self,
+        operation: str,
+        table: TableSchema,
+        batch: DayBatch,
+        staging: str,
+        created: str,
+        path: str,
+    ) -> None:
+        from google.api_core.exceptions import Conflict
+        from google.cloud import bigquery
+
+        # Deterministic per (table, days, run, staging table): a retried request finds its job.
+        job_id = (
+            f"smolqwery_load_{table.name[:200]}_{batch.first_day:%Y%m%d}_{batch.last_day:%Y%m%d}_"
+            + _digest(table.name, batch.first_day, batch.last_day, batch.run_id, created)[:16]
+        )
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            # No schema here: the staging table has it (the emulator mangles BYTES otherwise).
+        )
+
+        def once() -> None:
+            try:
+                with open(path, "rb") as fh:
+                    job = self.client.load_table_from_file(
+                        fh,
+                        self._ref(staging),
+                        job_id=job_id,
+                        job_config=config,
+                        location=self.location,
+                        num_retries=0,
+                    )
+            except Conflict:
+                logger.info("load job %s exists already: waiting for it", job_id)
+                job = self.client.get_job(  # type: ignore[assignment]
+                    job_id, location=self.location, retry=_ONCE
+                )
+            job.result(retry=_ONCE, timeout=JOB_TIMEOUT)
+
+        self._call(f"{operation}: load", once)
+
+    def _replace_transaction(self, batch: DayBatch, staging: str | None) -> None:
+        from google.cloud import bigquery
+
+        table = batch.table
+        target = self.qualified_name(table.name)
+        ledger = self.qualified_name(LEDGER_TABLE)
+        date_col = quote_bigquery(table.date_column)
+        params: list[Any] = [
+            bigquery.ScalarQueryParameter("table_name", "STRING", table.name),
+            bigquery.ScalarQueryParameter("first_day", "DATE", batch.first_day),
+            bigquery.ScalarQueryParameter("last_day", "DATE", batch.last_day),
+            bigquery.ScalarQueryParameter("fingerprint", "STRING", table.fingerprint()),
+            bigquery.ScalarQueryParameter("run_id", "STRING", batch.run_id),
+            bigquery.ScalarQueryParameter(
+                "exported_at", "TIMESTAMP", datetime.datetime.now(datetime.timezone.utc)
+            ),
+            bigquery.ArrayQueryParameter("days", "DATE", batch.days),
+            bigquery.ArrayQueryParameter(
+                "counts", "INT64", [int(batch.row_counts.get(d, 0)) for d in batch.days]
+            ),
+        ]
+        if table.date_column_type == "DATE":
+            where = f"{date_col} BETWEEN @first_day AND @last_day"
+        else:
+            where = f"{date_col} >= @range_start AND {date_col} < @range_end"
+            params += [
+                bigquery.ScalarQueryParameter("range_start", "TIMESTAMP", batch.start),
+                bigquery.ScalarQueryParameter("range_end", "TIMESTAMP", batch.end),
+            ]
+        cols = ", ".join(quote_bigquery(c) for c in table.column_names)
+        ledger_cols = ", ".join(quote_bigquery(c.name) for c in LEDGER_COLUMNS)
+        statements = [
+            "BEGIN TRANSACTION;",
+            f"DELETE FROM {target} WHERE {where};",
+        ]
+        if staging is not None:
+            statements.append(
+                f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {self.qualified_name(staging)};"
+            )
+        statements += [
+            f"DELETE FROM {ledger} WHERE table_name = @table_name "
+            "AND day BETWEEN @first_day AND @last_day;",
+            f"INSERT INTO {ledger} ({ledger_cols}) "
+            "SELECT @table_name, @days[OFFSET(i)], @counts[OFFSET(i)], @fingerprint, @run_id, "
+            "@exported_at FROM UNNEST(GENERATE_ARRAY(0, ARRAY_LENGTH(@days) - 1)) AS i;",
+            "COMMIT TRANSACTION;",
+        ]
+        self._query("\n".join(statements), params)
+
+    def _drop_staging(self, staging: str) -> None:
+        try:
+            self._call(
+                f"drop staging table {staging}",
+                lambda: self.client.delete_table(
+                    self._ref(staging), not_found_ok=True, retry=_ONCE
+                ),
+            )
+        except WarehouseError as exc:
+            # It expires by itself; never hide the export's own outcome behind this.
+            logger.warning("%s (it expires by itself within a day)", exc)
+
+    def exported_days(self, table: str) -> dict[datetime.date, LedgerEntry]:
+        from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
+
+        validate_table_name(table)
+        names = ", ".join(quote_bigquery(c.name) for c in LEDGER_COLUMNS)
+
+        def once() -> list[Any]:
+            try:
+                return self._query(
+                    f"SELECT {names} FROM {self.qualified_name(LEDGER_TABLE)} "
+                    "WHERE table_name = @t ORDER BY day",
+                    [bigquery.ScalarQueryParameter("t", "STRING", table)],
+                )
+            except NotFound:
+                return []
+
+        rows = self._call(f"read ledger of {table}", once)
+        return {row[1]: LedgerEntry(*row.values()) for row in rows}
+
+    def last_unledgered_day(self, table: TableSchema, tz: datetime.tzinfo) -> datetime.date | None:
+        validate_table_identifiers(table)
+        sql = (
+            f"SELECT MAX({quote_bigquery(table.date_column)}) AS last "
+            f"FROM {self.qualified_name(table.name)}"
+        )
+        rows = self._call(f"find last day of {table.name}", lambda: self._query(sql))
+        value = rows[0][0] if rows else None
+        if value is None:
+            return None
+        if isinstance(value, datetime.datetime):
+            return value.astimezone(tz).date()
+        return value  # type: ignore[no-any-return]
+
+    def fetch_rows(self, name: str, order_by: Iterable[str] = ()) -> list[dict[str, Any]]:
+        validate_table_name(name)
+        order = [quote_bigquery(validate_column_name(c)) for c in order_by]
+        sql = f"SELECT * FROM {self.qualified_name(name)}"
+        if order:
+            sql += " ORDER BY " + ", ".join(order)
+        rows = self._call(f"read rows of {name}", lambda: self._query(sql))
+        return [dict(row.items()) for row in rows]
+
+
+def write_parquet(chunks: Iterable[pa.RecordBatch], schema: pa.Schema, path: str) -> int:
+    """Stream record batches into a Parquet file in row groups; return the number of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    total = 0
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for chunk in iter_nonempty(chunks):
+            if not chunk.schema.equals(schema):
+                chunk = pa.Table.from_batches([chunk]).select(schema.names).cast(schema)
+                chunk = chunk.combine_chunks().to_batches()[0]
+            pending.append(chunk)
+            pending_rows += chunk.num_rows
+            total += chunk.num_rows
+            if pending_rows >= ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                pending, pending_rows = [], 0
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema=schema))
+    return total

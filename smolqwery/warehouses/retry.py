@@ -1,0 +1,120 @@
+"""Which BigQuery failures are worth retrying, and errors a user can act on for the others.
+
+One retry layer only: client calls are made without the client's own retries and each warehouse
+operation is retried as a whole, with exponential backoff, under ``SMOLQWERY_RETRY_DEADLINE``.
+That is safe because every operation is idempotent (loads use deterministic job ids; the
+replace transaction deletes what it inserts). Permanent failures (400, 403, 404, ...) are raised
+at once as :class:`~smolqwery.errors.WarehouseError` naming the operation and the table.
+Messages never carry credentials: authentication errors are reported by type only.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..errors import WarehouseError
+
+logger = logging.getLogger("smolqwery.warehouses.retry")
+
+T = TypeVar("T")
+
+#: Reasons BigQuery gives (in ``errors[].reason``) for failures that pass with time.
+TRANSIENT_REASONS = frozenset(
+    {"backendError", "internalError", "rateLimitExceeded", "jobRateLimitExceeded"}
+)
+#: A multi-statement transaction cancelled by a concurrent one must simply be run again.
+TRANSIENT_MESSAGES = ("concurrent update", "retry the transaction")
+
+
+class TryAgain(Exception):
+    """Raised inside an operation to run it again (e.g. a read-merge-write that lost a race)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """429, 5xx, rate limits, connection errors and timeouts: worth another try."""
+    import requests
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
+    if isinstance(
+        exc,
+        (
+            TryAgain,
+            gexc.TooManyRequests,
+            gexc.InternalServerError,
+            gexc.BadGateway,
+            gexc.ServiceUnavailable,
+            gexc.GatewayTimeout,
+            gexc.DeadlineExceeded,
+            requests.ConnectionError,
+            requests.Timeout,
+            ConnectionError,
+            TimeoutError,
+            concurrent.futures.TimeoutError,
+            auth_exc.TransportError,
+        ),
+    ):
+        return True
+    if isinstance(exc, gexc.GoogleAPICallError):
+        reasons = {e.get("reason") for e in (exc.errors or []) if isinstance(e, dict)}
+        if reasons & TRANSIENT_REASONS:
+            return True
+        message = (exc.message or "").lower()
+        return any(m in message for m in TRANSIENT_MESSAGES)
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """A short description of a failure, free of credentials and request URLs."""
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
+    if isinstance(exc, auth_exc.GoogleAuthError) and not isinstance(exc, auth_exc.TransportError):
+        # Token endpoint answers may quote parts of the key: report the type only.
+        return (
+            f"authentication failed ({type(exc).__name__}): check the SMOLQWERY_GOOGLE_* or "
+            "SMOLQWERY_GOOGLE_CREDENTIALS_FILE settings"
+        )
+    if isinstance(exc, gexc.GoogleAPICallError):
+        return f"{exc.code} {type(exc).__name__}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def call(operation: str, fn: Callable[[], T], deadline: float) -> T:
+    """Run ``fn``, retrying transient failures under ``deadline`` seconds in total."""
+    from google.api_core import exceptions as gexc
+    from google.api_core.retry import Retry
+    from google.auth import exceptions as auth_exc
+
+    def on_error(exc: BaseException) -> None:
+        logger.warning("%s: transient failure, retrying: %s", operation, describe(exc))
+
+    retry = Retry(
+        predicate=is_transient,
+        initial=0.5,
+        maximum=min(30.0, max(deadline / 4, 0.5)),
+        multiplier=2.0,
+        timeout=deadline,
+        on_error=on_error,
+    )
+    try:
+        return retry(fn)()
+    except gexc.RetryError as exc:
+        cause = exc.cause if exc.cause is not None else exc
+        raise WarehouseError(
+            f"{operation}: still failing after {deadline:g} s of retries "
+            f"(SMOLQWERY_RETRY_DEADLINE): {describe(cause)}"
+        ) from None
+    except auth_exc.GoogleAuthError as exc:
+        raise WarehouseError(f"{operation}: {describe(exc)}") from None
+    except gexc.GoogleAPICallError as exc:
+        if is_transient(exc):
+            msg = f"{operation}: still failing after {deadline:g} s of retries: {describe(exc)}"
+        else:
+            msg = f"{operation}: {describe(exc)}"
+        raise WarehouseError(msg) from exc
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        raise WarehouseError(f"{operation}: {describe(exc)}") from exc
