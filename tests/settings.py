@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "smolqwery",
     "tests.testapp",
+    "tests.exportapp",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

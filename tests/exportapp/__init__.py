@@ -1,0 +1,1 @@
+"""Source models and extractors the export runner and command tests read from."""
