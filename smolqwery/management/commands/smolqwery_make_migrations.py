@@ -10,8 +10,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from smolqwery.errors import SmolqweryError
 from smolqwery.migration_state import make_migrations
 
+#: Checks that need the warehouse's credentials: writing a migration never does (0.1.3 D19).
+CREDENTIAL_CHECKS = frozenset({"smolqwery.E009"})
+
 
 class Command(BaseCommand):
+    # The system checks run in handle(), without the credentials check.
+    requires_system_checks: list[str] = []
     help = (
         "Compare SMOLQWERY_EXTRACTORS with the warehouse objects created by migrations and "
         "write the missing migration into SMOLQWERY_DJANGO_APP. Needs no credentials."
@@ -30,7 +35,23 @@ class Command(BaseCommand):
         )
         parser.add_argument("--name", "-n", help="Name of the migration (after its number).")
 
+    def run_checks_without_credentials(self) -> None:
+        """Django's system checks, minus those that need credentials (reported as errors)."""
+        from django.core import checks
+
+        serious = [
+            m
+            for m in checks.run_checks()
+            if m.is_serious() and not m.is_silenced() and m.id not in CREDENTIAL_CHECKS
+        ]
+        if serious:
+            raise CommandError(
+                "System check identified some issues:\n" + "\n".join(str(m) for m in serious)
+            )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        if not options.get("skip_checks"):
+            self.run_checks_without_credentials()
         check: bool = options["check"]
         dry_run: bool = options["dry_run"] or check
         verbosity: int = options["verbosity"]
