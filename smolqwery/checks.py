@@ -18,8 +18,9 @@ E007       ``SMOLQWERY_FIRST_DATE`` cannot be parsed
 W008       ``SMOLQWERY_FIRST_DATE`` is in the future (today in ``TIME_ZONE``)
 E009       BigQuery is chosen but no usable credentials are found
 E010       ``SMOLQWERY_DJANGO_APP`` is not an installed app label
-E011       any other invalid ``SMOLQWERY_*`` setting
+E011       any other invalid ``SMOLQWERY_*`` setting (``SMOLQWERY_DATABASE_ALIAS`` included)
 E012       the DuckDB warehouse is chosen, extractors are set, but duckdb is not installed
+W013       extractors are set but ``SMOLQWERY_FIRST_DATE`` or ``SMOLQWERY_DJANGO_APP`` is not
 ========== ==========================================================================
 """
 
@@ -173,6 +174,17 @@ def check_settings(
         )
         return messages
 
+    if config.database_alias not in django_settings.DATABASES:
+        messages.append(
+            Error(
+                f"SMOLQWERY_DATABASE_ALIAS = {config.database_alias!r} is not in DATABASES.",
+                hint="Name the database whose `migrate` creates the warehouse tables "
+                "(default 'default').",
+                id="smolqwery.E011",
+            )
+        )
+    if config.extractors:
+        messages.extend(_needed_by_extractors())
     if config.warehouse == "bigquery":
         messages.extend(_credentials_messages(config))
     elif config.extractors and importlib.util.find_spec("duckdb") is None:
@@ -185,6 +197,24 @@ def check_settings(
             )
         )
     return messages
+
+
+def _needed_by_extractors() -> list[CheckMessage]:
+    """Settings that are optional until extractors exist, then needed by the commands."""
+    needed = {
+        "SMOLQWERY_FIRST_DATE": "the first day smolqwery_extract exports, "
+        "e.g. datetime.date(2024, 1, 1)",
+        "SMOLQWERY_DJANGO_APP": "the label of the app smolqwery_make_migrations writes into",
+    }
+    return [
+        Warning(
+            f"SMOLQWERY_EXTRACTORS is set but {name} is not.",
+            hint=f"Set {name}: {what}.",
+            id="smolqwery.W013",
+        )
+        for name, what in needed.items()
+        if not _is_set(name)
+    ]
 
 
 def _credentials_messages(config: Any) -> list[CheckMessage]:

@@ -232,9 +232,25 @@ def test_e011_other_invalid_setting(overrides: dict[str, object], setting: str) 
     assert setting in message.msg
 
 
+def test_e011_database_alias_not_in_databases() -> None:
+    with override_settings(SMOLQWERY_DATABASE_ALIAS="analytics"):
+        message = only(check_settings(), "smolqwery.E011")
+    assert "'analytics' is not in DATABASES" in message.msg
+
+
+def test_w013_extractors_without_first_date_or_app() -> None:
+    with override_settings(SMOLQWERY_EXTRACTORS=GOOD):
+        message = only(check_settings(), "smolqwery.W013")
+        assert "SMOLQWERY_FIRST_DATE" in message.msg and not message.is_serious()
+        del settings.SMOLQWERY_DJANGO_APP
+        assert [m.id for m in check_settings()] == ["smolqwery.W013"] * 2
+    with override_settings(SMOLQWERY_EXTRACTORS=[]):
+        assert check_settings() == []  # nothing to export yet: nothing needed
+
+
 def test_e012_duckdb_chosen_but_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "duckdb", None)  # how Python spells "not installed"
-    with override_settings(SMOLQWERY_EXTRACTORS=GOOD):
+    with override_settings(SMOLQWERY_EXTRACTORS=GOOD, SMOLQWERY_FIRST_DATE="2024-01-01"):
         message = only(check_settings(), "smolqwery.E012")
     assert "smolqwery[duckdb]" in message.hint
     with override_settings(SMOLQWERY_EXTRACTORS=[]):
