@@ -199,6 +199,29 @@ def iter_nonempty(chunks: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             yield chunk
 
 
+def relaxed_schema(schema: pa.Schema) -> pa.Schema:
+    """The same Arrow schema with every field nullable.
+
+    Staged rows are carried with nullable fields so that a NULL in a REQUIRED column is refused
+    by the target table inside the replace transaction (which then rolls back), not by Arrow.
+    """
+    import pyarrow as pa
+
+    return pa.schema([f.with_nullable(True) for f in schema])
+
+
+def conform_chunks(chunks: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Non-empty record batches with exactly ``schema`` (columns selected and cast if needed)."""
+    import pyarrow as pa
+
+    for chunk in iter_nonempty(chunks):
+        if chunk.schema.names == schema.names and chunk.schema.types == schema.types:
+            yield pa.RecordBatch.from_arrays(chunk.columns, schema=schema)
+        else:
+            table = pa.Table.from_batches([chunk]).select(schema.names).cast(schema)
+            yield from table.combine_chunks().to_batches()
+
+
 def validate_table_identifiers(table: TableSchema) -> None:
     """Check every identifier of a table before any SQL is built from it (raises ValueError).
 

@@ -19,6 +19,7 @@ modifications per table per day (DML does not count towards it).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import logging
@@ -47,7 +48,8 @@ from .base import (
     Dialect,
     LedgerEntry,
     Warehouse,
-    iter_nonempty,
+    conform_chunks,
+    relaxed_schema,
     validate_table_identifiers,
 )
 
@@ -364,30 +366,18 @@ class BigQueryWarehouse(Warehouse):
         logger.info("dropped table %s", self.qualified_name(name))
 
     def create_or_replace_view(self, name: str, sql: str, description: str = "") -> None:
-        """Through the API rather than DDL, so the description needs no SQL literal."""
-        from google.api_core.exceptions import Conflict
-        from google.cloud import bigquery
-
+        """DDL for the view, then its description through the API (no SQL literal needed)."""
         validate_table_name(name)
 
         def once() -> None:
             existing = self._get_table(name)
             if existing is not None and existing.table_type != "VIEW":
                 raise WarehouseError(f"create view {name}: a table of that name exists")
-            if existing is not None:
-                existing.view_query = sql
-                existing.description = description or None
-                self.client.update_table(existing, ["view_query", "description"], retry=_ONCE)
-                return
-            view = bigquery.Table(self._ref(name))
-            view.view_query = sql
-            view.description = description or None
-            try:
-                self.client.create_table(view, retry=_ONCE)
-            except Conflict:
-                raise retry.TryAgain(
-                    "view created meanwhile; the next attempt updates it"
-                ) from None
+            self._query(f"CREATE OR REPLACE VIEW {self.qualified_name(name)} AS\n{sql}")
+            view = self.client.get_table(self._ref(name), retry=_ONCE)
+            if (view.description or "") != description:
+                view.description = description or None
+                self.client.update_table(view, ["description"], retry=_ONCE)
 
         self._call(f"create view {name}", once)
 
@@ -414,7 +404,7 @@ class BigQueryWarehouse(Warehouse):
         os.close(fd)
         staging: str | None = None
         try:
-            total = write_parquet(batch.chunks, arrow_schema(table), path)
+            total = write_parquet(batch.chunks, relaxed_schema(arrow_schema(table)), path)
             if total:
                 staging, created = self._create_staging(table, batch)
                 self._load(operation, table, batch, staging, created, path)
@@ -439,7 +429,10 @@ class BigQueryWarehouse(Warehouse):
 
         def once() -> str:
             self.client.delete_table(self._ref(name), not_found_ok=True, retry=_ONCE)
-            staging = bigquery.Table(self._ref(name), schema=schema_fields(table.columns))
+            # All NULLABLE: a NULL in a REQUIRED column then fails inside the transaction,
+            # which leaves the table and the ledger as they were.
+            relaxed = [dataclasses.replace(c, mode="NULLABLE") for c in table.columns]
+            staging = bigquery.Table(self._ref(name), schema=schema_fields(relaxed))
             staging.expires = datetime.datetime.now(datetime.timezone.utc) + STAGING_EXPIRATION
             staging.description = f"smolqwery staging for {table.name}; dropped after the load"
             made = self.client.create_table(staging, retry=_ONCE)
@@ -605,10 +598,7 @@ def write_parquet(chunks: Iterable[pa.RecordBatch], schema: pa.Schema, path: str
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     with pq.ParquetWriter(path, schema) as writer:
-        for chunk in iter_nonempty(chunks):
-            if not chunk.schema.equals(schema):
-                chunk = pa.Table.from_batches([chunk]).select(schema.names).cast(schema)
-                chunk = chunk.combine_chunks().to_batches()[0]
+        for chunk in conform_chunks(chunks, schema):
             pending.append(chunk)
             pending_rows += chunk.num_rows
             total += chunk.num_rows

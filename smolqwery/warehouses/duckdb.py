@@ -33,7 +33,8 @@ from .base import (
     Dialect,
     LedgerEntry,
     Warehouse,
-    iter_nonempty,
+    conform_chunks,
+    relaxed_schema,
     validate_table_identifiers,
 )
 
@@ -319,7 +320,7 @@ class DuckDBWarehouse(Warehouse):
         table = batch.table
         validate_table_identifiers(table)
         operation = f"replace days {batch.first_day}..{batch.last_day} of {table.name}"
-        schema = arrow_schema(table)
+        schema = relaxed_schema(arrow_schema(table))
         cols = ", ".join(quote_duckdb(c) for c in table.column_names)
         date_col = quote_duckdb(table.date_column)
         if table.date_column_type == "DATE":
@@ -332,7 +333,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 con.execute(f"DELETE FROM {self._q(table.name)} WHERE {where}", params)
                 # Streamed: DuckDB pulls the record batches from the producer as it inserts.
-                source = _Source(_conform(iter_nonempty(batch.chunks), schema))
+                source = _Source(conform_chunks(batch.chunks, schema))
                 reader = pa.RecordBatchReader.from_batches(schema, source)
                 with _registered(con, "smolqwery_incoming", reader):
                     try:
@@ -445,17 +446,6 @@ def _local_day(value: object, tz: datetime.tzinfo) -> datetime.date | None:
 
 def _descriptions_of(table: TableSchema) -> tuple[str, tuple[str, ...]]:
     return table.description, tuple(c.description for c in table.columns)
-
-
-def _conform(chunks: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Record batches cast to the table's Arrow schema (a producer may infer a narrower type)."""
-    import pyarrow as pa
-
-    for chunk in chunks:
-        if chunk.schema.equals(schema):
-            yield chunk
-        else:
-            yield from pa.Table.from_batches([chunk]).select(schema.names).cast(schema).to_batches()
 
 
 class _Source:

@@ -1,0 +1,615 @@
+"""One suite, run against both warehouses: DuckDB on a file, BigQuery on the local emulator.
+
+Every test taking ``warehouse`` runs twice (``[duckdb]`` and ``[bigquery]``), each time on a
+fresh file or dataset whose ``ensure_dataset()`` already ran.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from smolqwery.errors import SchemaMismatchError, WarehouseError
+from smolqwery.extractor import ExtractorType
+from smolqwery.rows import arrow_schema
+from smolqwery.schema import Column, TableSchema
+from smolqwery.warehouses.base import LEDGER_TABLE, Warehouse
+
+from .fixtures.emulator import Emulator
+from .fixtures.warehouses import PARIS, WAREHOUSES, make_batch, record_batches
+
+D = datetime.date
+UTC = datetime.timezone.utc
+
+EVENTS = TableSchema(
+    name="events",
+    columns=(
+        Column("timestamp", "TIMESTAMP", "REQUIRED", "When it happened"),
+        Column("user_id", "INT64", "REQUIRED", "Who did it"),
+        Column("kind", "STRING", "NULLABLE", "What kind; it's free text"),
+    ),
+    kind=ExtractorType.individual_rows,
+    date_column="timestamp",
+    description="One row per event",
+    clustering=("user_id",),
+)
+
+DAILY = TableSchema(
+    name="daily_totals",
+    columns=(
+        Column("date", "DATE", "REQUIRED", "Day the row describes"),
+        Column("users", "INT64", "REQUIRED", "Users that day", differentiate=True),
+    ),
+    kind=ExtractorType.date_aggregated,
+    date_column="date",
+    description="Totals per day",
+)
+
+ALL_TYPES = TableSchema(
+    name="all_types",
+    columns=(
+        Column("date", "DATE", "REQUIRED", "Day"),
+        Column("i", "INT64", "NULLABLE"),
+        Column("f", "FLOAT64", "NULLABLE"),
+        Column("b", "BOOL", "NULLABLE"),
+        Column("s", "STRING", "NULLABLE"),
+        Column("raw", "BYTES", "NULLABLE"),
+        Column("d", "DATE", "NULLABLE"),
+        Column("ts", "TIMESTAMP", "NULLABLE"),
+        Column("n", "NUMERIC", "NULLABLE"),
+    ),
+    kind=ExtractorType.date_aggregated,
+    date_column="date",
+)
+
+
+def event(when: datetime.datetime, user_id: int, kind: str | None = "click") -> dict[str, Any]:
+    return {"timestamp": when, "user_id": user_id, "kind": kind}
+
+
+def daily(day: datetime.date, users: int) -> dict[str, Any]:
+    return {"date": day, "users": users}
+
+
+def paris(y: int, m: int, d: int, hh: int = 12, mm: int = 0) -> datetime.datetime:
+    return datetime.datetime(y, m, d, hh, mm, tzinfo=PARIS)
+
+
+def ids(wh: Warehouse) -> list[int]:
+    return [r["user_id"] for r in wh.fetch_rows("events", order_by=["timestamp", "user_id"])]
+
+
+def description_of(wh: Warehouse, name: str) -> str | None:
+    """A table's description, read through each warehouse's own means."""
+    if wh.dialect == "duckdb":
+        return wh.table_description(name)  # type: ignore[attr-defined,no-any-return]
+    table = wh.get_table(name)  # type: ignore[attr-defined]
+    return None if table is None else (table.description or "")
+
+
+def fill_without_ledger(wh: Warehouse, table: TableSchema, values: list[Any]) -> None:
+    """Rows written the way smolqwery 0.1.3 did: straight into the table, no ledger."""
+    col = table.date_column
+    other = [c for c in table.columns if c.name != col]
+    if wh.dialect == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(str(wh.path))  # type: ignore[attr-defined]
+        try:
+            for value in values:
+                con.execute(
+                    f"INSERT INTO {wh.qualified_name(table.name)} ({col}, "
+                    + ", ".join(c.name for c in other)
+                    + ") VALUES (?"
+                    + ", 1" * len(other)
+                    + ")",
+                    [value],
+                )
+        finally:
+            con.close()
+        return
+    from google.cloud import bigquery
+
+    for value in values:
+        kind = "TIMESTAMP" if table.date_column_type == "TIMESTAMP" else "DATE"
+        wh.client.query(  # type: ignore[attr-defined]
+            f"INSERT INTO {wh.qualified_name(table.name)} ({col}, "
+            + ", ".join(c.name for c in other)
+            + ") VALUES (@v"
+            + ", 1" * len(other)
+            + ")",
+            job_config=bigquery.QueryJobConfig(
+                query_parameters=[bigquery.ScalarQueryParameter("v", kind, value)]
+            ),
+        ).result()
+
+
+# -- dataset ---------------------------------------------------------------------------------
+
+
+def test_ensure_dataset_is_idempotent_and_creates_the_ledger(warehouse: Warehouse) -> None:
+    warehouse.ensure_dataset()
+    warehouse.ensure_dataset()
+    assert LEDGER_TABLE in warehouse.list_tables()
+    assert warehouse.exported_days("events") == {}
+
+
+# -- tables ----------------------------------------------------------------------------------
+
+
+def test_create_table_then_read_the_schema_back(warehouse: Warehouse) -> None:
+    assert warehouse.get_table_columns("events") is None
+    assert warehouse.create_table(EVENTS) is True
+    assert warehouse.get_table_columns("events") == EVENTS.columns
+    assert description_of(warehouse, "events") == "One row per event"
+    # Creating it again is a no-op that says so.
+    assert warehouse.create_table(EVENTS) is False
+    assert warehouse.get_table_columns("events") == EVENTS.columns
+
+
+def test_every_type_and_mode_is_read_back_as_created(warehouse: Warehouse) -> None:
+    warehouse.create_table(ALL_TYPES)
+    assert warehouse.get_table_columns("all_types") == ALL_TYPES.columns
+
+
+def test_changed_descriptions_are_updated_in_place(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    changed = TableSchema(
+        name="events",
+        columns=(
+            Column("timestamp", "TIMESTAMP", "REQUIRED", "When, in UTC"),
+            *EVENTS.columns[1:],
+        ),
+        kind=EVENTS.kind,
+        date_column="timestamp",
+        description="Events, described anew",
+        clustering=EVENTS.clustering,
+    )
+    assert warehouse.create_table(changed) is False
+    assert warehouse.get_table_columns("events") == changed.columns
+    assert description_of(warehouse, "events") == "Events, described anew"
+
+
+def test_create_table_with_another_layout_lists_the_differences(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    other = TableSchema(
+        name="events",
+        columns=(
+            Column("timestamp", "TIMESTAMP", "REQUIRED"),
+            Column("user_id", "STRING", "REQUIRED"),
+            Column("extra", "INT64", "NULLABLE"),
+        ),
+        kind=EVENTS.kind,
+        date_column="timestamp",
+    )
+    with pytest.raises(SchemaMismatchError) as info:
+        warehouse.create_table(other)
+    message = str(info.value)
+    assert "'user_id' is INT64 REQUIRED, expected STRING REQUIRED" in message
+    assert "'extra' (INT64 NULLABLE) is missing" in message
+    assert "'kind' (STRING NULLABLE) is unexpected" in message
+    assert warehouse.get_table_columns("events") == EVENTS.columns
+
+
+def test_descriptions_are_stored_verbatim(warehouse: Warehouse) -> None:
+    tricky = 'it\'s "quoted"; DROP TABLE events; -- é\\n'
+    table = TableSchema(
+        name="tricky",
+        columns=(Column("date", "DATE", "REQUIRED", tricky),),
+        kind=ExtractorType.date_aggregated,
+        date_column="date",
+        description=tricky,
+    )
+    warehouse.create_table(table)
+    assert warehouse.get_table_columns("tricky") == table.columns
+    assert description_of(warehouse, "tricky") == tricky
+
+
+def test_list_tables_is_sorted_and_includes_views(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    warehouse.create_table(DAILY)
+    warehouse.create_or_replace_view("daily_totals_delta", f"SELECT * FROM {_q(warehouse)}")
+    assert warehouse.list_tables() == [
+        "daily_totals",
+        "daily_totals_delta",
+        "events",
+        LEDGER_TABLE,
+    ]
+
+
+def test_qualified_name_is_quoted_and_names_the_dataset(warehouse: Warehouse) -> None:
+    name = warehouse.qualified_name("events")
+    assert warehouse.dataset in name
+    assert name.endswith(('"events"', ".events`"))
+
+
+def test_drop_table_removes_the_table_and_its_ledger_entries(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    warehouse.create_table(DAILY)
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), rows=[event(paris(2024, 5, 1), 1)]))
+    warehouse.replace_days(
+        make_batch(DAILY, D(2024, 5, 1), rows=[{"date": D(2024, 5, 1), "users": 3}])
+    )
+    warehouse.drop_table("events")
+    assert "events" not in warehouse.list_tables()
+    assert warehouse.exported_days("events") == {}
+    assert list(warehouse.exported_days("daily_totals")) == [D(2024, 5, 1)]
+    warehouse.drop_table("events")  # already gone: nothing to do
+
+
+# -- views -----------------------------------------------------------------------------------
+
+
+def _q(wh: Warehouse) -> str:
+    return wh.qualified_name("daily_totals")
+
+
+def test_views_are_created_replaced_and_dropped(warehouse: Warehouse) -> None:
+    warehouse.create_table(DAILY)
+    warehouse.replace_days(
+        make_batch(
+            DAILY,
+            D(2024, 5, 1),
+            D(2024, 5, 2),
+            rows=[{"date": D(2024, 5, 1), "users": 3}, {"date": D(2024, 5, 2), "users": 5}],
+        )
+    )
+    warehouse.create_or_replace_view(
+        "big_days", f"SELECT date, users FROM {_q(warehouse)} WHERE users > 4", "Busy days"
+    )
+    assert warehouse.fetch_rows("big_days") == [{"date": D(2024, 5, 2), "users": 5}]
+    assert description_of(warehouse, "big_days") == "Busy days"
+    warehouse.create_or_replace_view(
+        "big_days", f"SELECT date, users FROM {_q(warehouse)} WHERE users > 1", "Days"
+    )
+    assert [r["users"] for r in warehouse.fetch_rows("big_days", order_by=["date"])] == [3, 5]
+    assert description_of(warehouse, "big_days") == "Days"
+    warehouse.drop_view("big_days")
+    assert "big_days" not in warehouse.list_tables()
+    warehouse.drop_view("big_days")  # absent: nothing to do
+
+
+def test_drop_view_refuses_to_drop_a_table(warehouse: Warehouse) -> None:
+    warehouse.create_table(DAILY)
+    with pytest.raises(WarehouseError):
+        warehouse.drop_view("daily_totals")
+    assert "daily_totals" in warehouse.list_tables()
+
+
+# -- replacing days --------------------------------------------------------------------------
+
+
+def test_replace_days_writes_rows_and_the_ledger(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    rows = [event(paris(2024, 5, 1, 9), 1), event(paris(2024, 5, 1, 23, 59), 2)]
+    rows.append(event(paris(2024, 5, 3, 0, 0), 3, None))
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 3), rows, run_id="r1"))
+    got = warehouse.fetch_rows("events", order_by=["timestamp"])
+    assert got == [
+        {"timestamp": r["timestamp"].astimezone(UTC), "user_id": r["user_id"], "kind": r["kind"]}
+        for r in rows
+    ]
+    ledger = warehouse.exported_days("events")
+    assert {day: e.rows for day, e in ledger.items()} == {
+        D(2024, 5, 1): 2,
+        D(2024, 5, 2): 0,  # a day without rows is recorded too
+        D(2024, 5, 3): 1,
+    }
+    entry = ledger[D(2024, 5, 1)]
+    assert entry.table_name == "events"
+    assert entry.run_id == "r1"
+    assert entry.schema_fingerprint == EVENTS.fingerprint()
+    assert entry.exported_at.tzinfo is not None
+    assert abs(entry.exported_at - datetime.datetime.now(UTC)) < datetime.timedelta(minutes=10)
+
+
+def test_replacing_the_same_days_twice_leaves_one_copy(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    rows = [event(paris(2024, 5, 1), 1), event(paris(2024, 5, 2), 2)]
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 2), rows, run_id="r1"))
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 2), rows, run_id="r2"))
+    assert ids(warehouse) == [1, 2]
+    ledger = warehouse.exported_days("events")
+    assert [(d, e.rows, e.run_id) for d, e in ledger.items()] == [
+        (D(2024, 5, 1), 1, "r2"),
+        (D(2024, 5, 2), 1, "r2"),
+    ]
+
+
+def test_replace_touches_only_the_batch_days_in_local_time(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    # 23:30 and 00:30 in Paris: the second is on 2 May locally but on 1 May in UTC.
+    first = [event(paris(2024, 5, 1, 23, 30), 1), event(paris(2024, 5, 2, 0, 30), 2)]
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 2), first))
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 2), rows=[event(paris(2024, 5, 2, 8), 3)]))
+    assert ids(warehouse) == [1, 3]
+    assert {d: e.rows for d, e in warehouse.exported_days("events").items()} == {
+        D(2024, 5, 1): 1,
+        D(2024, 5, 2): 1,
+    }
+
+
+def test_replace_a_day_with_no_rows_empties_it(warehouse: Warehouse) -> None:
+    warehouse.create_table(DAILY)
+    warehouse.replace_days(
+        make_batch(DAILY, D(2024, 5, 1), rows=[{"date": D(2024, 5, 1), "users": 3}])
+    )
+    warehouse.replace_days(make_batch(DAILY, D(2024, 5, 1)))
+    assert warehouse.fetch_rows("daily_totals") == []
+    assert warehouse.exported_days("daily_totals")[D(2024, 5, 1)].rows == 0
+
+
+def test_dst_days_of_23_and_25_hours(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    rows = [
+        event(paris(2024, 3, 31, 0, 30), 1),
+        event(paris(2024, 3, 31, 23, 30), 2),
+        event(datetime.datetime(2024, 10, 27, 0, 30, tzinfo=UTC), 3),  # 02:30 CEST, 27 Oct
+        event(paris(2024, 10, 27, 23, 59), 4),
+    ]
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 3, 31), rows=rows[:2]))
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 10, 27), rows=rows[2:]))
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 3, 31), rows=rows[:1]))
+    assert ids(warehouse) == [1, 3, 4]
+
+
+def _failing_chunks(table: TableSchema, rows: list[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
+    yield from record_batches(table, rows)
+    raise RuntimeError("the producer broke mid-way")
+
+
+def test_failure_in_the_producer_changes_nothing(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    before = [event(paris(2024, 5, 1), 1), event(paris(2024, 5, 2), 2)]
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 2), before, run_id="r1"))
+    ledger = warehouse.exported_days("events")
+    new = [event(paris(2024, 5, 1), 10), event(paris(2024, 5, 2), 20)]
+    batch = make_batch(
+        EVENTS, D(2024, 5, 1), D(2024, 5, 2), run_id="r2", chunks=_failing_chunks(EVENTS, new)
+    )
+    with pytest.raises(RuntimeError, match="broke mid-way"):
+        warehouse.replace_days(batch)
+    assert ids(warehouse) == [1, 2]
+    assert warehouse.exported_days("events") == ledger
+    assert [t for t in warehouse.list_tables() if "staging" in t] == []
+
+
+def test_failure_inside_the_transaction_changes_nothing(warehouse: Warehouse) -> None:
+    """A NULL in a REQUIRED column is refused by the table itself, after the day was deleted."""
+    warehouse.create_table(EVENTS)
+    before = [event(paris(2024, 5, 1), 1), event(paris(2024, 5, 2), 2)]
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 2), before, run_id="r1"))
+    ledger = warehouse.exported_days("events")
+    relaxed = pa.schema([f.with_nullable(True) for f in arrow_schema(EVENTS)])
+    bad = pa.RecordBatch.from_pylist(
+        [event(paris(2024, 5, 1), 10), {"timestamp": paris(2024, 5, 2), "user_id": None}],
+        schema=relaxed,
+    )
+    batch = make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 2), run_id="r2", chunks=[bad])
+    with pytest.raises(WarehouseError, match=r"replace days 2024-05-01\.\.2024-05-02 of events"):
+        warehouse.replace_days(batch)
+    assert ids(warehouse) == [1, 2]
+    assert warehouse.exported_days("events") == ledger
+    assert [t for t in warehouse.list_tables() if "staging" in t] == []
+
+
+def test_many_rows_in_many_chunks(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    start = paris(2024, 1, 1, 0, 0)
+    rows = [event(start + datetime.timedelta(minutes=7 * i), i) for i in range(5000)]
+    batch = make_batch(EVENTS, D(2024, 1, 1), D(2024, 1, 31), rows)
+    warehouse.replace_days(batch)
+    ledger = warehouse.exported_days("events")
+    assert len(ledger) == 31
+    assert sum(e.rows for e in ledger.values()) == 5000
+    assert ledger[D(2024, 1, 1)].rows == 206  # 24 * 60 / 7 -> minutes 0 .. 1435
+    assert ids(warehouse) == list(range(5000))
+
+
+# -- types -----------------------------------------------------------------------------------
+
+EXACT_VALUES: list[dict[str, Any]] = [
+    {
+        "date": D(1960, 2, 29),
+        "i": -(2**63),
+        "f": 0.1,
+        "b": True,
+        "s": "é ☃ 'quoted' \"double\" \\ \n newline",
+        "raw": b"\x00\xff\xfe binary \x80",
+        "d": D(1, 1, 1),
+        "ts": datetime.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        "n": decimal.Decimal("12345678901234567890123456789.123456789"),
+    },
+    {
+        "date": D(1960, 3, 1),
+        "i": 2**63 - 1,
+        "f": -1.7976931348623157e308,
+        "b": False,
+        "s": "",
+        "raw": b"",
+        "d": D(9999, 12, 31),
+        "ts": datetime.datetime(2024, 7, 1, 13, 14, 15, 123456, tzinfo=PARIS),
+        "n": decimal.Decimal("-99999999999999999999999999999.999999999"),
+    },
+    {
+        "date": D(1960, 3, 2),
+        "i": None,
+        "f": None,
+        "b": None,
+        "s": None,
+        "raw": None,
+        "d": None,
+        "ts": None,
+        "n": None,
+    },
+    {
+        "date": D(1960, 3, 3),
+        "i": 0,
+        "f": 5e-324,
+        "b": True,
+        "s": "x" * 10000,
+        "raw": bytes(range(256)),
+        "d": D(1970, 1, 1),
+        "ts": datetime.datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        "n": decimal.Decimal("0.000000001"),
+    },
+]
+
+
+def test_all_eight_types_round_trip_exactly(warehouse: Warehouse) -> None:
+    warehouse.create_table(ALL_TYPES)
+    warehouse.replace_days(make_batch(ALL_TYPES, D(1960, 2, 29), D(1960, 3, 3), EXACT_VALUES))
+    got = warehouse.fetch_rows("all_types", order_by=["date"])
+    assert len(got) == len(EXACT_VALUES)
+    for row, expected in zip(got, EXACT_VALUES, strict=True):
+        assert set(row) == set(expected)
+        for key, value in expected.items():
+            assert type(row[key]) is type(value), key
+            assert row[key] == value, key
+            if isinstance(value, datetime.datetime):
+                assert row[key].utcoffset() == datetime.timedelta(0)
+    ledger = warehouse.exported_days("all_types")
+    assert sorted(ledger) == [D(1960, 2, 29), D(1960, 3, 1), D(1960, 3, 2), D(1960, 3, 3)]
+
+
+# -- identifiers -----------------------------------------------------------------------------
+
+BAD_NAMES = ["x; DROP TABLE events", "a`b", 'a"b', "events--", "1abc", "", "a b", "a.b"]
+
+
+@pytest.fixture(params=WAREHOUSES)
+def unreachable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    """A warehouse that fails if anything reaches it: proof that a check came first."""
+    if request.param == "duckdb":
+        from smolqwery.warehouses.duckdb import DuckDBWarehouse
+
+        wh: Warehouse = DuckDBWarehouse(tmp_path / "never" / "w.duckdb", "ds", busy_timeout=0.1)
+        yield wh
+        assert not (tmp_path / "never").exists(), "the DuckDB file was opened"
+        return
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    from smolqwery.warehouses.bigquery import BigQueryWarehouse
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = bigquery.Client(
+        project="test-project",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": f"http://127.0.0.1:{port}"},
+    )
+    yield BigQueryWarehouse(client, "ds", retry_deadline=0.1)
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+def test_identifiers_that_inject_sql_are_rejected_before_any_call(
+    unreachable: Warehouse, bad: str
+) -> None:
+    bad_table = TableSchema(
+        name=bad,
+        columns=(Column("date", "DATE"),),
+        kind=ExtractorType.date_aggregated,
+        date_column="date",
+    )
+    bad_column = TableSchema(
+        name="ok",
+        columns=(Column("date", "DATE"), Column(bad, "INT64")),
+        kind=ExtractorType.date_aggregated,
+        date_column="date",
+    )
+    bad_cluster = TableSchema(
+        name="ok",
+        columns=(Column("date", "DATE"),),
+        kind=ExtractorType.date_aggregated,
+        date_column="date",
+        clustering=(bad,),
+    )
+    calls = [
+        lambda: unreachable.create_table(bad_table),
+        lambda: unreachable.create_table(bad_column),
+        lambda: unreachable.create_table(bad_cluster),
+        lambda: unreachable.get_table_columns(bad),
+        lambda: unreachable.qualified_name(bad),
+        lambda: unreachable.drop_table(bad),
+        lambda: unreachable.create_or_replace_view(bad, "SELECT 1"),
+        lambda: unreachable.drop_view(bad),
+        lambda: unreachable.exported_days(bad),
+        lambda: unreachable.fetch_rows(bad),
+        lambda: unreachable.fetch_rows("ok", order_by=[bad]),
+        lambda: unreachable.replace_days(make_batch(bad_column, D(2024, 1, 1))),
+        lambda: unreachable.last_unledgered_day(bad_table, PARIS),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError):
+            call()
+
+
+@pytest.mark.parametrize("bad", ["x; DROP SCHEMA s", "a`b", 'a"b', "a-b", ""])
+def test_bad_dataset_names_are_rejected(bad: str, tmp_path: Path) -> None:
+    from smolqwery.warehouses.duckdb import DuckDBWarehouse
+
+    with pytest.raises(ValueError, match="dataset name"):
+        DuckDBWarehouse(tmp_path / "w.duckdb", bad)
+
+
+def test_bad_dataset_names_are_rejected_by_bigquery(bigquery_emulator: Emulator) -> None:
+    with pytest.raises(ValueError, match="dataset name"):
+        bigquery_emulator.warehouse("x`; DROP")
+
+
+# -- resuming --------------------------------------------------------------------------------
+
+
+def test_exported_days_of_an_unknown_table_is_empty(warehouse: Warehouse) -> None:
+    assert warehouse.exported_days("nothing_here") == {}
+
+
+def test_last_unledgered_day_of_an_empty_table_is_none(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    assert warehouse.last_unledgered_day(EVENTS, PARIS) is None
+
+
+def test_d04_last_unledgered_day_is_the_local_day(warehouse: Warehouse) -> None:
+    """0.1.3 took the UTC date of the newest timestamp; 00:30 in Paris is the day before in UTC."""
+    warehouse.create_table(EVENTS)
+    fill_without_ledger(
+        warehouse,
+        EVENTS,
+        [paris(2024, 4, 30, 10), paris(2024, 5, 2, 0, 30)],
+    )
+    assert warehouse.exported_days("events") == {}
+    assert warehouse.last_unledgered_day(EVENTS, PARIS) == D(2024, 5, 2)
+    assert warehouse.last_unledgered_day(EVENTS, UTC) == D(2024, 5, 1)
+
+
+def test_last_unledgered_day_of_a_date_table(warehouse: Warehouse) -> None:
+    warehouse.create_table(DAILY)
+    fill_without_ledger(warehouse, DAILY, [D(2023, 12, 30), D(2023, 12, 31), D(2023, 6, 1)])
+    assert warehouse.last_unledgered_day(DAILY, PARIS) == D(2023, 12, 31)
+
+
+# -- the code base ---------------------------------------------------------------------------
+
+
+def test_no_code_uses_streaming_inserts() -> None:
+    """Streaming inserts are billed, refused on the free tier and duplicate on retry."""
+    root = Path(__file__).resolve().parent.parent / "smolqwery"
+    pattern = re.compile(r"\binsert_rows(_json)?\b|\binsertAll\b|tabledata")
+    offenders = [
+        f"{path.relative_to(root.parent)}:{n}"
+        for path in root.rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert len(list(root.rglob("*.py"))) > 10
+    assert offenders == []
