@@ -1,0 +1,66 @@
+"""Plain-text views of the warehouse for the demo (``manage.py show_warehouse``)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from smolqwery.warehouses import get_warehouse
+
+#: Columns that place a row in time, in the order they are looked for when sorting.
+TIME_COLUMNS = ("date", "timestamp", "day")
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return value.hex()[:16] + "…"
+    if isinstance(value, datetime.datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S%z")
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[format_value(row[c]) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def _sort_key(row: Mapping[str, Any]) -> Any:
+    for name in TIME_COLUMNS:
+        if name in row:
+            return row[name]
+    return 0
+
+
+def render_table(name: str, last: int) -> str:
+    """The last ``last`` rows of a table or view, oldest first, under a heading."""
+    with get_warehouse() as warehouse:
+        if name not in warehouse.list_tables():
+            raise ValueError(f"no table or view {name!r} in the warehouse")
+        rows = sorted(warehouse.fetch_rows(name), key=_sort_key)
+    heading = f"{name}: {len(rows)} rows" + (f", last {last}" if len(rows) > last else "")
+    if not rows:
+        return heading + "\n"
+    return f"{heading}\n{text_table(rows[-last:], list(rows[0]))}\n"
+
+
+def render_tables() -> str:
+    """Every table and view of the dataset with its number of rows."""
+    with get_warehouse() as warehouse:
+        names = warehouse.list_tables()
+        counts = {name: len(warehouse.fetch_rows(name)) for name in names}
+    rows = [{"table or view": n, "rows": counts[n]} for n in names]
+    return text_table(rows, ["table or view", "rows"]) + "\n"

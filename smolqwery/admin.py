@@ -1,0 +1,59 @@
+"""Read-only admin: export runs, and the export tables' overview (``admin_views``).
+
+Runs are a log written by ``smolqwery_extract``: nobody adds, edits or deletes them by hand.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin
+from django.urls import path
+
+from .admin_views import export_overview_view
+from .models import ExportRun
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+    from django.urls import URLPattern
+
+    _ExportRunAdminBase = admin.ModelAdmin[ExportRun]
+else:
+    _ExportRunAdminBase = admin.ModelAdmin
+
+
+@admin.register(ExportRun)
+class ExportRunAdmin(_ExportRunAdminBase):
+    list_display = [
+        "started_at",
+        "table_name",
+        "status",
+        "days",
+        "rows",
+        "first_day",
+        "last_day",
+        "finished_at",
+    ]
+    list_filter = ["status", "table_name"]
+    search_fields = ["run_id", "table_name", "extractor", "error"]
+    date_hierarchy = "started_at"
+    change_list_template = "admin/smolqwery/exportrun/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        overview = self.admin_site.admin_view(self.overview_view)
+        return [
+            path("overview/", overview, name="smolqwery_exportrun_overview"),
+            *super().get_urls(),
+        ]
+
+    def overview_view(self, request: HttpRequest) -> Any:
+        return export_overview_view(request, self)
