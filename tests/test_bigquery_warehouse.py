@@ -1,0 +1,357 @@
+"""What only the BigQuery warehouse does: dataset ACLs, partitioning, the load path, retries,
+settings and credentials. All through the real client, over HTTP, to the local emulator."""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import json
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import requests
+from google.api_core import exceptions as gexc
+from google.cloud import bigquery
+
+from smolqwery.errors import ConfigurationError, WarehouseError
+from smolqwery.rows import arrow_schema
+from smolqwery.settings import get_settings
+from smolqwery.warehouses import get_warehouse
+from smolqwery.warehouses.bigquery import BigQueryWarehouse, write_parquet
+from smolqwery.warehouses.retry import is_transient
+
+from .fixtures.emulator import Emulator
+from .fixtures.warehouses import make_batch, record_batches
+from .test_warehouse_contract import DAILY, EVENTS, daily, event, paris
+
+D = datetime.date
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _groups(dataset: bigquery.Dataset) -> set[tuple[str, str]]:
+    return {
+        (e.role, str(e.entity_id))
+        for e in dataset.access_entries
+        if e.entity_type == "groupByEmail"
+    }
+
+
+def _dataset() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+# -- dataset ---------------------------------------------------------------------------------
+
+
+def test_acl_groups_are_added_and_foreign_entries_kept(bigquery_emulator: Emulator) -> None:
+    name = _dataset()
+    wh = bigquery_emulator.warehouse(
+        name, acl_groups=("analysts@example.com",), labels={"team": "data"}
+    )
+    wh.ensure_dataset()
+    client = bigquery_emulator.client()
+    dataset = client.get_dataset(name)
+    groups = {
+        (e.role, e.entity_id) for e in dataset.access_entries if e.entity_type == "groupByEmail"
+    }
+    assert groups == {("WRITER", "analysts@example.com")}
+    assert dataset.labels == {"team": "data"}
+
+    # Someone adds an entry and a label of their own; smolqwery's config gains a group.
+    dataset.access_entries = [
+        *dataset.access_entries,
+        bigquery.AccessEntry("READER", "groupByEmail", "auditors@example.com"),
+    ]
+    dataset.labels = {**dataset.labels, "owner": "ops"}
+    client.update_dataset(dataset, ["access_entries", "labels"])
+    wh = bigquery_emulator.warehouse(
+        name,
+        acl_groups=("analysts@example.com", "bi@example.com"),
+        labels={"team": "analytics"},
+    )
+    wh.ensure_dataset()
+    dataset = client.get_dataset(name)
+    groups = {
+        (e.role, e.entity_id) for e in dataset.access_entries if e.entity_type == "groupByEmail"
+    }
+    assert groups == {
+        ("WRITER", "analysts@example.com"),
+        ("WRITER", "bi@example.com"),
+        ("READER", "auditors@example.com"),
+    }
+    assert dataset.labels == {"team": "analytics", "owner": "ops"}
+    # BigQuery's default entries of a new dataset are still there.
+    assert any(e.role == "OWNER" for e in dataset.access_entries)
+
+
+def test_location_of_an_existing_dataset_is_checked(bigquery_emulator: Emulator) -> None:
+    name = _dataset()
+    client = bigquery_emulator.client()
+    dataset = bigquery.Dataset(f"{bigquery_emulator.project}.{name}")
+    dataset.location = "EU"
+    client.create_dataset(dataset)
+    if (client.get_dataset(name).location or "").upper() != "EU":
+        pytest.fail("the emulator does not keep dataset locations; this test needs it")
+    with pytest.raises(WarehouseError, match="is in EU, but SMOLQWERY_DATASET_LOCATION is US"):
+        bigquery_emulator.warehouse(name, location="US").ensure_dataset()
+    bigquery_emulator.warehouse(name, location="eu").ensure_dataset()
+
+
+# -- tables ----------------------------------------------------------------------------------
+
+
+def test_tables_are_partitioned_by_day_and_clustered(bigquery_warehouse: BigQueryWarehouse) -> None:
+    bigquery_warehouse.create_table(EVENTS)
+    bigquery_warehouse.create_table(DAILY)
+    events = bigquery_warehouse.get_table("events")
+    assert events is not None
+    assert events.time_partitioning.type_ == "DAY"
+    assert events.time_partitioning.field == "timestamp"
+    assert events.clustering_fields == ["user_id"]
+    assert events.description == "One row per event"
+    assert [f.description for f in events.schema] == [c.description for c in EVENTS.columns]
+    totals = bigquery_warehouse.get_table("daily_totals")
+    assert totals is not None
+    assert totals.time_partitioning.field == "date"
+    assert not totals.clustering_fields
+
+
+def test_an_unpartitioned_table_of_0_1_3_is_accepted_with_a_warning(
+    bigquery_warehouse: BigQueryWarehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = bigquery_warehouse.client
+    table = bigquery.Table(
+        f"{bigquery_warehouse.project}.{bigquery_warehouse.dataset}.events",
+        schema=[bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in EVENTS.columns],
+    )
+    client.create_table(table)
+    with caplog.at_level(logging.WARNING, logger="smolqwery"):
+        assert bigquery_warehouse.create_table(EVENTS) is False
+    assert "not partitioned by day on timestamp" in caplog.text
+
+
+# -- the write path --------------------------------------------------------------------------
+
+
+def test_staging_table_is_nullable_expiring_and_dropped(
+    bigquery_warehouse: BigQueryWarehouse,
+) -> None:
+    bigquery_warehouse.create_table(EVENTS)
+    batch = make_batch(EVENTS, D(2024, 5, 1), rows=[event(paris(2024, 5, 1), 1)])
+    name, _ = bigquery_warehouse._create_staging(EVENTS, batch)
+    assert name.startswith("smolqwery_staging_events_")
+    staging = bigquery_warehouse.get_table(name)
+    assert staging is not None
+    assert staging.expires is not None
+    remaining = staging.expires - datetime.datetime.now(datetime.timezone.utc)
+    assert datetime.timedelta(hours=23) < remaining <= datetime.timedelta(days=1)
+    assert {f.mode for f in staging.schema} == {"NULLABLE"}
+    assert [f.name for f in staging.schema] == list(EVENTS.column_names)
+    bigquery_warehouse._drop_staging(name)
+    bigquery_warehouse.replace_days(batch)
+    assert [t for t in bigquery_warehouse.list_tables() if t.startswith("smolqwery_staging")] == []
+
+
+def test_a_repeated_load_request_never_loads_twice(
+    bigquery_warehouse: BigQueryWarehouse, tmp_path: Path
+) -> None:
+    """The load job id is deterministic: the second request gets a 409 and waits for the first."""
+    bigquery_warehouse.create_table(EVENTS)
+    rows = [event(paris(2024, 5, 1, h), h) for h in range(5)]
+    batch = make_batch(EVENTS, D(2024, 5, 1), rows=rows)
+    path = str(tmp_path / "rows.parquet")
+    from smolqwery.warehouses.base import relaxed_schema
+
+    assert write_parquet(batch.chunks, relaxed_schema(arrow_schema(EVENTS)), path) == 5
+    name, created = bigquery_warehouse._create_staging(EVENTS, batch)
+    try:
+        for _ in range(2):
+            bigquery_warehouse._load("test", EVENTS, batch, name, created, path)
+        assert len(bigquery_warehouse.fetch_rows(name)) == 5
+    finally:
+        bigquery_warehouse._drop_staging(name)
+
+
+def test_write_parquet_streams_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are written as they come, in row groups, so memory stays bounded."""
+    import smolqwery.warehouses.bigquery as bq
+
+    monkeypatch.setattr(bq, "ROW_GROUP_ROWS", 1000)
+    start = paris(2024, 1, 1, 0)
+    rows = [event(start + datetime.timedelta(seconds=i), i) for i in range(3500)]
+    path = str(tmp_path / "x.parquet")
+    assert write_parquet(record_batches(EVENTS, rows, 500), arrow_schema(EVENTS), path) == 3500
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups == 4
+    assert meta.num_rows == 3500
+    back = pq.read_table(path).to_pylist()
+    assert back[3499]["user_id"] == 3499
+    assert back[0]["timestamp"] == start
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (gexc.TooManyRequests("slow down"), True),
+        (gexc.InternalServerError("oops"), True),
+        (gexc.BadGateway("oops"), True),
+        (gexc.ServiceUnavailable("later"), True),
+        (gexc.GatewayTimeout("later"), True),
+        (gexc.Forbidden("quota", errors=[{"reason": "rateLimitExceeded"}]), True),
+        (gexc.BadRequest("x", errors=[{"reason": "backendError"}]), True),
+        (gexc.BadRequest("Transaction is aborted due to concurrent update against table"), True),
+        (requests.ConnectionError("reset"), True),
+        (requests.Timeout("slow"), True),
+        (ConnectionResetError(), True),
+        (TimeoutError(), True),
+        (gexc.BadRequest("Syntax error"), False),
+        (gexc.Forbidden("Access Denied", errors=[{"reason": "accessDenied"}]), False),
+        (gexc.NotFound("Not found: Table"), False),
+        (gexc.Forbidden("quota", errors=[{"reason": "quotaExceeded"}]), False),
+        (ValueError("bad"), False),
+    ],
+)
+def test_which_failures_are_retried(exc: BaseException, transient: bool) -> None:
+    assert is_transient(exc) is transient
+
+
+def test_permanent_failures_are_reported_at_once(
+    bigquery_warehouse: BigQueryWarehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="smolqwery"),
+        pytest.raises(WarehouseError) as info,
+    ):
+        bigquery_warehouse.fetch_rows("no_such_table")
+    assert "read rows of no_such_table" in str(info.value)
+    assert "404" in str(info.value)
+    assert "retrying" not in caplog.text
+
+
+def test_transient_failures_are_retried_until_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from google.auth.credentials import AnonymousCredentials
+
+    client = bigquery.Client(
+        project="test-project",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": f"http://127.0.0.1:{_closed_port()}"},
+    )
+    wh = BigQueryWarehouse(client, "ds", retry_deadline=1.5)
+    with (
+        caplog.at_level(logging.WARNING, logger="smolqwery"),
+        pytest.raises(WarehouseError) as info,
+    ):
+        wh.list_tables()
+    message = str(info.value)
+    assert message.startswith("list tables of test-project.ds: still failing after 1.5 s")
+    assert "ConnectionError" in message
+    assert caplog.text.count("transient failure, retrying") >= 2
+
+
+# -- settings and credentials ----------------------------------------------------------------
+
+
+def test_d16_from_settings_uses_the_configured_project_and_endpoint(
+    bigquery_emulator: Emulator, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project is passed explicitly: GOOGLE_CLOUD_PROJECT cannot redirect the data."""
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "someone-elses-project")
+    name = _dataset()
+    for key, value in bigquery_emulator.settings(name).items():
+        setattr(settings, key, value)
+    settings.SMOLQWERY_ACL_GROUPS = ["team@example.com"]
+    with get_warehouse() as wh:
+        assert isinstance(wh, BigQueryWarehouse)
+        assert wh.project == "test-project"
+        wh.ensure_dataset()
+        wh.create_table(DAILY)
+        wh.replace_days(make_batch(DAILY, D(2024, 1, 1), rows=[daily(D(2024, 1, 1), 7)]))
+    client = bigquery_emulator.client()
+    assert [
+        r["users"] for r in client.query(f"SELECT users FROM `{name}.daily_totals`").result()
+    ] == [7]
+    entries = client.get_dataset(name).access_entries
+    assert any(e.entity_id == "team@example.com" for e in entries)
+
+
+def test_anonymous_without_a_project_is_a_configuration_error(settings: Any) -> None:
+    settings.SMOLQWERY_WAREHOUSE = "bigquery"
+    settings.SMOLQWERY_BIGQUERY_ANONYMOUS = True
+    settings.SMOLQWERY_BIGQUERY_PROJECT = None
+    with pytest.raises(ConfigurationError, match="SMOLQWERY_BIGQUERY_PROJECT"):
+        BigQueryWarehouse.from_settings(get_settings())
+
+
+class _TokenEndpoint(http.server.BaseHTTPRequestHandler):
+    """A token endpoint that refuses every key, like Google's does for a revoked one."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"error": "invalid_grant", "error_description": "Invalid JWT"})
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def token_endpoint() -> Iterator[str]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _TokenEndpoint)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/token"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_credentials_never_appear_in_errors(
+    bigquery_emulator: Emulator, settings: Any, token_endpoint: str
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    settings.SMOLQWERY_WAREHOUSE = "bigquery"
+    settings.SMOLQWERY_GOOGLE_PRIVATE_KEY = pem
+    settings.SMOLQWERY_GOOGLE_PRIVATE_KEY_ID = "abcdef0123456789secretkeyid"
+    settings.SMOLQWERY_GOOGLE_CLIENT_EMAIL = "exporter@test-project.iam.gserviceaccount.com"
+    settings.SMOLQWERY_GOOGLE_PROJECT_ID = "test-project"
+    settings.SMOLQWERY_GOOGLE_TOKEN_URI = token_endpoint
+    settings.SMOLQWERY_BIGQUERY_API_ENDPOINT = bigquery_emulator.endpoint
+    settings.SMOLQWERY_RETRY_DEADLINE = 5
+    wh = BigQueryWarehouse.from_settings(get_settings())
+    with pytest.raises(WarehouseError) as info:
+        wh.list_tables()
+    text = str(info.value) + repr(info.value.__cause__) + repr(info.value.__context__)
+    assert "authentication failed (RefreshError)" in str(info.value)
+    body = "".join(pem.splitlines()[1:-1])
+    for secret in (body[:40], body[100:140], "secretkeyid", "BEGIN PRIVATE KEY"):
+        assert secret not in text
