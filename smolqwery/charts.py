@@ -24,13 +24,17 @@ def _num(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+def _count(value: int, unit: str) -> str:
+    return f"{value:d} {unit}" if value == 1 else f"{value:d} {unit}s"
+
+
 def bar_chart(
     values: Sequence[tuple[datetime.date, int | None]],
     *,
     label: str,
     width: int = 240,
     height: int = 48,
-    unit: str = "rows",
+    unit: str = "row",
 ) -> SafeString:
     """One bar per day; ``None`` marks a day not exported (a grey tick), 0 a day without rows.
 
@@ -48,15 +52,15 @@ def bar_chart(
         if value is None:
             tip, fill, h = f"{day.isoformat()}: not exported", MISSING_COLOUR, 2.0
         elif value == 0:
-            tip, fill, h = f"{day.isoformat()}: 0 {unit}", EMPTY_COLOUR, 1.0
+            tip, fill, h = f"{day.isoformat()}: 0 {unit}s", EMPTY_COLOUR, 1.0
         else:
-            tip, fill = f"{day.isoformat()}: {value:d} {unit}", BAR_COLOUR
+            tip, fill = f"{day.isoformat()}: {_count(value, unit)}", BAR_COLOUR
             h = max(plot * value / peak, 1.0)
         shapes.append(
             f'<rect x="{x}" y="{_num(height - h)}" width="{_num(bar)}" height="{_num(h)}" '
             f'fill="{fill}" data-day="{day.isoformat()}"><title>{html.escape(tip)}</title></rect>'
         )
-    peak_text = f"max {peak:d} {unit}" if peak else f"no {unit}"
+    peak_text = f"max {_count(peak, unit)}" if peak else f"no {unit}s"
     return mark_safe(  # noqa: S308 - every interpolated text is escaped above
         f'<svg xmlns="http://www.w3.org/2000/svg" class="smolqwery-chart" role="img" '
         f'width="{width:d}" height="{height:d}" viewBox="0 0 {width:d} {height:d}" '
