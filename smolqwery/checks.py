@@ -67,7 +67,11 @@ def _is_set(name: str) -> bool:
 
 def _today() -> datetime.date:
     """Today in Django's ``TIME_ZONE`` (works with ``USE_TZ = False`` too)."""
-    return datetime.datetime.now(tz=timezone.get_default_timezone()).date()
+    try:
+        tz = timezone.get_default_timezone()
+    except Exception:  # TIME_ZONE = None: the system's zone
+        return datetime.date.today()
+    return datetime.datetime.now(tz=tz).date()
 
 
 def _first_date_messages() -> list[CheckMessage]:
