@@ -184,6 +184,8 @@ def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
 
 def python_type_to_bigquery(annotation: Any) -> str | None:
     """The BigQuery type of a plain (non-Optional) annotation, or None when unsupported."""
+    while isinstance(getattr(annotation, "__supertype__", None), type):
+        annotation = annotation.__supertype__  # typing.NewType("UserId", int) → int
     if not isinstance(annotation, type):
         return None
     for py_type, bq_type in TYPE_MAP:

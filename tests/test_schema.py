@@ -113,6 +113,19 @@ def test_subclasses_of_supported_types_map_to_their_base(annotation: type, bq_ty
     assert schema_of(row(annotation)).column("value").type == bq_type
 
 
+UserId = typing.NewType("UserId", int)
+Email = typing.NewType("Email", str)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "bq_type", "mode"),
+    [(UserId, "INT64", "REQUIRED"), (Optional[Email], "STRING", "NULLABLE")],  # noqa: UP045
+)
+def test_newtype_maps_to_its_supertype(annotation: Any, bq_type: str, mode: str) -> None:
+    column = schema_of(row(annotation)).column("value")
+    assert (column.type, column.mode) == (bq_type, mode)
+
+
 OPTIONAL_SPELLINGS = [
     pytest.param(lambda t: Optional[t], id="Optional[X]"),  # noqa: UP045
     pytest.param(lambda t: Union[t, None], id="Union[X, None]"),  # noqa: UP007
