@@ -35,8 +35,14 @@ USER = TableSchema(
 def _load(wh: Warehouse, table: TableSchema, rows: Sequence[Mapping[str, Any]]) -> None:
     """Create the table and its delta view, and load ``rows`` day by day (gaps allowed)."""
     wh.create_table(table)
-    for row in rows:
-        wh.replace_days(make_batch(table, row["date"], rows=[row]))
+    runs: list[list[Mapping[str, Any]]] = []  # runs of consecutive days, one batch each
+    for row in sorted(rows, key=lambda r: r["date"]):
+        if runs and row["date"] - runs[-1][-1]["date"] == datetime.timedelta(days=1):
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    for run in runs:
+        wh.replace_days(make_batch(table, run[0]["date"], run[-1]["date"], rows=run))
     wh.create_or_replace_view(
         table.delta_view_name, render_view_sql("delta", table, wh), "delta view"
     )
