@@ -1,0 +1,417 @@
+"""``python -m bench``: generate events, measure the export paths, print figures and targets.
+
+For each database (SQLite, PostgreSQL) and each size (N/10 then N rows over D days):
+
+1. the floor: the extractor's queryset iterated with ``values_list(...).iterator()``;
+2. ``manage.py smolqwery_extract`` into DuckDB;
+3. ``manage.py smolqwery_extract`` into the BigQuery emulator;
+4. smolqwery 0.1.3's write method: ``insert_rows_json`` in 1,000-row requests (full size only);
+
+then a backfill of the aggregated extractor over 365 days, counting the load jobs it makes.
+Every measurement runs in a subprocess of its own (``bench.worker``); its peak RSS is the
+child's ``ru_maxrss`` read with ``os.wait4``. See bench/RESULTS.md for figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .worker import RESULT_PREFIX
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = "bench.extractors.BenchEventExtractor"
+DAILY = "bench.extractors.BenchDailyExtractor"
+TIME_ZONE = "Europe/Paris"
+
+#: Targets of issue 8.
+MAX_EXTRACT_OVER_FLOOR = 1.5
+MIN_LEGACY_OVER_LOAD = 3.0
+MAX_RSS_GROWTH = 0.20
+
+LABELS = {
+    "floor": "(1) floor: values_list().iterator()",
+    "duckdb": "(2) smolqwery_extract -> DuckDB",
+    "bigquery": "(3) smolqwery_extract -> emulator",
+    "legacy": "(4) 0.1.3 insert_rows_json x1000",
+    "backfill": "backfill: aggregated, -> emulator",
+}
+
+
+@dataclasses.dataclass
+class Measure:
+    db: str
+    size: int
+    step: str
+    rows: int
+    seconds: float
+    process_seconds: float
+    rss_mb: float
+    extra: dict[str, Any]
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+class BenchError(RuntimeError):
+    """A step failed; the message carries the end of its output."""
+
+
+def run_worker(
+    step: str, args: Sequence[str], env: dict[str, str]
+) -> tuple[dict[str, Any], float, float]:
+    """Run one worker step; return its result, its process wall time and its peak RSS in MB."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker", step, *args],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )
+        # wait4, not wait: it returns this child's own resource usage (peak RSS in KiB).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise BenchError(f"step {step} exited with {proc.returncode}:\n{(stdout + stderr)[-4000:]}")
+    for line in stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :]), elapsed, usage.ru_maxrss / 1024
+    raise BenchError(f"step {step} printed no result:\n{(stdout + stderr)[-4000:]}")
+
+
+# -- databases ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def source_database(db: str, workdir: Path, pg_name: str) -> Iterator[dict[str, str]]:
+    """A fresh, empty source database; yields the ``BENCH_*`` variables that select it."""
+    if db == "sqlite":
+        path = workdir / "source.sqlite3"
+        path.unlink(missing_ok=True)
+        try:
+            yield {"BENCH_DB": "sqlite", "BENCH_SQLITE_PATH": str(path)}
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    import psycopg
+    from psycopg import sql
+
+    def admin(statement: sql.Composable) -> None:
+        with psycopg.connect(
+            host=os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
+            port=os.environ.get("BENCH_PG_PORT", "5432"),
+            user=os.environ.get("BENCH_PG_USER", "postgres"),
+            dbname="postgres",
+            autocommit=True,
+        ) as con:
+            con.execute(statement)
+
+    name = sql.Identifier(pg_name)
+    admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+    admin(sql.SQL("CREATE DATABASE {}").format(name))
+    try:
+        yield {"BENCH_DB": "postgres", "BENCH_PG_NAME": pg_name}
+    finally:
+        admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+@contextlib.contextmanager
+def emulator(workdir: Path, enabled: bool) -> Iterator[Any]:
+    """The BigQuery emulator, started the way the test suite starts it."""
+    if not enabled:
+        yield None
+        return
+    from tests.fixtures.emulator import install, start
+
+    emu = start(install(verbose=True), workdir / "emulator")
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Plan:
+    rows: int
+    days: int
+    small: int
+    dbs: list[str]
+    bigquery: bool
+    legacy: bool
+    backfill_days: int
+    repeat: int
+    via: str
+    first: datetime.date
+    last: datetime.date
+
+
+def day_range(days: int) -> tuple[datetime.date, datetime.date]:
+    """The last ``days`` complete local days: what a daily cron would have to export."""
+    today = datetime.datetime.now(ZoneInfo(TIME_ZONE)).date()
+    last = today - datetime.timedelta(days=1)
+    return last - datetime.timedelta(days=days - 1), last
+
+
+def measure(
+    plan: Plan,
+    results: list[Measure],
+    db: str,
+    size: int,
+    step: str,
+    env: dict[str, str],
+    workdir: Path,
+    log: Any,
+) -> Measure:
+    """Run one measurement ``plan.repeat`` times and keep the fastest run."""
+    first, last = plan.first, plan.last
+    extractor = EVENTS
+    if step == "backfill":
+        extractor = DAILY
+        first = last - datetime.timedelta(days=plan.backfill_days - 1)
+    best: Measure | None = None
+    for _ in range(plan.repeat if step != "legacy" else 1):
+        tag = uuid.uuid4().hex[:10]
+        step_env = {**env, "BENCH_FIRST_DATE": first.isoformat()}
+        worker_step = {"floor": "floor", "legacy": "legacy"}.get(step, plan.via)
+        if step == "duckdb":
+            step_env |= {
+                "BENCH_WAREHOUSE": "duckdb",
+                "BENCH_DUCKDB_PATH": str(workdir / f"warehouse-{tag}.duckdb"),
+            }
+        elif step in ("bigquery", "legacy", "backfill"):
+            step_env |= {"BENCH_WAREHOUSE": "bigquery", "BENCH_DATASET": f"bench_{tag}"}
+        args = ["--first", first.isoformat(), "--last", last.isoformat(), "--extractor", extractor]
+        result, elapsed, rss = run_worker(worker_step, args, step_env)
+        for leftover in workdir.glob(f"warehouse-{tag}.duckdb*"):
+            leftover.unlink()
+        extra = {k: v for k, v in result.items() if k not in ("rows", "seconds")}
+        current = Measure(
+            db, size, step, int(result["rows"]), result["seconds"], elapsed, rss, extra
+        )
+        print(
+            f"  {db:8} {size:>10,} {LABELS[step]:38} {current.seconds:8.2f} s "
+            f"{current.rate:>11,.0f} rows/s {rss:7.0f} MB",
+            file=log,
+            flush=True,
+        )
+        if best is None or current.seconds < best.seconds:
+            best = current
+    assert best is not None
+    results.append(best)
+    return best
+
+
+def run(plan: Plan, log: Any = sys.stderr) -> list[Measure]:
+    results: list[Measure] = []
+    base_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BENCH_", "DJANGO_"))},
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "BENCH_TIME_ZONE": TIME_ZONE,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="smolqwery-bench-"))
+    try:
+        with emulator(workdir, plan.bigquery) as emu:
+            if emu is not None:
+                base_env |= {"BENCH_BQ_ENDPOINT": emu.endpoint, "BENCH_BQ_PROJECT": emu.project}
+            for db in plan.dbs:
+                with source_database(db, workdir, "smolqwery_bench") as db_env:
+                    env = {**base_env, **db_env}
+                    sizes = [s for s in (plan.small, plan.rows) if s]
+                    for size in sizes:
+                        args = ["--first", plan.first.isoformat(), "--last", plan.last.isoformat()]
+                        result, _, _ = run_worker("prepare", [*args, "--rows", str(size)], env)
+                        print(
+                            f"{db}: {result['rows']:,} events over {plan.days} days generated "
+                            f"in {result['seconds']:.1f} s",
+                            file=log,
+                            flush=True,
+                        )
+                        steps = ["floor", "duckdb"]
+                        if plan.bigquery:
+                            steps.append("bigquery")
+                            if plan.legacy and size == plan.rows:
+                                steps.append("legacy")
+                        for step in steps:
+                            measure(plan, results, db, size, step, env, workdir, log)
+                    if plan.bigquery and plan.backfill_days:
+                        measure(plan, results, db, plan.rows, "backfill", env, workdir, log)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def _find(results: list[Measure], db: str, size: int, step: str) -> Measure | None:
+    for m in results:
+        if (m.db, m.size, m.step) == (db, size, step):
+            return m
+    return None
+
+
+def _verdict(ok: bool) -> str:
+    return "holds" if ok else "MISSED"
+
+
+def report(plan: Plan, results: list[Measure]) -> tuple[str, bool]:
+    """The figures table, the ratios and the targets, as text; and whether every target holds."""
+    lines = [
+        f"smolqwery benchmark: {plan.rows:,} events over {plan.days} days "
+        f"({plan.first} .. {plan.last}, {TIME_ZONE}), best of {plan.repeat}",
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs",
+        "",
+        f"{'database':9} {'events':>10}  {'measurement':38} {'rows':>10} {'wall s':>8} "
+        f"{'rows/s':>10} {'peak RSS':>9}",
+    ]
+    for m in results:
+        lines.append(
+            f"{m.db:9} {m.size:>10,}  {LABELS[m.step]:38} {m.rows:>10,} {m.seconds:8.2f} "
+            f"{m.rate:>10,.0f} {m.rss_mb:>6.0f} MB"
+        )
+    lines += ["", "ratios and targets:"]
+    all_ok = True
+    for db in plan.dbs:
+        for size in [s for s in (plan.small, plan.rows) if s]:
+            floor = _find(results, db, size, "floor")
+            duck = _find(results, db, size, "duckdb")
+            bq = _find(results, db, size, "bigquery")
+            legacy = _find(results, db, size, "legacy")
+            if floor and duck:
+                ratio = duck.seconds / floor.seconds
+                ok = ratio <= MAX_EXTRACT_OVER_FLOOR
+                all_ok &= ok if size == plan.rows else True
+                lines.append(
+                    f"  {db} {size:,}: (2)/(1) = {ratio:.2f}  "
+                    f"(target <= {MAX_EXTRACT_OVER_FLOOR}: {_verdict(ok)})"
+                )
+            if bq and floor:
+                lines.append(f"  {db} {size:,}: (3)/(1) = {bq.seconds / floor.seconds:.2f}")
+            if legacy and bq:
+                ratio = legacy.seconds / bq.seconds
+                ok = ratio >= MIN_LEGACY_OVER_LOAD
+                all_ok &= ok
+                lines.append(
+                    f"  {db} {size:,}: (4)/(3) = {ratio:.1f}  "
+                    f"(target >= {MIN_LEGACY_OVER_LOAD:.0f}: {_verdict(ok)})"
+                )
+        if plan.small:
+            for step in ("floor", "duckdb", "bigquery"):
+                small, big = (
+                    _find(results, db, plan.small, step),
+                    _find(results, db, plan.rows, step),
+                )
+                if small and big:
+                    growth = big.rss_mb / small.rss_mb - 1
+                    ok = growth <= MAX_RSS_GROWTH
+                    all_ok &= ok
+                    lines.append(
+                        f"  {db} peak RSS {LABELS[step].split(' ', 1)[0]} {plan.small:,} -> "
+                        f"{plan.rows:,}: {small.rss_mb:.0f} -> {big.rss_mb:.0f} MB "
+                        f"({growth:+.0%}; target <= {MAX_RSS_GROWTH:+.0%}: {_verdict(ok)})"
+                    )
+        backfill = _find(results, db, plan.rows, "backfill")
+        if backfill:
+            jobs = backfill.extra.get("load_jobs")
+            ok = jobs is not None and jobs <= 2
+            all_ok &= ok
+            lines.append(
+                f"  {db} backfill of {plan.backfill_days} days (aggregated): {backfill.rows} rows, "
+                f"{jobs} load job(s) in {backfill.seconds:.1f} s (target O(1): {_verdict(ok)})"
+            )
+    return "\n".join(lines), all_ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="events (default 1,000,000)")
+    parser.add_argument("--days", type=int, default=30, help="days they span (default 30)")
+    parser.add_argument(
+        "--small",
+        type=int,
+        default=None,
+        help="size of the RSS comparison run (default rows/10; 0: none)",
+    )
+    parser.add_argument("--db", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
+    parser.add_argument("--no-bigquery", action="store_true", help="skip (3), (4) and the backfill")
+    parser.add_argument("--no-legacy", action="store_true", help="skip (4)")
+    parser.add_argument("--backfill-days", type=int, default=365, help="0 skips the backfill")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per measurement; keeps the fastest"
+    )
+    parser.add_argument(
+        "--via",
+        choices=("command", "library"),
+        default="command",
+        help="(2)/(3) through manage.py smolqwery_extract (default) or RowConverter + "
+        "replace_days directly (to tell the runner's overhead from the library's)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    dbs = [d.strip() for d in args.db.split(",") if d.strip()]
+    if not dbs or set(dbs) - {"sqlite", "postgres"}:
+        parser.error("--db takes sqlite and/or postgres")
+    first, last = day_range(args.days)
+    plan = Plan(
+        rows=args.rows,
+        days=args.days,
+        small=args.rows // 10 if args.small is None else args.small,
+        dbs=dbs,
+        bigquery=not args.no_bigquery,
+        legacy=not args.no_legacy,
+        backfill_days=args.backfill_days,
+        repeat=max(1, args.repeat),
+        via={"command": "extract", "library": "direct"}[args.via],
+        first=first,
+        last=last,
+    )
+    started = time.perf_counter()
+    results = run(plan)
+    text, ok = report(plan, results)
+    print(text)
+    verdict = "yes" if ok else "no"
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; every target holds: {verdict}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "plan": dataclasses.asdict(plan),
+                    "results": [dataclasses.asdict(m) for m in results],
+                },
+                default=str,
+                indent=2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
