@@ -253,10 +253,10 @@ def _extractor_paths() -> list[str]:
 
 
 def _view_names(schema: Any) -> list[str]:
-    names = [f"{schema.name}_{period}" for period in schema.rollups]
-    if schema.differentiated:
-        names.append(schema.delta_view_name)
-    return names
+    """The views smolqwery creates on a table (the same rule as the migrations use)."""
+    from .sql_views import views_of
+
+    return [name for name, _kind in views_of(schema)]
 
 
 @register(TAG)

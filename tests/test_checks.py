@@ -122,6 +122,13 @@ def test_e004_two_extractors_one_name(name: str) -> None:
     assert "get_table_name()" in message.hint
 
 
+def test_e004_table_named_like_a_rollup_view() -> None:
+    paths = [f"{EX}.UserWeekExtractor", f"{EX}.RollupUserExtractor"]
+    with override_settings(SMOLQWERY_EXTRACTORS=paths):
+        message = only(check_extractors(), "smolqwery.E004")
+    assert "view 'user_week'" in message.msg and "UserWeekExtractor" in message.msg
+
+
 def test_e004_same_extractor_listed_twice() -> None:
     with override_settings(SMOLQWERY_EXTRACTORS=[*GOOD, GOOD[1]]):
         only(check_extractors(), "smolqwery.E004")

@@ -120,3 +120,17 @@ class BadTableNameExtractor(EmailExtractor):
 class ReservedTableExtractor(EmailExtractor):
     def get_table_name(self) -> str:
         return "smolqwery_ledger"
+
+
+class RollupUserExtractor(UserExtractor):
+    """``user`` with a weekly rollup view, ``user_week``."""
+
+    def get_rollups(self) -> tuple[str, ...]:
+        return ("week",)
+
+
+class UserWeekExtractor(EmailExtractor):
+    """A table named like the weekly rollup of ``user`` (E004)."""
+
+    def get_table_name(self) -> str:
+        return "user_week"
