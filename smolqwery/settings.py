@@ -150,6 +150,13 @@ def _positive(name: str, default: float) -> float:
     return float(value)
 
 
+def _positive_int(name: str, default: int) -> int:
+    value = _get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive whole number, got {value!r}")
+    return value
+
+
 def _string_list(name: str) -> tuple[str, ...]:
     value = _get(name, ())
     if isinstance(value, str) or not isinstance(value, Sequence):
@@ -193,7 +200,7 @@ def get_settings() -> SmolqwerySettings:
         bigquery_api_endpoint=_get("SMOLQWERY_BIGQUERY_API_ENDPOINT") or None,
         bigquery_anonymous=bool(_get("SMOLQWERY_BIGQUERY_ANONYMOUS", False)),
         duckdb_path=Path(duckdb_path) if duckdb_path else _default_duckdb_path(),
-        batch_days=int(_positive("SMOLQWERY_BATCH_DAYS", 366)),
+        batch_days=_positive_int("SMOLQWERY_BATCH_DAYS", 366),
         retry_deadline=_positive("SMOLQWERY_RETRY_DEADLINE", 600.0),
         allow_drop=bool(_get("SMOLQWERY_ALLOW_DROP", False)),
         migrate_in_tests=bool(_get("SMOLQWERY_MIGRATE_IN_TESTS", False)),

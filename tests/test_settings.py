@@ -181,6 +181,7 @@ def test_parse_date_refuses(value: object) -> None:
     [
         ("SMOLQWERY_BATCH_DAYS", 0),
         ("SMOLQWERY_BATCH_DAYS", True),
+        ("SMOLQWERY_BATCH_DAYS", 1.5),
         ("SMOLQWERY_RETRY_DEADLINE", -1),
         ("SMOLQWERY_LOCK_TIMEOUT", "1h"),
         ("SMOLQWERY_EXTRACTORS", "a.B"),
