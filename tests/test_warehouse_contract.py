@@ -401,6 +401,26 @@ def test_failure_inside_the_transaction_changes_nothing(warehouse: Warehouse) ->
     assert [t for t in warehouse.list_tables() if "staging" in t] == []
 
 
+def test_rows_outside_the_batch_days_are_refused(warehouse: Warehouse) -> None:
+    """They would survive the next replacement of their own day, as duplicates."""
+    warehouse.create_table(EVENTS)
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 5), rows=[event(paris(2024, 5, 5), 5)]))
+    ledger = warehouse.exported_days("events")
+    batch = make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 2), run_id="r2")
+    batch.chunks = record_batches(
+        EVENTS, [event(paris(2024, 5, 1), 1), event(paris(2024, 5, 5), 9)]
+    )
+    with pytest.raises(WarehouseError, match="outside the days of the batch"):
+        warehouse.replace_days(batch)
+    assert ids(warehouse) == [5]
+    assert warehouse.exported_days("events") == ledger
+
+
+def test_fetch_rows_of_a_missing_table_names_it(warehouse: Warehouse) -> None:
+    with pytest.raises(WarehouseError, match="read rows of no_such_table"):
+        warehouse.fetch_rows("no_such_table")
+
+
 def test_many_rows_in_many_chunks(warehouse: Warehouse) -> None:
     warehouse.create_table(EVENTS)
     start = paris(2024, 1, 1, 0, 0)

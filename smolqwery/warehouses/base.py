@@ -24,6 +24,8 @@ Dialect = Literal["bigquery", "duckdb"]
 
 #: Name of the table recording exported days, in the export dataset.
 LEDGER_TABLE = "smolqwery_ledger"
+#: Why a batch is refused when some of its rows fall outside its days.
+OUTSIDE_DAYS = "some rows fall outside the days of the batch; nothing was changed"
 #: Tables whose names start with this are smolqwery's own (staging, ledger).
 RESERVED_PREFIX = "smolqwery_"
 

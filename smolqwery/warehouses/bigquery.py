@@ -43,6 +43,7 @@ from . import retry
 from .base import (
     LEDGER_COLUMNS,
     LEDGER_TABLE,
+    OUTSIDE_DAYS,
     RESERVED_PREFIX,
     DayBatch,
     Dialect,
@@ -94,6 +95,13 @@ def schema_fields(columns: Iterable[Column]) -> list[bigquery.SchemaField]:
         bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description)
         for c in columns
     ]
+
+
+def _assert_message(text: str) -> str:
+    """ASSERT takes a string literal; only constant texts of this module go through here."""
+    if "'" in text or "\\" in text or "\n" in text:
+        raise ValueError(f"not a plain message: {text!r}")
+    return f"'{text}'"
 
 
 def _digest(*parts: object) -> str:
@@ -515,10 +523,14 @@ class BigQueryWarehouse(Warehouse):
             ]
         cols = ", ".join(quote_bigquery(c) for c in table.column_names)
         ledger_cols = ", ".join(quote_bigquery(c.name) for c in LEDGER_COLUMNS)
-        statements = [
-            "BEGIN TRANSACTION;",
-            f"DELETE FROM {target} WHERE {where};",
-        ]
+        statements = ["BEGIN TRANSACTION;"]
+        if staging is not None:
+            # Rows outside the days would survive the next replacement of theirs: duplicates.
+            statements.append(
+                f"ASSERT NOT EXISTS (SELECT 1 FROM {self.qualified_name(staging)} "
+                f"WHERE NOT ({where})) AS {_assert_message(OUTSIDE_DAYS)};"
+            )
+        statements.append(f"DELETE FROM {target} WHERE {where};")
         if staging is not None:
             statements.append(
                 f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {self.qualified_name(staging)};"

@@ -29,6 +29,7 @@ from ..schema import Column, TableSchema
 from .base import (
     LEDGER_COLUMNS,
     LEDGER_TABLE,
+    OUTSIDE_DAYS,
     DayBatch,
     Dialect,
     LedgerEntry,
@@ -333,18 +334,28 @@ class DuckDBWarehouse(Warehouse):
             try:
                 con.execute(f"DELETE FROM {self._q(table.name)} WHERE {where}", params)
                 # Streamed: DuckDB pulls the record batches from the producer as it inserts.
+                # One thread, so the producer (extract(), using Django's per-thread database
+                # connections) runs in the calling thread, not in a DuckDB worker.
+                con.execute("SET threads = 1")
                 source = _Source(conform_chunks(batch.chunks, schema))
                 reader = pa.RecordBatchReader.from_batches(schema, source)
                 with _registered(con, "smolqwery_incoming", reader):
                     try:
-                        con.execute(
+                        row = con.execute(
                             f"INSERT INTO {self._q(table.name)} ({cols}) "
                             f"SELECT {cols} FROM smolqwery_incoming"
-                        )
+                        ).fetchone()
                     except Exception:
                         source.reraise()
                         raise
                 source.reraise()
+                inserted = int(row[0]) if row else 0
+                within = con.execute(
+                    f"SELECT count(*) FROM {self._q(table.name)} WHERE {where}", params
+                ).fetchone()
+                if inserted and (within is None or within[0] != inserted):
+                    # Such rows would survive the next replacement of their day: duplicates.
+                    raise WarehouseError(f"{operation}: {OUTSIDE_DAYS}")
                 self._record_days(con, batch)
                 con.execute("COMMIT")
             except BaseException:
