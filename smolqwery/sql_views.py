@@ -14,8 +14,11 @@ Kinds of views:
     shows NULL (never the running total, 0.1.3 defect D7). Window functions, no self-join, so a
     duplicated day cannot multiply rows.
 ``week`` / ``month``
-    ``<table>_week`` / ``<table>_month`` rollups: registered in :data:`VIEW_RENDERERS` by the
-    rollup module; until then rendering them raises :class:`NotImplementedError`.
+    ``<table>_week`` / ``<table>_month`` rollups of a date-aggregated table: one row per ISO
+    week (starting on Monday) or calendar month that has at least one day in the table. The
+    date column holds the period's first day; ``days`` (see :func:`rollup_days_column`) how many
+    of its days are present; each non-differentiated numeric column its SUM; each differentiated
+    column (a running total) its value on the last day present. Other columns are left out.
 """
 
 from __future__ import annotations
@@ -96,16 +99,85 @@ def render_delta(table: TableSchema, warehouse: Warehouse) -> str:
     return f"SELECT\n  {columns}\nFROM {warehouse.qualified_name(table.name)}"
 
 
-def _rollup_not_implemented(table: TableSchema, warehouse: Warehouse) -> str:
-    raise NotImplementedError(
-        f"table {table.name!r}: rollup views are not implemented in smolqwery.sql_views yet"
+#: Candidate names of the rollup column counting days, first one not taken by a column wins.
+ROLLUP_DAYS_COLUMNS = ("days", "days_present", "rollup_days")
+_NUMERIC_TYPES = frozenset({"INT64", "FLOAT64", "NUMERIC"})
+
+
+def rollup_days_column(table: TableSchema) -> str:
+    """Name of the rollup column counting the days present: ``days`` unless a column has it."""
+    taken = {c.name.lower() for c in table.columns}
+    for name in ROLLUP_DAYS_COLUMNS:
+        if name not in taken:
+            return name
+    raise ValueError(f"table {table.name!r} uses every name of {ROLLUP_DAYS_COLUMNS}")
+
+
+def _period_start(dialect: Dialect, period: str, day: str) -> str:
+    """SQL of the first day of the ISO week / month of ``day`` (a DATE expression)."""
+    if dialect == "bigquery":
+        part = {"week": "ISOWEEK", "month": "MONTH"}[period]
+        return f"DATE_TRUNC({day}, {part})"
+    # DuckDB's 'week' is the ISO week (Monday); the cast keeps the column a DATE.
+    return f"CAST(date_trunc('{period}', {day}) AS DATE)"
+
+
+def _sum(dialect: Dialect, column_type: str, expr: str) -> str:
+    if dialect == "duckdb" and column_type == "INT64":
+        return f"CAST(SUM({expr}) AS BIGINT)"  # DuckDB widens SUM(BIGINT) to HUGEINT
+    return f"SUM({expr})"
+
+
+def render_rollup(period: str, table: TableSchema, warehouse: Warehouse) -> str:
+    """The ``<table>_week`` / ``<table>_month`` view (see the module docstring).
+
+    The inner query renames every column to a positional alias, so that no user column name
+    can collide with the helper columns (period start, last day present).
+    """
+    if period not in ROLLUP_PERIODS:
+        raise ValueError(f"unknown rollup period {period!r}: expected one of {ROLLUP_PERIODS}")
+    if table.kind is not ExtractorType.date_aggregated:
+        raise ValueError(f"table {table.name!r}: {period} views need a date-aggregated table")
+    dialect = warehouse.dialect
+    day = quote_column(dialect, table.date_column)
+    start = _period_start(dialect, period, day)
+    inner = [f"{start} AS p", f"{day} AS d", f"MAX({day}) OVER (PARTITION BY {start}) AS l"]
+    outer = [
+        f"p AS {day}",
+        f"COUNT(*) AS {quote_column(dialect, rollup_days_column(table))}",
+    ]
+    for index, col in enumerate(table.columns):
+        if col.name == table.date_column or col.type not in _NUMERIC_TYPES:
+            continue
+        alias = f"c{index}"
+        inner.append(f"{quote_column(dialect, col.name)} AS {alias}")
+        name = quote_column(dialect, col.name)
+        if col.differentiate:
+            outer.append(f"MAX(CASE WHEN d = l THEN {alias} END) AS {name}")
+        else:
+            outer.append(f"{_sum(dialect, col.type, alias)} AS {name}")
+    inner_sql = ",\n    ".join(inner)
+    outer_sql = ",\n  ".join(outer)
+    return (
+        f"SELECT\n  {outer_sql}\nFROM (\n  SELECT\n    {inner_sql}\n"
+        f"  FROM {warehouse.qualified_name(table.name)}\n) AS days_of_periods\nGROUP BY p"
     )
+
+
+def render_week(table: TableSchema, warehouse: Warehouse) -> str:
+    """The ``<table>_week`` view: one row per ISO week (Monday to Sunday)."""
+    return render_rollup("week", table, warehouse)
+
+
+def render_month(table: TableSchema, warehouse: Warehouse) -> str:
+    """The ``<table>_month`` view: one row per calendar month."""
+    return render_rollup("month", table, warehouse)
 
 
 VIEW_RENDERERS: dict[str, ViewRenderer] = {
     "delta": render_delta,
-    "week": _rollup_not_implemented,
-    "month": _rollup_not_implemented,
+    "week": render_week,
+    "month": render_month,
 }
 
 

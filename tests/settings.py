@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "smolqwery",
     "tests.testapp",
     "tests.exportapp",
+    "tests.activityapp",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

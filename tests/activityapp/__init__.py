@@ -1,0 +1,1 @@
+"""Source models and configured built-in extractors for the activity extractor tests."""
