@@ -185,6 +185,20 @@ def test_a_repeated_load_request_never_loads_twice(
         bigquery_warehouse._drop_staging(name)
 
 
+def test_replace_days_in_a_dataset_elsewhere_without_ensure(bigquery_emulator: Emulator) -> None:
+    """A process that did not run ensure_dataset finds the dataset's location for its jobs."""
+    name = _dataset()
+    dataset = bigquery.Dataset(f"{bigquery_emulator.project}.{name}")
+    dataset.location = "EU"
+    bigquery_emulator.client().create_dataset(dataset)
+    bigquery_emulator.warehouse(name, location="EU").ensure_dataset()
+    wh = bigquery_emulator.warehouse(name)
+    wh.create_table(EVENTS)
+    wh.replace_days(make_batch(EVENTS, D(2024, 5, 1), rows=[event(paris(2024, 5, 1), 1)]))
+    assert wh._location() == "EU"
+    assert [r["user_id"] for r in wh.fetch_rows("events")] == [1]
+
+
 def test_write_parquet_streams_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows are written as they come, in row groups, so memory stays bounded."""
     import smolqwery.warehouses.bigquery as bq

@@ -127,6 +127,7 @@ class BigQueryWarehouse(Warehouse):
         self.project = validate_project_id(client.project)
         self.dataset = validate_dataset_name(dataset)
         self.location = location
+        self._job_location: str | None = location
         self.labels = dict(labels or {})
         self.acl_groups = tuple(acl_groups)
         self.retry_deadline = retry_deadline
@@ -192,11 +193,18 @@ class BigQueryWarehouse(Warehouse):
         job = self.client.query(
             sql,
             job_config=bigquery.QueryJobConfig(query_parameters=list(params)),
-            location=self.location,
+            location=self._job_location,
             retry=_ONCE,
             job_retry=_ONCE,
         )
         return list(job.result(retry=_ONCE, timeout=JOB_TIMEOUT))
+
+    def _location(self) -> str | None:
+        """The dataset's location, where its jobs run (read once if not configured)."""
+        if self._job_location is None:
+            ref = f"{self.project}.{self.dataset}"
+            self._job_location = self.client.get_dataset(ref, retry=_ONCE).location
+        return self._job_location
 
     def _get_table(self, name: str) -> bigquery.Table | None:
         from google.api_core.exceptions import NotFound
@@ -240,6 +248,8 @@ class BigQueryWarehouse(Warehouse):
                 logger.info("created dataset %s", ref)
             except Conflict:
                 dataset = self.client.get_dataset(ref, retry=_ONCE)
+        # Jobs run where the dataset is; jobs.get needs that location outside the US/EU.
+        self._job_location = dataset.location or self.location
         if self.location and dataset.location and dataset.location.lower() != self.location.lower():
             raise WarehouseError(
                 f"dataset {ref} is in {dataset.location}, but SMOLQWERY_DATASET_LOCATION is "
@@ -480,13 +490,13 @@ class BigQueryWarehouse(Warehouse):
                         self._ref(staging),
                         job_id=job_id,
                         job_config=config,
-                        location=self.location,
+                        location=self._location(),
                         num_retries=0,
                     )
             except Conflict:
                 logger.info("load job %s exists already: waiting for it", job_id)
                 job = self.client.get_job(  # type: ignore[assignment]
-                    job_id, location=self.location, retry=_ONCE
+                    job_id, location=self._location(), retry=_ONCE
                 )
             job.result(retry=_ONCE, timeout=JOB_TIMEOUT)
 
