@@ -70,6 +70,8 @@ class Overview:
     last_run_id: str = ""
     last_run_started: datetime.datetime | None = None
     failures: list[ExportRun] = dataclasses.field(default_factory=list)
+    #: Some extractor of the last run has not finished (or its process died).
+    last_run_running: bool = False
 
 
 def describe_error(exc: BaseException, doing: str) -> str:
@@ -144,6 +146,9 @@ def build_overview() -> Overview:
             "failures": list(
                 ExportRun.objects.filter(run_id=last.run_id, status=ExportRun.Status.FAILED)
             ),
+            "last_run_running": ExportRun.objects.filter(
+                run_id=last.run_id, status=ExportRun.Status.RUNNING
+            ).exists(),
         }
     try:
         config = dataclasses.replace(get_settings(), retry_deadline=WAREHOUSE_DEADLINE)

@@ -411,3 +411,11 @@ def test_unique_run_ids_do_not_mix(staff_client: Client, warehouse_path: Path) -
     html = staff_client.get(OVERVIEW).content.decode()
     assert "no failure" in html
     assert "earlier failure" not in html
+
+
+def test_last_run_still_running(staff_client: Client, warehouse_path: Path) -> None:
+    run("live", "signups", ExportRun.Status.SUCCESS, 4)
+    run("live", "click", ExportRun.Status.RUNNING, 2)
+    html = staff_client.get(OVERVIEW).content.decode()
+    assert "still running (or killed before it finished)" in html
+    assert "no failure" not in html
