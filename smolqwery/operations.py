@@ -26,12 +26,15 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db.migrations.operations.base import Operation
+from django.db.models.signals import post_migrate
 
 from .schema import TableSchema
 from .sql_views import VIEW_KINDS, render_view_sql
 
 if TYPE_CHECKING:
+    from django.apps import AppConfig
     from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+    from django.db.migrations import Migration
     from django.db.migrations.state import ProjectState
 
     from .warehouses.base import Warehouse
@@ -44,6 +47,7 @@ __all__ = [
     "EnsureDataset",
     "WarehouseOperation",
     "in_test_environment",
+    "reconcile_dataset",
     "warehouse_operations_enabled",
 ]
 
@@ -59,7 +63,7 @@ def in_test_environment() -> bool:
     return hasattr(getattr(utils, "_TestState", None), "saved_data")
 
 
-def warehouse_operations_enabled(alias: str, what: str) -> bool:
+def warehouse_operations_enabled(alias: str, what: str, *, quiet: bool = False) -> bool:
     """Whether a migration on database ``alias`` may touch the warehouse (logs why not)."""
     from .settings import get_settings
 
@@ -73,7 +77,8 @@ def warehouse_operations_enabled(alias: str, what: str) -> bool:
         )
         return False
     if in_test_environment() and not config.migrate_in_tests:
-        logger.info(
+        logger.log(
+            logging.DEBUG if quiet else logging.INFO,
             "%s: skipped in a test run (the warehouse is never touched by test databases; "
             "set SMOLQWERY_MIGRATE_IN_TESTS = True to apply it)",
             what,
@@ -267,3 +272,64 @@ class CreateWarehouseView(WarehouseOperation):
     @property
     def migration_name_fragment(self) -> str:
         return f"smolqwery_{self.name}"
+
+
+# -- the dataset, on every migrate ------------------------------------------------------------
+
+
+def is_warehouse_migration(migration: Migration) -> bool:
+    """Whether a migration creates warehouse objects (our operations, or a 0.1.3 coconut)."""
+    from .swallow import Coconut
+
+    return isinstance(getattr(migration, "coconut", None), Coconut) or any(
+        isinstance(op, WarehouseOperation) for op in migration.operations
+    )
+
+
+def _has_applied_warehouse_migrations(alias: str) -> bool:
+    from django.db import connections
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(connections[alias], ignore_no_migrations=True)
+    applied = loader.applied_migrations or {}
+    return any(
+        key in loader.graph.nodes and is_warehouse_migration(loader.graph.nodes[key])
+        for key in applied
+    )
+
+
+def reconcile_dataset(
+    sender: object,
+    app_config: AppConfig,
+    using: str,
+    plan: list[tuple[Migration, bool]] | None = None,
+    **kwargs: Any,
+) -> None:
+    """``post_migrate``: reconcile the dataset with the settings on every ``migrate`` (D11).
+
+    Location, labels and ACL groups changed in the settings reach an existing dataset without
+    a new migration. Runs once per ``migrate`` (smolqwery's own ``post_migrate``), on
+    ``SMOLQWERY_DATABASE_ALIAS`` only, never in test runs, and only for a project whose applied
+    migrations create warehouse objects. Connected when this module is imported, which every
+    smolqwery migration file does (0.1.3 ones through :mod:`smolqwery.swallow`): ``migrate``
+    loads them all before sending the signal.
+    """
+    if app_config.name != "smolqwery":
+        return
+    if not warehouse_operations_enabled(using, "reconcile the dataset", quiet=True):
+        return
+    if plan and any(
+        isinstance(op, EnsureDataset)
+        for migration, backwards in plan
+        if not backwards
+        for op in migration.operations
+    ):
+        return  # this migrate just did it
+    if not _has_applied_warehouse_migrations(using):
+        return
+    with open_warehouse() as warehouse:
+        warehouse.ensure_dataset()
+        logger.info("dataset %s reconciled with the settings", warehouse.dataset)
+
+
+post_migrate.connect(reconcile_dataset, dispatch_uid="smolqwery.operations.reconcile_dataset")

@@ -13,7 +13,8 @@ its delta view (tables that already exist in production are left alone), ``backw
 drops a table unless ``SMOLQWERY_ALLOW_DROP`` is set. ``smolqwery_make_migrations`` reads the
 ``coconut`` attribute of migrations as existing warehouse state, so an upgrading project gets
 no new table; it does get one migration replacing the 0.1.3 delta views, which were wrong
-across missing days (D7).
+across missing days (D7). Importing this module also connects the dataset reconciliation
+of every ``migrate`` (:func:`smolqwery.operations.reconcile_dataset`).
 
 0.1.3 stored no table kind. It is inferred: a table whose first column is ``date DATE`` is
 date-aggregated on ``date`` (0.1.3 prepended that column to aggregated tables and nothing
@@ -29,7 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import SchemaError
 from .extractor import ExtractorType
+from .operations import (
+    create_table,
+    create_view,
+    keep_or_drop_table,
+    open_warehouse,
+)
+from .operations import warehouse_operations_enabled as enabled
 from .schema import Column, TableSchema
+from .sql_views import views_of
 
 if TYPE_CHECKING:
     from django.apps.registry import Apps
@@ -96,10 +105,6 @@ class Coconut:
 
     def forward(self, apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         """Ensure the dataset, the tables and their delta views (idempotent)."""
-        from .operations import create_table, create_view, open_warehouse
-        from .operations import warehouse_operations_enabled as enabled
-        from .sql_views import views_of
-
         tables = self.tables
         what = "smolqwery 0.1.3 migration of " + ", ".join(t.name for t in tables)
         if not enabled(schema_editor.connection.alias, what):
@@ -113,10 +118,6 @@ class Coconut:
 
     def backward(self, apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         """Drop the delta views; keep the tables unless ``SMOLQWERY_ALLOW_DROP`` is set."""
-        from .operations import keep_or_drop_table, open_warehouse
-        from .operations import warehouse_operations_enabled as enabled
-        from .sql_views import views_of
-
         tables = self.tables
         what = "reverse smolqwery 0.1.3 migration of " + ", ".join(t.name for t in tables)
         if not enabled(schema_editor.connection.alias, what):

@@ -169,6 +169,42 @@ def test_applied_once_on_the_configured_alias(project: Project, target: Target) 
     assert _tables(target, project) == EXPECTED
 
 
+def test_d11_every_migrate_reconciles_the_dataset(project: Project, target: Target) -> None:
+    proc = project.manage("migrate")
+    assert "reconciled" not in proc.stderr  # the migration's EnsureDataset just did it
+    proc = project.manage(
+        "migrate",
+        env={"SQ_LABELS": '{"env": "prod", "team": "data"}', "SQ_ACL_GROUPS": "bi@example.com"},
+    )
+    assert "No migrations to apply" in proc.stdout
+    assert "reconciled with the settings" in proc.stderr
+    if target.emulator is not None:
+        client = target.emulator.client()
+        dataset = client.get_dataset(f"{target.emulator.project}.{project.dataset}")
+        assert dataset.labels == {"env": "prod", "team": "data"}
+        groups = [e.entity_id for e in dataset.access_entries if e.entity_type == "groupByEmail"]
+        assert groups == ["bi@example.com"]
+    # Not on another database alias.
+    proc = project.manage("migrate", "--database", "other")
+    assert "reconciled" not in proc.stderr
+
+
+def test_no_warehouse_migrations_no_reconciliation(tmp_path: Path, target: Target) -> None:
+    """A project with smolqwery installed but no warehouse migration: migrate touches nothing."""
+    project = Project(tmp_path / "bare", extractors=(), env=dict(target.env))
+    (project.migrations_dir / "0001_initial.py").write_text(
+        "import smolqwery.operations\nfrom django.db import migrations\n\n\n"
+        "class Migration(migrations.Migration):\n    operations = []\n"
+    )
+    proc = project.manage("migrate")
+    assert "reconciled" not in proc.stderr
+    if target.name == "duckdb":
+        assert not (project.run_dir / "warehouse.duckdb").exists()
+    else:
+        datasets = [d.dataset_id for d in target.emulator.client().list_datasets()]
+        assert project.dataset not in datasets
+
+
 def test_d13_locmem_mail_outbox_does_not_skip_migrations(project: Project, target: Target) -> None:
     """0.1.3 skipped the warehouse whenever ``mail.outbox`` existed, as in production here."""
     project.manage("migrate", env={"SQ_LOCMEM_OUTBOX": "1"})

@@ -6,6 +6,7 @@ run directory (databases, DuckDB file, generated migrations), the extractors and
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -44,7 +45,8 @@ SMOLQWERY_EXTRACTORS = [
     if name
 ]
 SMOLQWERY_DATASET = os.environ.get("SQ_DATASET", "smolqwery_mig")
-SMOLQWERY_DATASET_LABELS = {"env": "test"}
+SMOLQWERY_DATASET_LABELS = json.loads(os.environ.get("SQ_LABELS", '{"env": "test"}'))
+SMOLQWERY_ACL_GROUPS = [g for g in os.environ.get("SQ_ACL_GROUPS", "").split(",") if g]
 SMOLQWERY_ALLOW_DROP = os.environ.get("SQ_ALLOW_DROP") == "1"
 SMOLQWERY_MIGRATE_IN_TESTS = os.environ.get("SQ_MIGRATE_IN_TESTS") == "1"
 SMOLQWERY_RETRY_DEADLINE = 30
