@@ -19,6 +19,7 @@ __all__ = [
     "day_window",
     "day_windows",
     "local_now",
+    "parse_day",
     "pending_days",
     "yesterday",
 ]
@@ -132,3 +133,11 @@ def legacy_done_days(
     if ledger_days:
         last = min(last, min(ledger_days) - ONE_DAY)
     return date_range(first_date, last)
+
+
+def parse_day(value: str) -> datetime.date:
+    """A command-line day, ``YYYY-MM-DD``; ValueError with a message naming the value (D18)."""
+    try:
+        return datetime.date.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        raise ValueError(f"{value!r} is not a valid day: use YYYY-MM-DD, e.g. 2024-01-31") from None

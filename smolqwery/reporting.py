@@ -14,7 +14,14 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .runner import ExportReport, ExtractorResult
 
-__all__ = ["LineProgress", "Progress", "RichProgress", "format_summary", "make_progress"]
+__all__ = [
+    "LineProgress",
+    "Progress",
+    "RichProgress",
+    "format_days",
+    "format_summary",
+    "make_progress",
+]
 
 
 class Progress:
@@ -162,3 +169,17 @@ def format_summary(report: ExportReport) -> str:
         + f" (run {report.run_id})"
     )
     return "\n".join(out)
+
+
+def format_days(days: Sequence[datetime.date], limit: int = 5) -> str:
+    """Sorted days as ranges, ``2024-01-03..2024-01-05, 2024-01-09``, the first ``limit`` only."""
+    ranges: list[tuple[datetime.date, datetime.date]] = []
+    for day in days:
+        if ranges and (day - ranges[-1][1]).days == 1:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    parts = [a.isoformat() if a == b else f"{a.isoformat()}..{b.isoformat()}" for a, b in ranges]
+    if len(parts) > limit:
+        parts = [*parts[:limit], f"and {len(parts) - limit} more range(s)"]
+    return ", ".join(parts)

@@ -1,0 +1,95 @@
+"""``manage.py smolqwery_status``: where each export table stands, for people and monitoring."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from smolqwery.errors import SmolqweryError
+from smolqwery.reporting import format_days
+from smolqwery.runner import table_status
+
+from ._options import non_negative_arg
+
+
+class Command(BaseCommand):
+    help = (
+        "Per table: first and last exported day, missing days, rows and lag behind yesterday "
+        "(in TIME_ZONE). With --max-lag N, exits with status 1 when a table is more than N days "
+        "behind or cannot be read: a check for monitoring."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--max-lag",
+            type=non_negative_arg,
+            metavar="N",
+            help="Fail when a table lags more than N days behind yesterday.",
+        )
+        parser.add_argument(
+            "--extractor",
+            action="append",
+            dest="extractors",
+            metavar="NAME",
+            help="Only this extractor: dotted path or table name (repeatable).",
+        )
+        parser.add_argument("--format", choices=("table", "json"), default="table")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            last, statuses = table_status(options["extractors"])
+        except SmolqweryError as exc:
+            raise CommandError(str(exc)) from exc
+        max_lag: int | None = options["max_lag"]
+        if options["format"] == "json":
+            self.stdout.write(
+                json.dumps(
+                    {"yesterday": last.isoformat(), "tables": [s.to_dict() for s in statuses]},
+                    indent=2,
+                )
+            )
+        else:
+            header = (
+                "table",
+                "first day",
+                "last day",
+                "days",
+                "missing",
+                "rows",
+                "lag",
+                "last run",
+            )
+            lines = [header]
+            for s in statuses:
+                lines.append(
+                    (
+                        s.table or s.extractor,
+                        s.first_day.isoformat() if s.first_day else "-",
+                        s.last_day.isoformat() if s.last_day else "-",
+                        str(s.exported_days),
+                        str(len(s.missing_days)),
+                        f"{s.rows:,}",
+                        str(s.lag),
+                        s.last_run or "-",
+                    )
+                )
+            widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+            for line in lines:
+                self.stdout.write(
+                    "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                )
+            self.stdout.write(f"yesterday: {last.isoformat()}")
+            for s in statuses:
+                if s.missing_days:
+                    self.stdout.write(f"{s.table}: missing {format_days(s.missing_days)}")
+                if s.error:
+                    self.stderr.write(f"{s.table or s.extractor}: ERROR: {s.error}")
+        broken = [s for s in statuses if s.error]
+        late = [s for s in statuses if max_lag is not None and s.lag > max_lag]
+        if broken or late:
+            problems = [f"{s.table or s.extractor} cannot be read" for s in broken]
+            problems += [f"{s.table} lags {s.lag} day(s) (max {max_lag})" for s in late]
+            raise CommandError("; ".join(problems), returncode=1 if not broken else 2)
