@@ -60,6 +60,7 @@ class Measure:
     step: str
     rows: int
     seconds: float
+    cpu: float
     process_seconds: float
     rss_mb: float
     extra: dict[str, Any]
@@ -168,6 +169,8 @@ class Plan:
     backfill_days: int
     repeat: int
     via: str
+    pg_name: str
+    gc_freeze: bool
     first: datetime.date
     last: datetime.date
 
@@ -211,12 +214,12 @@ def measure(
         result, elapsed, rss = run_worker(worker_step, args, step_env)
         for leftover in workdir.glob(f"warehouse-{tag}.duckdb*"):
             leftover.unlink()
-        extra = {k: v for k, v in result.items() if k not in ("rows", "seconds")}
-        current = Measure(
-            db, size, step, int(result["rows"]), result["seconds"], elapsed, rss, extra
-        )
+        extra = {k: v for k, v in result.items() if k not in ("rows", "seconds", "cpu")}
+        rows, seconds, cpu = int(result["rows"]), result["seconds"], result["cpu"]
+        current = Measure(db, size, step, rows, seconds, cpu, elapsed, rss, extra)
         print(
             f"  {db:8} {size:>10,} {LABELS[step]:38} {current.seconds:8.2f} s "
+            f"(cpu {current.cpu:6.2f} s) "
             f"{current.rate:>11,.0f} rows/s {rss:7.0f} MB",
             file=log,
             flush=True,
@@ -234,6 +237,7 @@ def run(plan: Plan, log: Any = sys.stderr) -> list[Measure]:
         **{k: v for k, v in os.environ.items() if not k.startswith(("BENCH_", "DJANGO_"))},
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "BENCH_TIME_ZONE": TIME_ZONE,
+        "BENCH_GC_FREEZE": "1" if plan.gc_freeze else "0",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     workdir = Path(tempfile.mkdtemp(prefix="smolqwery-bench-"))
@@ -242,7 +246,7 @@ def run(plan: Plan, log: Any = sys.stderr) -> list[Measure]:
             if emu is not None:
                 base_env |= {"BENCH_BQ_ENDPOINT": emu.endpoint, "BENCH_BQ_PROJECT": emu.project}
             for db in plan.dbs:
-                with source_database(db, workdir, "smolqwery_bench") as db_env:
+                with source_database(db, workdir, plan.pg_name) as db_env:
                     env = {**base_env, **db_env}
                     sizes = [s for s in (plan.small, plan.rows) if s]
                     for size in sizes:
@@ -286,16 +290,18 @@ def report(plan: Plan, results: list[Measure]) -> tuple[str, bool]:
     """The figures table, the ratios and the targets, as text; and whether every target holds."""
     lines = [
         f"smolqwery benchmark: {plan.rows:,} events over {plan.days} days "
-        f"({plan.first} .. {plan.last}, {TIME_ZONE}), best of {plan.repeat}",
+        f"({plan.first} .. {plan.last}, {TIME_ZONE}), best of {plan.repeat}, "
+        f"(2)/(3) via {'manage.py smolqwery_extract' if plan.via == 'extract' else 'the library'}"
+        + (", gc.freeze() experiment" if plan.gc_freeze else ""),
         f"python {platform.python_version()}, {os.cpu_count()} CPUs",
         "",
         f"{'database':9} {'events':>10}  {'measurement':38} {'rows':>10} {'wall s':>8} "
-        f"{'rows/s':>10} {'peak RSS':>9}",
+        f"{'cpu s':>7} {'rows/s':>10} {'peak RSS':>9}",
     ]
     for m in results:
         lines.append(
             f"{m.db:9} {m.size:>10,}  {LABELS[m.step]:38} {m.rows:>10,} {m.seconds:8.2f} "
-            f"{m.rate:>10,.0f} {m.rss_mb:>6.0f} MB"
+            f"{m.cpu:7.2f} {m.rate:>10,.0f} {m.rss_mb:>6.0f} MB"
         )
     lines += ["", "ratios and targets:"]
     all_ok = True
@@ -311,7 +317,8 @@ def report(plan: Plan, results: list[Measure]) -> tuple[str, bool]:
                 all_ok &= ok if size == plan.rows else True
                 lines.append(
                     f"  {db} {size:,}: (2)/(1) = {ratio:.2f}  "
-                    f"(target <= {MAX_EXTRACT_OVER_FLOOR}: {_verdict(ok)})"
+                    f"(target <= {MAX_EXTRACT_OVER_FLOOR}: {_verdict(ok)}; "
+                    f"in CPU time {duck.cpu / floor.cpu:.2f})"
                 )
             if bq and floor:
                 lines.append(f"  {db} {size:,}: (3)/(1) = {bq.seconds / floor.seconds:.2f}")
@@ -374,6 +381,16 @@ def main(argv: list[str] | None = None) -> int:
         help="(2)/(3) through manage.py smolqwery_extract (default) or RowConverter + "
         "replace_days directly (to tell the runner's overhead from the library's)",
     )
+    parser.add_argument(
+        "--pg-name",
+        default="smolqwery_bench",
+        help="PostgreSQL database created and dropped for the run (default smolqwery_bench)",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="experiment: gc.freeze() before each timed section (see RESULTS.md)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     dbs = [d.strip() for d in args.db.split(",") if d.strip()]
@@ -390,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         backfill_days=args.backfill_days,
         repeat=max(1, args.repeat),
         via={"command": "extract", "library": "direct"}[args.via],
+        pg_name=args.pg_name,
+        gc_freeze=args.gc_freeze,
         first=first,
         last=last,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import gc
 import json
 import os
 import random
@@ -28,6 +29,24 @@ COUNTRIES = ("FR", "DE", "US", "GB", "ES", "IT", "NL", "BE", None)
 
 def emit(**fields: Any) -> None:
     print(RESULT_PREFIX + json.dumps(fields, default=str), flush=True)
+
+
+def clock() -> tuple[float, float]:
+    """Start a timed section. ``BENCH_GC_FREEZE=1`` (``--gc-freeze``) first moves every live
+    object to the permanent generation: the experiment behind the gc proposal in RESULTS.md."""
+    if os.environ.get("BENCH_GC_FREEZE") == "1":
+        gc.collect()
+        gc.freeze()
+    return time.perf_counter(), time.process_time()
+
+
+def since(mark: tuple[float, float]) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of this process (all its threads), since ``mark``.
+
+    CPU time is reported next to wall time because this machine is shared: it is the steadier
+    figure for (1) and (2), which do all their work in this process.
+    """
+    return time.perf_counter() - mark[0], time.process_time() - mark[1]
 
 
 def setup_django() -> None:
@@ -84,7 +103,7 @@ def step_prepare(args: argparse.Namespace) -> None:
     per_day, extra = divmod(args.rows, len(wins))
     rng = random.Random(args.seed)
     cols = ("timestamp", "user_id", "kind", "duration", "success", "country")
-    started = time.perf_counter()
+    started = clock()
     connection.ensure_connection()
     raw = connection.connection
     if connection.vendor == "postgresql":
@@ -111,8 +130,8 @@ def step_prepare(args: argparse.Namespace) -> None:
             raw.executemany(insert, rows)
             raw.execute("COMMIT")
         raw.execute("ANALYZE")
-    seconds = time.perf_counter() - started
-    emit(rows=Event.objects.count(), seconds=seconds)
+    seconds, cpu = since(started)
+    emit(rows=Event.objects.count(), seconds=seconds, cpu=cpu)
 
 
 # -- the measurements -----------------------------------------------------------------------
@@ -125,11 +144,12 @@ def step_floor(args: argparse.Namespace) -> None:
 
     wins = windows(args.first, args.last)
     rows = 0
-    started = time.perf_counter()
+    started = clock()
     for window in wins:
         for _row in day_queryset(window.start, window.end).iterator(chunk_size=ITERATOR_CHUNK):
             rows += 1
-    emit(rows=rows, seconds=time.perf_counter() - started)
+    seconds, cpu = since(started)
+    emit(rows=rows, seconds=seconds, cpu=cpu)
 
 
 def _prepare_warehouse(extractor_paths: list[str]) -> Any:
@@ -193,7 +213,7 @@ def step_extract(args: argparse.Namespace) -> None:
     table = load_extractor_class(path)().get_table_name()
     bigquery = settings.SMOLQWERY_WAREHOUSE == "bigquery"
     jobs_before = _load_jobs(bq_client()) if bigquery else set()
-    started = time.perf_counter()
+    started = clock()
     call_command(
         "smolqwery_extract",
         "--extractor",
@@ -205,10 +225,16 @@ def step_extract(args: argparse.Namespace) -> None:
         "--no-progress",
         verbosity=0,
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = since(started)
     written = _count_rows(table)
     load_jobs = len(_load_jobs(bq_client()) - jobs_before) if bigquery else None
-    emit(rows=written, seconds=seconds, load_jobs=load_jobs, days=(args.last - args.first).days + 1)
+    emit(
+        rows=written,
+        seconds=seconds,
+        cpu=cpu,
+        load_jobs=load_jobs,
+        days=(args.last - args.first).days + 1,
+    )
 
 
 def step_direct(args: argparse.Namespace) -> None:
@@ -223,7 +249,7 @@ def step_direct(args: argparse.Namespace) -> None:
     extractor = load_extractor_class(path)()
     table = extractor.get_schema()
     wins = tuple(windows(args.first, args.last))
-    started = time.perf_counter()
+    started = clock()
     converter = RowConverter(extractor, table)
     counts: dict[datetime.date, int] = {}
     batch = DayBatch(
@@ -234,10 +260,10 @@ def step_direct(args: argparse.Namespace) -> None:
         row_counts=counts,
     )
     warehouse.replace_days(batch)
-    seconds = time.perf_counter() - started
+    seconds, cpu = since(started)
     warehouse.close()
     written = _count_rows(table.name)
-    emit(rows=written, seconds=seconds)
+    emit(rows=written, seconds=seconds, cpu=cpu)
 
 
 def _json_value(value: Any) -> Any:
@@ -274,7 +300,7 @@ def step_legacy(args: argparse.Namespace) -> None:
     wins = windows(args.first, args.last)
     rows = 0
     errors = 0
-    started = time.perf_counter()
+    started = clock()
     for window in wins:
         chunk: list[dict[str, Any]] = []
         for item in extractor.extract(window.start, window.end):
@@ -286,8 +312,8 @@ def step_legacy(args: argparse.Namespace) -> None:
         if chunk:
             errors += len(client.insert_rows_json(table_ref, chunk))
             rows += len(chunk)
-    seconds = time.perf_counter() - started
-    emit(rows=_count_rows(schema.name), sent=rows, errors=errors, seconds=seconds)
+    seconds, cpu = since(started)
+    emit(rows=_count_rows(schema.name), sent=rows, errors=errors, seconds=seconds, cpu=cpu)
 
 
 STEPS = {
