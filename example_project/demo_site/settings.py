@@ -62,6 +62,13 @@ DATABASES = {
         "NAME": STATE_DIR / "db.sqlite3",
     }
 }
+if os.environ.get("SMOLQWERY_DEMO_POSTGRES"):
+    # The demo on PostgreSQL instead (the tests run it so): a database name; the server and
+    # user come from libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD environment variables.
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ["SMOLQWERY_DEMO_POSTGRES"],
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
 USE_I18N = True

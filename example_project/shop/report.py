@@ -19,7 +19,7 @@ def format_value(value: Any) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, bytes):
-        return value.hex()[:16] + "…"
+        return value.hex()[:16] + "..."
     if isinstance(value, datetime.datetime):
         return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S%z")
     if isinstance(value, Decimal):
@@ -30,12 +30,22 @@ def format_value(value: Any) -> str:
 
 
 def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Aligned columns: numbers to the right, everything else to the left."""
     cells = [[format_value(row[c]) for c in columns] for row in rows]
+    numeric = [
+        all(isinstance(row[c], (int, float, Decimal)) or row[c] is None for row in rows)
+        for c in columns
+    ]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(lines)
+
+    def line(values: Sequence[str]) -> str:
+        padded = [
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
 def _sort_key(row: Mapping[str, Any]) -> Any:
