@@ -133,6 +133,8 @@ class WarehouseOperation(Operation):
 
     reduces_to_sql = False
     reversible = True
+    # One key of the table literal per line in migration files (readable diffs).
+    serialization_expand_args = ["table"]
     # A warehouse operation is never optimised away or merged by squashmigrations.
     elidable = False
 
