@@ -30,6 +30,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _cell(value: Any) -> str:
+    return "NULL" if value is None else str(_plain(value))
+
+
 class Command(BaseCommand):
     help = (
         "Print, per extractor and day, exactly the rows smolqwery_extract would write (same "
@@ -100,7 +104,7 @@ class Command(BaseCommand):
         )
         if not chunk.rows:
             return
-        cells = [names] + [[str(row[n]) for n in names] for row in chunk.rows]
+        cells = [names] + [[_cell(row[n]) for n in names] for row in chunk.rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(names))]
         for i, line in enumerate(cells):
             self.stdout.write(
