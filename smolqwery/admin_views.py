@@ -19,15 +19,17 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from .charts import bar_chart
+from .days import legacy_done_days, local_now, pending_days, yesterday
 from .errors import SmolqweryError
 from .models import ExportRun
-from .settings import get_settings, load_extractors
+from .settings import get_settings, load_extractor_class
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
     from django.http import HttpRequest
     from django.utils.safestring import SafeString
 
+    from .schema import TableSchema
     from .settings import SmolqwerySettings
     from .warehouses.base import LedgerEntry, Warehouse
 
@@ -41,13 +43,21 @@ WAREHOUSE_DEADLINE = 10.0
 
 @dataclasses.dataclass(frozen=True)
 class TableOverview:
-    """One export table as the overview shows it."""
+    """One export table as the overview shows it.
 
-    table: str
+    ``lag_days`` and ``missing_days`` mean what they mean in ``smolqwery_status``: the days
+    from the oldest day not exported (since ``SMOLQWERY_FIRST_DATE``) to yesterday, both
+    included, and how many days in that span are not exported. 0 means up to date.
+    """
+
     extractor: str
-    kind: str
+    table: str = ""
+    kind: str = ""
+    first_day: datetime.date | None = None
     last_day: datetime.date | None = None
     lag_days: int | None = None
+    missing_days: int = 0
+    first_missing: datetime.date | None = None
     exported_days: int = 0
     recent_rows: int = 0
     chart: SafeString | None = None
@@ -56,7 +66,7 @@ class TableOverview:
 
     @property
     def up_to_date(self) -> bool:
-        return self.lag_days is not None and self.lag_days <= 0
+        return self.lag_days == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +77,7 @@ class Overview:
     warehouse: str
     tables: list[TableOverview]
     error: str = ""
+    first_date: datetime.date | None = None
     last_run_id: str = ""
     last_run_started: datetime.datetime | None = None
     failures: list[ExportRun] = dataclasses.field(default_factory=list)
@@ -88,8 +99,8 @@ def describe_error(exc: BaseException, doing: str) -> str:
 
 def local_yesterday() -> datetime.date:
     """Yesterday in Django's ``TIME_ZONE``: the last day an export can contain."""
-    now = datetime.datetime.now(timezone.get_default_timezone())
-    return now.date() - datetime.timedelta(days=1)
+    tz = timezone.get_default_timezone()
+    return yesterday(local_now(tz), tz)
 
 
 def warehouse_label(config: SmolqwerySettings) -> str:
@@ -101,86 +112,102 @@ def warehouse_label(config: SmolqwerySettings) -> str:
     return f"BigQuery dataset {where}"
 
 
-def _table_overview(
-    warehouse: Warehouse | None, table: str, extractor: str, kind: str, yesterday: datetime.date
-) -> TableOverview:
-    base = TableOverview(
-        table=table,
-        extractor=extractor,
-        kind=kind,
-        last_run=ExportRun.objects.filter(table_name=table).order_by("-started_at").first(),
-    )
-    if warehouse is None:
-        return base
+def _load(path: str) -> tuple[TableOverview, TableSchema | None]:
+    """An extractor's row and table, or its row with the error (the others still show)."""
     try:
-        ledger: dict[datetime.date, LedgerEntry] = warehouse.exported_days(table)
-    except Exception as exc:  # the page must render whatever the warehouse does
-        return dataclasses.replace(
-            base, error=describe_error(exc, f"reading the ledger of {table}")
-        )
-    days = [yesterday - datetime.timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1)]
+        extractor = load_extractor_class(path)()
+        table = extractor.get_schema()
+    except Exception as exc:
+        return TableOverview(path, error=describe_error(exc, f"loading {path}")), None
+    last_run = ExportRun.objects.filter(table_name=table.name).order_by("-started_at").first()
+    row = TableOverview(extractor.get_name(), table.name, table.kind.value, last_run=last_run)
+    return row, table
+
+
+def _with_ledger(
+    row: TableOverview,
+    table: TableSchema,
+    warehouse: Warehouse,
+    first_date: datetime.date | None,
+    last: datetime.date,
+) -> TableOverview:
+    """The row completed from the table's ledger; the same reading as ``smolqwery_status``."""
+    tz = timezone.get_default_timezone()
+    ledger: dict[datetime.date, LedgerEntry] = warehouse.exported_days(table.name)
+    done = set(ledger)
+    if first_date is not None and (not ledger or min(ledger) > first_date):
+        # A table filled by 0.1.3 has no ledger: its days up to its last date count as done.
+        legacy = warehouse.last_unledgered_day(table, tz)
+        done.update(legacy_done_days(first_date, legacy, sorted(ledger)))
+    start = first_date or min(done, default=None)
+    missing = pending_days(start, last, done) if start is not None else []
+    exported = sorted(d for d in done if d <= last)
+    days = [last - datetime.timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1)]
     values = [(day, ledger[day].rows if day in ledger else None) for day in days]
-    last_day = max(ledger, default=None)
     return dataclasses.replace(
-        base,
-        last_day=last_day,
-        lag_days=None if last_day is None else (yesterday - last_day).days,
-        exported_days=len(ledger),
+        row,
+        first_day=exported[0] if exported else None,
+        last_day=exported[-1] if exported else None,
+        lag_days=(last - missing[0]).days + 1 if missing else (0 if start else None),
+        missing_days=len(missing),
+        first_missing=missing[0] if missing else None,
+        exported_days=len(exported),
         recent_rows=sum(v for _, v in values if v is not None),
-        chart=bar_chart(values, label=f"{table}: rows per day, last {CHART_DAYS} days"),
+        chart=bar_chart(values, label=f"{table.name}: rows per day, last {CHART_DAYS} days"),
     )
+
+
+def _last_run() -> dict[str, Any]:
+    last = ExportRun.objects.order_by("-started_at").first()
+    if last is None:
+        return {}
+    of_run = ExportRun.objects.filter(run_id=last.run_id)
+    return {
+        "last_run_id": last.run_id,
+        "last_run_started": of_run.order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first(),
+        "failures": list(of_run.filter(status=ExportRun.Status.FAILED)),
+        "last_run_running": of_run.filter(status=ExportRun.Status.RUNNING).exists(),
+    }
 
 
 def build_overview() -> Overview:
     """Read the settings, the ledger of every configured extractor's table and the last run."""
-    yesterday = local_yesterday()
-    last = ExportRun.objects.order_by("-started_at").first()
-    runs: dict[str, Any] = {}
-    if last is not None:
-        runs = {
-            "last_run_id": last.run_id,
-            "last_run_started": ExportRun.objects.filter(run_id=last.run_id)
-            .order_by("started_at")
-            .values_list("started_at", flat=True)
-            .first(),
-            "failures": list(
-                ExportRun.objects.filter(run_id=last.run_id, status=ExportRun.Status.FAILED)
-            ),
-            "last_run_running": ExportRun.objects.filter(
-                run_id=last.run_id, status=ExportRun.Status.RUNNING
-            ).exists(),
-        }
+    last = local_yesterday()
+    runs = _last_run()
     try:
         config = dataclasses.replace(get_settings(), retry_deadline=WAREHOUSE_DEADLINE)
-        extractors = load_extractors(config)
-        tables = [
-            (e.get_table_name(), e.get_name(), e.get_extractor_type().value) for e in extractors
-        ]
     except Exception as exc:
-        return Overview(yesterday, "", [], describe_error(exc, "reading the settings"), **runs)
+        return Overview(last, "", [], describe_error(exc, "reading the settings"), **runs)
+    loaded = [_load(path) for path in config.extractors]
+    rows = [row for row, _ in loaded]
+    common = {"first_date": config.first_date, **runs}
+    if not any(table for _, table in loaded):
+        return Overview(last, warehouse_label(config), rows, **common)
 
     from .warehouses import get_warehouse
 
-    error = ""
-    warehouse: Warehouse | None = None
     try:
         warehouse = get_warehouse(config)
     except Exception as exc:
         error = describe_error(exc, f"opening the {config.warehouse} warehouse")
-    reader = warehouse
-    rows: list[TableOverview] = []
+        return Overview(last, warehouse_label(config), rows, error, **common)
+    error = ""
     try:
-        for table, extractor, kind in tables:
-            row = _table_overview(reader, table, extractor, kind, yesterday)
-            rows.append(row)
-            if row.error and reader is not None:
+        for i, (row, table) in enumerate(loaded):
+            if table is None:
+                continue
+            try:
+                rows[i] = _with_ledger(row, table, warehouse, config.first_date, last)
+            except Exception as exc:  # the page must render whatever the warehouse does
                 # One failure is enough to know the warehouse is unwell: do not wait for it
                 # once per table.
-                error, reader = row.error, None
+                error = describe_error(exc, f"reading the ledger of {table.name}")
+                break
     finally:
-        if warehouse is not None:
-            warehouse.close()
-    return Overview(yesterday, warehouse_label(config), rows, error, **runs)
+        warehouse.close()
+    return Overview(last, warehouse_label(config), rows, error, **common)
 
 
 def export_overview_view(

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.django_db
 
 NOW = datetime.datetime(2026, 11, 5, 9, 30, tzinfo=PARIS)
 YESTERDAY = datetime.date(2026, 11, 4)
+FIRST_DATE = YESTERDAY - datetime.timedelta(days=40)
 DATASET = "admin_tests"
 OVERVIEW = "/admin/smolqwery/exportrun/overview/"
 
@@ -98,9 +99,9 @@ def frozen() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def filled_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A DuckDB warehouse where ``signups`` is up to date, ``click`` 3 days behind and
-    ``refund`` never exported; ``signups`` has a 2-day hole 10 days ago. Built once: the
-    page only reads it."""
+    """A DuckDB warehouse from ``FIRST_DATE`` (40 days ago) where ``signups`` is exported to
+    yesterday but for a 2-day hole 10 days ago, ``click`` is 3 days behind and ``refund`` was
+    never exported. Built once: the page only reads it."""
     path = tmp_path_factory.mktemp("admin") / "warehouse.duckdb"
     wh = DuckDBWarehouse(path, DATASET, busy_timeout=10)
     wh.ensure_dataset()
@@ -114,11 +115,11 @@ def filled_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         n = (last - first).days + 1
         rows = [{"date": first + datetime.timedelta(days=i), "signups": 100 + i} for i in range(n)]
         wh.replace_days(make_batch(signups, first, last, rows, run_id="r1"))
-    # click: 5 rows on 4 days ago, none on 5 days ago, 2 on 3 days ago; nothing since.
-    first, last = days_back(5, 3)
+    # click: 5 rows 4 days ago, 2 rows 3 days ago, none on the other days; nothing since.
+    first, last = days_back(40, 3)
     rows = [
         {"timestamp": datetime.datetime.combine(day, datetime.time(12), PARIS), "button": "buy"}
-        for day, count in ((first + datetime.timedelta(days=1), 5), (last, 2))
+        for day, count in ((last - datetime.timedelta(days=1), 5), (last, 2))
         for _ in range(count)
     ]
     wh.replace_days(make_batch(clicks, first, last, rows, run_id="r1"))
@@ -132,6 +133,7 @@ def warehouse_path(filled_warehouse: Path, settings: Any, frozen: None) -> Path:
     settings.SMOLQWERY_DUCKDB_PATH = filled_warehouse
     settings.SMOLQWERY_DATASET = DATASET
     settings.SMOLQWERY_EXTRACTORS = EXTRACTORS
+    settings.SMOLQWERY_FIRST_DATE = FIRST_DATE
     return filled_warehouse
 
 
@@ -217,18 +219,24 @@ def test_overview_lists_each_table_with_last_day_and_lag(
     assert '<strong id="yesterday">2026-11-04</strong>' in html
     assert "Europe/Paris" in html
 
+    assert '<strong id="first-date">2026-09-25</strong>' in html
+
+    # Lag and missing days as smolqwery_status counts them: from the oldest missing day.
     signups = row_of(html, "signups")
     assert '<td class="last-day">2026-11-04</td>' in signups
-    assert "up to date" in signups
+    assert "12 days behind" in signups
+    assert "2 days missing since 2026-10-24" in signups
     assert "39 days exported in all" in signups  # 29 + 10 days
 
     clicks = row_of(html, "click")
     assert '<td class="last-day">2026-11-01</td>' in clicks
     assert "3 days behind" in clicks
-    assert "7 rows; 3 days exported in all" in clicks
+    assert "missing since" not in clicks
+    assert "7 rows; 38 days exported in all" in clicks
 
     refunds = row_of(html, "refund")
     assert "never exported" in refunds
+    assert "41 days behind" in refunds
     assert 'class="smolqwery-chart"' in refunds  # an empty chart: every day marked as not exported
     assert set(bar_titles(refunds)) == {
         f"{YESTERDAY - datetime.timedelta(days=i)}: not exported" for i in range(30)
@@ -315,14 +323,47 @@ def test_unreadable_warehouse_is_a_message_not_a_500(
     assert 'class="smolqwery-chart"' not in html
 
 
-def test_unimportable_extractor_is_a_message(
+def test_unimportable_extractor_is_a_message_on_its_row(
     staff_client: Client, warehouse_path: Path, settings: Any
 ) -> None:
-    settings.SMOLQWERY_EXTRACTORS = ["shop.nowhere.MissingExtractor"]
+    settings.SMOLQWERY_EXTRACTORS = ["shop.nowhere.MissingExtractor", *EXTRACTORS]
     response = staff_client.get(OVERVIEW)
     assert response.status_code == 200
+    html = response.content.decode()
+    broken = row_of(html, "shop.nowhere.MissingExtractor")
     expected = "extractor &#x27;shop.nowhere.MissingExtractor&#x27; cannot be imported"
-    assert f"reading the settings: {expected}" in response.content.decode()
+    assert f"loading shop.nowhere.MissingExtractor: {expected}" in broken
+    assert 'id="warehouse-error"' not in html
+    assert "up to date" not in html  # nothing is up to date here, but every table is shown
+    assert "3 days behind" in row_of(html, "click")
+
+
+def test_settings_error_is_a_message(
+    staff_client: Client, warehouse_path: Path, settings: Any
+) -> None:
+    settings.SMOLQWERY_EXTRACTORS = "tests.test_admin.SignupsExtractor"  # a string, not a list
+    response = staff_client.get(OVERVIEW)
+    assert response.status_code == 200
+    message = re.search(
+        r'<li class="error" id="warehouse-error">(.*?)</li>', response.content.decode(), re.S
+    )
+    assert message
+    assert "reading the settings: SMOLQWERY_EXTRACTORS must be a list of strings" in message.group(
+        1
+    )
+
+
+def test_without_first_date_the_lag_counts_from_the_first_exported_day(
+    staff_client: Client, warehouse_path: Path, settings: Any
+) -> None:
+    del settings.SMOLQWERY_FIRST_DATE
+    html = staff_client.get(OVERVIEW).content.decode()
+    assert 'id="first-date"' not in html
+    assert "3 days behind" in row_of(html, "click")
+    assert "12 days behind" in row_of(html, "signups")
+    refunds = row_of(html, "refund")
+    assert "never exported" in refunds
+    assert "behind" not in refunds
 
 
 def test_third_party_error_text_stays_in_the_log(
