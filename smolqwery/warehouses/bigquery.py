@@ -533,13 +533,16 @@ class BigQueryWarehouse(Warehouse):
             ]
         cols = ", ".join(quote_bigquery(c) for c in table.column_names)
         ledger_cols = ", ".join(quote_bigquery(c.name) for c in LEDGER_COLUMNS)
-        statements = ["BEGIN TRANSACTION;"]
+        statements = []
         if staging is not None:
             # Rows outside the days would survive the next replacement of theirs: duplicates.
+            # Checked before the transaction (only the staging table is read): if it fails, the
+            # script stops there and nothing was changed.
             statements.append(
                 f"ASSERT NOT EXISTS (SELECT 1 FROM {self.qualified_name(staging)} "
                 f"WHERE NOT ({where})) AS {_assert_message(OUTSIDE_DAYS)};"
             )
+        statements.append("BEGIN TRANSACTION;")
         statements.append(f"DELETE FROM {target} WHERE {where};")
         if staging is not None:
             statements.append(
