@@ -1,0 +1,164 @@
+"""The export lock (D6): one export at a time, expired leases taken over, and exactly-once even
+when a run loses its lease in the middle."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+import time_machine
+
+from smolqwery.errors import ExportLockedError
+from smolqwery.locking import EXPORT_LOCK, acquire, export_lock, owner_id
+from smolqwery.models import ExportLock, ExportRun
+from smolqwery.reporting import Progress
+from smolqwery.runner import export
+from smolqwery.warehouses.base import Warehouse
+from tests.exportapp.extractors import EventExtractor
+from tests.exportapp.testing import (
+    EVENTS,
+    PARIS,
+    YEAR,
+    D,
+    add_events,
+    at,
+    configurer,
+    create_tables,
+    d,
+    date_range,
+    exported_counts,
+    ledger_counts,
+    source_counts,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime.datetime(YEAR, 6, 10, 4, 0, tzinfo=PARIS)
+
+
+@pytest.fixture
+def configure(settings: Any) -> Any:
+    return configurer(settings)
+
+
+def test_the_lock_is_exclusive_and_says_who_holds_it() -> None:
+    with at(NOW):
+        lease = acquire(EXPORT_LOCK, "host-a:1:run-a", 600)
+        with pytest.raises(ExportLockedError) as info:
+            acquire(EXPORT_LOCK, "host-b:2:run-b", 600)
+        assert str(info.value) == (
+            f"another export is running (owner host-a:1:run-a, since {YEAR}-06-10 04:00:00 CEST, "
+            f"lease until {YEAR}-06-10 04:10:00 CEST)"
+        )
+        lease.release()
+        acquire(EXPORT_LOCK, "host-b:2:run-b", 600).release()
+    assert not ExportLock.objects.exists()
+
+
+def test_an_expired_lease_is_taken_over_and_its_holder_cannot_renew() -> None:
+    with time_machine.travel(NOW, tick=False) as clock:
+        dead = acquire(EXPORT_LOCK, "host-a:1:killed", 60)
+        clock.shift(59)
+        with pytest.raises(ExportLockedError):
+            acquire(EXPORT_LOCK, "host-b:2:next", 60)
+        clock.shift(2)  # the killed holder never renewed: its lease ran out
+        taken = acquire(EXPORT_LOCK, "host-b:2:next", 60)
+        assert ExportLock.objects.get().owner == "host-b:2:next"
+        with pytest.raises(ExportLockedError, match="taken over by host-b:2:next"):
+            dead.renew()
+        dead.release()  # releasing a lease we lost leaves the new holder alone
+        assert ExportLock.objects.get().owner == "host-b:2:next"
+        clock.shift(50)
+        taken.renew()  # renewing pushes the expiry back
+        clock.shift(50)
+        with pytest.raises(ExportLockedError):
+            acquire(EXPORT_LOCK, "host-c:3:late", 60)
+
+
+def test_waiting_for_the_lock_retries_until_it_is_free() -> None:
+    holder = acquire(EXPORT_LOCK, "host-a:1:busy", 600)
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 3:
+            holder.release()
+
+    with export_lock("waiter", 600, wait=True, sleep=sleep) as lease:
+        assert ExportLock.objects.get().owner == lease.owner == owner_id("waiter")
+    assert naps == [5.0, 5.0, 5.0]
+    assert not ExportLock.objects.exists()
+
+    acquire(EXPORT_LOCK, "host-a:1:busy", 600)
+    with pytest.raises(ExportLockedError), export_lock("impatient", 600, wait=True, wait_timeout=0):
+        pass
+
+
+def test_the_lock_is_released_when_the_export_fails() -> None:
+    with pytest.raises(RuntimeError), export_lock("run", 600):
+        assert ExportLock.objects.exists()
+        raise RuntimeError("boom")
+    assert not ExportLock.objects.exists()
+
+
+def test_d06_an_overlapping_export_is_refused_and_writes_nothing(
+    warehouse: Warehouse, configure: Any
+) -> None:
+    """A second export started while the first one runs (here: from inside its extractor)."""
+    configure([EVENTS], d(6, 1))
+    create_tables(warehouse, EventExtractor)
+    for day in date_range(d(6, 1), d(6, 9)):
+        add_events(day, 3, PARIS)
+    refusals: list[str] = []
+
+    class Overlapping(Progress):
+        def day_done(self, name: str, table: str, day: D, rows: int) -> None:
+            if day == d(6, 2):
+                try:
+                    export(warehouse=warehouse)
+                except ExportLockedError as exc:
+                    refusals.append(str(exc))
+
+    with at(NOW):
+        report = export(warehouse=warehouse, progress=Overlapping())
+    assert report.ok
+    assert len(refusals) == 1 and refusals[0].startswith("another export is running (owner ")
+    assert report.run_id in refusals[0]
+    expected = source_counts(date_range(d(6, 1), d(6, 9)), PARIS)
+    assert ledger_counts(warehouse, "event_row") == expected
+    assert exported_counts(warehouse, "event_row", PARIS) == expected
+    assert ExportRun.objects.count() == 1  # the refused run recorded nothing
+
+
+def test_d06_exactly_once_even_when_a_run_loses_its_lease(
+    warehouse: Warehouse, configure: Any, settings: Any
+) -> None:
+    """Run A stalls past its lease after its first batch; run B takes the expired lease over and
+    exports the remaining days; A notices it lost the lock before its next batch and stops.
+    Every day ends up exported once, by one run or the other."""
+    configure([EVENTS], d(6, 1), batch_days=3)
+    settings.SMOLQWERY_LOCK_TIMEOUT = 60
+    create_tables(warehouse, EventExtractor)
+    for day in date_range(d(6, 1), d(6, 9)):
+        add_events(day, 2, PARIS)
+    outcome: dict[str, Any] = {}
+
+    with time_machine.travel(NOW, tick=False) as clock:
+
+        class Stalling(Progress):
+            def batch_done(self, name: str, table: str, first: D, last: D, rows: int) -> None:
+                if "b" not in outcome:
+                    clock.shift(120)  # A's lease has expired
+                    outcome["b"] = export(warehouse=warehouse)
+
+        with pytest.raises(ExportLockedError, match="taken over by nobody"):
+            export(warehouse=warehouse, progress=Stalling())
+    assert outcome["b"].ok and outcome["b"].results[0].days == 9 - 3
+    expected = source_counts(date_range(d(6, 1), d(6, 9)), PARIS)
+    assert ledger_counts(warehouse, "event_row") == expected
+    assert exported_counts(warehouse, "event_row", PARIS) == expected
+    rows = [(r["timestamp"], r["amount"]) for r in warehouse.fetch_rows("event_row")]
+    assert len(rows) == len(set(rows)) == sum(expected.values())
+    a = ExportRun.objects.exclude(run_id=outcome["b"].run_id).get()
+    assert a.status == "failed" and "taken over" in a.error and a.days == 3
