@@ -105,7 +105,6 @@ class DuckDBWarehouse(Warehouse):
         self.dataset = validate_dataset_name(dataset)
         #: How long to wait for another process holding the file before giving up.
         self.busy_timeout = busy_timeout
-        self._ensured_schema = False
 
     @classmethod
     def from_settings(cls, config: SmolqwerySettings) -> DuckDBWarehouse:
@@ -126,7 +125,7 @@ class DuckDBWarehouse(Warehouse):
                 "the DuckDB warehouse needs the duckdb package: pip install 'smolqwery[duckdb]'"
             ) from None
         deadline = time.monotonic() + self.busy_timeout
-        delay = 0.05
+        delay, attempts = 0.05, 0
         while True:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,9 +142,15 @@ class DuckDBWarehouse(Warehouse):
                         f"(DuckDB allows one writer at a time); gave up after "
                         f"{self.busy_timeout:g} s. {exc}"
                     ) from exc
-                logger.debug("%s: %s is locked, retrying in %.2f s", operation, self.path, delay)
+                logger.log(
+                    logging.INFO if attempts == 0 else logging.DEBUG,
+                    "%s: %s is held by another process; waiting up to %g s",
+                    operation,
+                    self.path,
+                    self.busy_timeout,
+                )
                 time.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter only
-                delay = min(delay * 2, 2.0)
+                delay, attempts = min(delay * 2, 2.0), attempts + 1
         try:
             # Aware datetimes come back in UTC, whatever the machine's time zone.
             con.execute("SET TimeZone = 'UTC'")
@@ -177,7 +182,6 @@ class DuckDBWarehouse(Warehouse):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
             if self._columns(con, LEDGER_TABLE) is None:
                 self._create(con, _LEDGER_SCHEMA)
-        self._ensured_schema = True
 
     # -- tables and views ----------------------------------------------------------------
 
