@@ -1,0 +1,125 @@
+"""``smolqwery_status``: exported range, missing days, rows and lag, for people and monitoring."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from smolqwery.runner import export, table_status
+from smolqwery.warehouses.base import Warehouse
+from tests.exportapp.extractors import DailyEventsExtractor, EventExtractor
+from tests.exportapp.testing import (
+    DAILY,
+    EVENTS,
+    PARIS,
+    YEAR,
+    add_events,
+    at,
+    configurer,
+    create_tables,
+    d,
+    date_range,
+    point_at,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime.datetime(YEAR, 6, 11, 9, 0, tzinfo=PARIS)  # yesterday: the 10th
+
+
+@pytest.fixture
+def wh(warehouse: Warehouse, settings: Any, request: pytest.FixtureRequest) -> Warehouse:
+    point_at(settings, warehouse, request)
+    configurer(settings)([EVENTS, DAILY], d(6, 1))
+    create_tables(warehouse, EventExtractor, DailyEventsExtractor)
+    for day in date_range(d(6, 1), d(6, 10)):
+        add_events(day, 2, PARIS)
+    return warehouse
+
+
+def status(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("smolqwery_status", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_status_shows_range_gaps_rows_and_lag(wh: Warehouse) -> None:
+    with at(NOW):
+        export(date_from=d(6, 1), date_to=d(6, 3), warehouse=wh)
+        export(date_from=d(6, 6), date_to=d(6, 7), warehouse=wh)
+        export(["daily_events"], warehouse=wh)
+        last, tables = table_status()
+        out, err = status("--format", "json")
+    assert last == d(6, 10)
+    events = next(t for t in tables if t.table == "event_row")
+    assert (events.first_day, events.last_day, events.exported_days) == (d(6, 1), d(6, 7), 5)
+    assert events.missing_days == [d(6, 4), d(6, 5), d(6, 8), d(6, 9), d(6, 10)]
+    assert events.rows == 10
+    assert events.lag == 7  # behind since the 4th
+    assert events.last_run.startswith("success ")
+    doc = json.loads(out)
+    assert doc["yesterday"] == f"{YEAR}-06-10"
+    by_table = {t["table"]: t for t in doc["tables"]}
+    assert by_table["daily_events"] == {
+        "extractor": "tests.exportapp.extractors.DailyEventsExtractor",
+        "table": "daily_events",
+        "first_day": f"{YEAR}-06-01",
+        "last_day": f"{YEAR}-06-10",
+        "exported_days": 10,
+        "missing_days": [],
+        "rows": 10,
+        "lag": 0,
+        "last_run": by_table["daily_events"]["last_run"],
+        "error": "",
+    }
+    assert by_table["event_row"]["missing_days"][0] == f"{YEAR}-06-04"
+    assert err == ""
+
+
+def test_max_lag_makes_monitoring_fail(wh: Warehouse) -> None:
+    with at(NOW - datetime.timedelta(days=2)):
+        export(warehouse=wh)  # up to the 8th
+    with at(NOW):
+        out, _ = status("--max-lag", "2")
+        lines = out.splitlines()
+        assert lines[0].split() == [
+            "table", "first", "day", "last", "day", "days", "missing", "rows", "lag", "last", "run"
+        ]  # fmt: skip
+        assert lines[1].split()[:8] == [
+            "event_row", f"{YEAR}-06-01", f"{YEAR}-06-08", "8", "2", "16", "2", "success"
+        ]  # fmt: skip
+        assert f"event_row: missing {YEAR}-06-09..{YEAR}-06-10" in out
+        with pytest.raises(CommandError) as info:
+            status("--max-lag", "1")
+        assert info.value.returncode == 1
+        assert str(info.value) == (
+            "event_row lags 2 day(s) (max 1); daily_events lags 2 day(s) (max 1)"
+        )
+        with pytest.raises(CommandError, match="event_row lags 2"):
+            status("--max-lag", "0", "--extractor", "event_row")
+
+
+def test_a_table_that_was_never_exported_lags_since_the_first_date(
+    duckdb_warehouse: Warehouse, settings: Any, request: pytest.FixtureRequest
+) -> None:
+    point_at(settings, duckdb_warehouse, request)
+    configurer(settings)([EVENTS, DAILY], d(6, 1))
+    create_tables(duckdb_warehouse, EventExtractor)  # daily_events not migrated
+    with at(NOW):
+        _, tables = table_status()
+        err = io.StringIO()
+        with pytest.raises(CommandError) as info:
+            call_command("smolqwery_status", stdout=io.StringIO(), stderr=err)
+    events, daily = tables
+    assert (events.lag, events.exported_days, events.first_day) == (10, 0, None)
+    assert len(events.missing_days) == 10
+    assert "daily_events" in daily.error
+    assert info.value.returncode == 2
+    assert "daily_events cannot be read" in str(info.value)
+    assert "daily_events: ERROR:" in err.getvalue()
