@@ -88,11 +88,12 @@ class Overview:
 def describe_error(exc: BaseException, doing: str) -> str:
     """A message safe to show: smolqwery's own errors are written to be; others are logged.
 
-    Third-party exceptions may quote configuration (a URL, a key path), so the page shows their
-    type only and the details go to the ``smolqwery.admin`` log.
+    smolqwery's messages already name the operation and the object. Third-party exceptions may
+    quote configuration (a URL, a key path), so the page shows what was being done and their
+    type only; the details go to the ``smolqwery.admin`` log.
     """
     if isinstance(exc, SmolqweryError):
-        return f"{doing}: {exc}"
+        return str(exc)
     logger.error("%s failed", doing, exc_info=exc)
     return f"{doing}: {type(exc).__name__} (details in the server log)"
 
