@@ -147,7 +147,8 @@ def test_d18_malformed_options_are_clear_errors(
     args: list[str],
     message: str,
 ) -> None:
-    wh = point_at(settings, duckdb_warehouse, request) or duckdb_warehouse
+    point_at(settings, duckdb_warehouse, request)
+    wh = duckdb_warehouse
     configure([EVENTS], d(1, 1))
     create_tables(wh, EventExtractor)
     with at(MORNING), pytest.raises(CommandError, match=message):
