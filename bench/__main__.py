@@ -88,8 +88,13 @@ def run_worker(
             env=env,
             cwd=ROOT,
         )
-        # wait4, not wait: it returns this child's own resource usage (peak RSS in KiB).
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            # wait4, not wait: it returns this child's own resource usage (peak RSS in KiB).
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # Ctrl-C: do not leave the step running
+            proc.kill()
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.perf_counter() - started
         out.seek(0)
