@@ -333,3 +333,33 @@ def test_d18_malformed_dates_in_a_real_process(scenario_on: Any) -> None:
     assert "argument -l/--last-date: 'tomorrow' is not a valid day" in printed.stderr
     with scenario.warehouse() as warehouse:
         assert warehouse.exported_days(EVENT_TABLE) == {}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_a_progress_bar_shows_days_and_rows(
+    duckdb_warehouse: Warehouse, configure: Any
+) -> None:
+    from smolqwery.reporting import RichProgress, make_progress
+    from smolqwery.runner import export
+
+    configure([EVENTS, HOSTILE], d(6, 1))
+    create_tables(duckdb_warehouse, EventExtractor, HostileExtractor)
+    add_events(d(6, 2), 4, PARIS)
+    screen = _Terminal()
+    progress = make_progress(screen)
+    assert isinstance(progress, RichProgress)
+    assert not isinstance(make_progress(_Terminal(), bar=False), RichProgress)
+    assert not isinstance(make_progress(io.StringIO()), RichProgress)
+    HostileExtractor.mode = "nan"
+    try:
+        with at(MORNING):
+            export(warehouse=duckdb_warehouse, progress=progress)
+    finally:
+        HostileExtractor.mode = "ok"
+    shown = screen.getvalue()
+    assert "event_row" in shown and "3/3" in shown and "4 rows" in shown
+    assert "hostile_row: FAILED:" in shown and "finite number" in shown
