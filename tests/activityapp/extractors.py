@@ -32,6 +32,20 @@ class KindBItemsLambda(CountPerDay):
     datetime_field = "created_at"
 
 
+class KindBItemsQuerySet(CountPerDay):
+    """The same with a QuerySet attribute (cloned for every day, never evaluated itself)."""
+
+    queryset = Item.objects.filter(kind="b")
+    datetime_field = "created_at"
+
+
+class AllItemsManager(CountPerDay):
+    """A manager works like a model."""
+
+    queryset = Item.objects
+    datetime_field = "created_at"
+
+
 class SignupsPerDay(CountPerDay):
     """The docs example."""
 
