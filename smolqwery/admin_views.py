@@ -217,6 +217,8 @@ def export_overview_view(
     """The page (wrapped by ``admin_site.admin_view``, which sends non-staff to the login)."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
+    # So that {% url 'admin:...' %} resolves within the site serving the page (custom sites).
+    request.current_app = model_admin.admin_site.name
     overview = build_overview()
     context = {
         **model_admin.admin_site.each_context(request),

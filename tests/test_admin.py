@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.contrib import admin
 from django.contrib.auth.models import Permission, User
 from django.test import Client
-from django.urls import reverse
+from django.urls import path, reverse
 
 from smolqwery import BaseExtractor, ExtractorType, sq_field
+from smolqwery.admin import ExportRunAdmin
 from smolqwery.charts import BAR_COLOUR, MISSING_COLOUR, bar_chart
 from smolqwery.models import ExportRun
 from smolqwery.warehouses.duckdb import DuckDBWarehouse
@@ -490,3 +492,18 @@ def test_unreachable_bigquery_is_a_message_not_a_500(
     assert "Connection refused" in message.group(1)
     for table in ("signups", "click", "refund"):
         assert 'class="smolqwery-chart"' not in row_of(html, table)
+
+
+backoffice = admin.AdminSite(name="backoffice")
+backoffice.register(ExportRun, ExportRunAdmin)
+urlpatterns = [path("admin/", admin.site.urls), path("backoffice/", backoffice.urls)]
+
+
+def test_custom_admin_site(staff_client: Client, warehouse_path: Path, settings: Any) -> None:
+    """A project's own AdminSite serves the page too, with its links staying in that site."""
+    settings.ROOT_URLCONF = __name__
+    response = staff_client.get("/backoffice/smolqwery/exportrun/overview/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'href="/backoffice/smolqwery/exportrun/"' in html  # breadcrumbs
+    assert "3 days behind" in row_of(html, "click")
