@@ -24,7 +24,7 @@ from django.utils import timezone
 from .errors import ExportLockedError
 from .models import ExportLock
 
-__all__ = ["EXPORT_LOCK", "Lease", "acquire", "export_lock", "owner_id"]
+__all__ = ["EXPORT_LOCK", "Lease", "LeaseLostError", "acquire", "export_lock", "owner_id"]
 
 logger = logging.getLogger("smolqwery.locking")
 
@@ -32,6 +32,10 @@ logger = logging.getLogger("smolqwery.locking")
 EXPORT_LOCK = "smolqwery.export"
 #: Seconds between two attempts while waiting for the lock (``--wait``).
 WAIT_POLL = 5.0
+
+
+class LeaseLostError(ExportLockedError):
+    """This run's lease expired and another run took it over: stop (a failure, not a skip)."""
 
 
 def owner_id(run_id: str) -> str:
@@ -58,7 +62,7 @@ class Lease:
         )
         if not updated:
             holder = ExportLock.objects.filter(name=self.name).first()
-            raise ExportLockedError(
+            raise LeaseLostError(
                 f"the export lock expired and was taken over by "
                 f"{holder.owner if holder else 'nobody'}; this run stops (raise "
                 "SMOLQWERY_LOCK_TIMEOUT above the time one batch of days takes)"

@@ -363,3 +363,27 @@ def test_on_a_terminal_a_progress_bar_shows_days_and_rows(
     shown = screen.getvalue()
     assert "event_row" in shown and "3/3" in shown and "4 rows" in shown
     assert "hostile_row: FAILED:" in shown and "finite number" in shown
+
+
+def test_extract_fails_when_its_lease_is_taken_over(
+    duckdb_warehouse: Warehouse,
+    configure: Any,
+    settings: Any,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that outlived its lease stops with an error (unlike a run that finds the lock)."""
+    point_at(settings, duckdb_warehouse, request)
+    configure([EVENTS], d(6, 1), batch_days=1)
+    create_tables(duckdb_warehouse, EventExtractor)
+    original = EventExtractor.extract
+
+    def extract(self: Any, date_start: datetime.datetime, date_end: datetime.datetime) -> Any:
+        ExportLock.objects.update(owner="other-host:99:newer")  # as a takeover would
+        return original(self, date_start, date_end)
+
+    monkeypatch.setattr(EventExtractor, "extract", extract)
+    with at(MORNING), pytest.raises(CommandError, match="taken over by other-host:99:newer"):
+        run("smolqwery_extract")
+    assert sorted(duckdb_warehouse.exported_days("event_row")) == [d(6, 1)]
+    assert ExportRun.objects.get().status == "failed"

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from smolqwery.errors import ExportLockedError
-from smolqwery.locking import EXPORT_LOCK, acquire, export_lock, owner_id
+from smolqwery.locking import EXPORT_LOCK, LeaseLostError, acquire, export_lock, owner_id
 from smolqwery.models import ExportLock, ExportRun
 from smolqwery.reporting import Progress
 from smolqwery.runner import export
@@ -65,7 +65,7 @@ def test_an_expired_lease_is_taken_over_and_its_holder_cannot_renew() -> None:
         clock.shift(2)  # the killed holder never renewed: its lease ran out
         taken = acquire(EXPORT_LOCK, "host-b:2:next", 60)
         assert ExportLock.objects.get().owner == "host-b:2:next"
-        with pytest.raises(ExportLockedError, match="taken over by host-b:2:next"):
+        with pytest.raises(LeaseLostError, match="taken over by host-b:2:next"):
             dead.renew()
         dead.release()  # releasing a lease we lost leaves the new holder alone
         assert ExportLock.objects.get().owner == "host-b:2:next"
@@ -152,7 +152,7 @@ def test_d06_exactly_once_even_when_a_run_loses_its_lease(
                     clock.shift(120)  # A's lease has expired
                     outcome["b"] = export(warehouse=warehouse)
 
-        with pytest.raises(ExportLockedError, match="taken over by nobody"):
+        with pytest.raises(LeaseLostError, match="taken over by nobody"):
             export(warehouse=warehouse, progress=Stalling())
     assert outcome["b"].ok and outcome["b"].results[0].days == 9 - 3
     expected = source_counts(date_range(d(6, 1), d(6, 9)), PARIS)

@@ -8,6 +8,7 @@ from typing import IO, Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from smolqwery.errors import ExportLockedError, SmolqweryError
+from smolqwery.locking import LeaseLostError
 from smolqwery.reporting import format_summary, make_progress
 from smolqwery.runner import export
 
@@ -78,6 +79,8 @@ class Command(BaseCommand):
                 progress=progress,
                 wait=options["wait"],
             )
+        except LeaseLostError as exc:
+            raise CommandError(str(exc)) from exc
         except ExportLockedError as exc:
             # Not a failure: the running export does the work (cron must not mail an error).
             self.stdout.write(f"{exc}: nothing done (--wait waits for it)")
