@@ -25,6 +25,7 @@ from smolqwery.checks import check_extractors
 from smolqwery.days import date_range, day_window
 from smolqwery.extractor import BaseExtractor, ExtractorType
 from smolqwery.operations import create_view
+from smolqwery.runner import export
 from smolqwery.schema import Column, TableSchema, build_table_schema
 from smolqwery.sql_views import render_view_sql, rollup_days_column, views_of
 from smolqwery.warehouses.base import Warehouse
@@ -594,3 +595,46 @@ def test_rollups_need_a_date_aggregated_table(duckdb_warehouse: Warehouse) -> No
     )
     with pytest.raises(ValueError, match="date-aggregated"):
         render_view_sql("week", events, duckdb_warehouse)
+
+
+# -- through the export runner --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_exported_by_the_runner(warehouse: Warehouse, settings: Any) -> None:
+    """``smolqwery_extract``'s library function exports the brute-force figures, views follow."""
+    settings.SMOLQWERY_EXTRACTORS = [EXTRACTORS + "ItemsPerDay", EXTRACTORS + "ActiveMembers"]
+    settings.SMOLQWERY_FIRST_DATE = D(2024, 3, 25)
+    rng = random.Random(5)
+    items = make_items(rng, 300, PARIS)
+    visits = make_visits(rng, 300, PARIS)
+    for extractor in (ItemsPerDay(), ActiveMembers()):
+        table = extractor.get_schema()
+        warehouse.create_table(table)
+        for name, kind in views_of(table):
+            create_view(warehouse, name, kind, table)
+    # A forced range, as ``smolqwery_extract --from --to`` gives (no clock travel needed).
+    report = export(date_from=D(2024, 3, 25), date_to=D(2024, 4, 2), warehouse=warehouse)
+    assert report.ok
+    days = date_range(D(2024, 3, 25), D(2024, 4, 2))
+    counts = expected_counts((i.created_at for i in items), days, PARIS)
+    active = expected_active(visits, days, PARIS)
+    got_counts = warehouse.fetch_rows("items_per_day", order_by=["date"])
+    assert got_counts == [{"date": d, **counts[d]} for d in days]
+    got_active = warehouse.fetch_rows("active_members", order_by=["date"])
+    assert got_active == [{"date": d, **active[d]} for d in days]
+    weeks = warehouse.fetch_rows("items_per_day_week", order_by=["date"])
+    assert weeks == [
+        {
+            "date": D(2024, 3, 25),
+            "days": 7,
+            "count": sum(counts[d]["count"] for d in days[:7]),
+            "total": counts[D(2024, 3, 31)]["total"],
+        },
+        {
+            "date": D(2024, 4, 1),
+            "days": 2,
+            "count": counts[D(2024, 4, 1)]["count"] + counts[D(2024, 4, 2)]["count"],
+            "total": counts[D(2024, 4, 2)]["total"],
+        },
+    ]
