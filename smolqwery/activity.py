@@ -85,8 +85,6 @@ class _ActivityExtractor(BaseExtractor[R]):
     #: Period views to create on top of the daily table (``"week"``, ``"month"``).
     rollups: ClassVar[tuple[str, ...]] = ()
 
-    _kind: ClassVar[str] = "extractor"
-
     # -- configuration -------------------------------------------------------------------
 
     def _fail(self, problem: str, fix: str) -> ActivityConfigurationError:
