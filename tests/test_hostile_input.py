@@ -22,7 +22,13 @@ from smolqwery.schema import TableSchema
 from smolqwery.settings import load_extractor_class
 from smolqwery.warehouses.base import Warehouse
 from tests.crashapp import hostile
-from tests.fixtures.crash import EVENT_TABLE, ScenarioFactory
+from tests.fixtures.crash import (
+    EVENT_TABLE,
+    NO_AMBIENT_CREDENTIALS,
+    ScenarioFactory,
+    credential_cases,
+    fake_pem,
+)
 
 DAYS = 3
 
@@ -230,67 +236,6 @@ def test_d18_malformed_dates_of_print_extract(
     assert result.returncode not in (0, -9), result.describe()
     assert args[-1] in result.output, result.describe()
     assert "Traceback" not in result.output and "AttributeError" not in result.output
-
-
-def _google_key_settings(private_key: str, token_uri: str) -> dict[str, Any]:
-    return {
-        "SMOLQWERY_WAREHOUSE": "bigquery",
-        "SMOLQWERY_BIGQUERY_ANONYMOUS": False,
-        "SMOLQWERY_GOOGLE_TYPE": "service_account",
-        "SMOLQWERY_GOOGLE_PROJECT_ID": "test-project",
-        "SMOLQWERY_GOOGLE_PRIVATE_KEY_ID": "0123456789abcdef",
-        "SMOLQWERY_GOOGLE_PRIVATE_KEY": private_key,
-        "SMOLQWERY_GOOGLE_CLIENT_EMAIL": "export@test-project.iam.gserviceaccount.com",
-        "SMOLQWERY_GOOGLE_TOKEN_URI": token_uri,
-    }
-
-
-def credential_cases(emulator_endpoint: str, pem: str) -> dict[str, dict[str, Any]]:
-    """Settings of each unusable-credentials case (also used by the secrets tests)."""
-    closed = "http://127.0.0.1:9"  # the discard port: connection refused
-    return {
-        "unreachable endpoint": {
-            "SMOLQWERY_WAREHOUSE": "bigquery",
-            "SMOLQWERY_BIGQUERY_API_ENDPOINT": closed,
-            "SMOLQWERY_BIGQUERY_ANONYMOUS": True,
-            "SMOLQWERY_BIGQUERY_PROJECT": "test-project",
-        },
-        "invalid key": {
-            **_google_key_settings("-----BEGIN PRIVATE KEY-----\nnot a key\n", closed + "/t"),
-            "SMOLQWERY_BIGQUERY_API_ENDPOINT": emulator_endpoint,
-        },
-        "token server unreachable": {
-            **_google_key_settings(pem, closed + "/token"),
-            "SMOLQWERY_BIGQUERY_API_ENDPOINT": emulator_endpoint,
-        },
-        "no credentials at all": {
-            "SMOLQWERY_WAREHOUSE": "bigquery",
-            "SMOLQWERY_BIGQUERY_PROJECT": "test-project",
-        },
-    }
-
-
-#: Keeps google-auth from finding real credentials or a metadata server on this machine.
-NO_AMBIENT_CREDENTIALS = {
-    "GOOGLE_APPLICATION_CREDENTIALS": "",
-    "GCE_METADATA_HOST": "127.0.0.1:9",
-    "GCE_METADATA_IP": "127.0.0.1:9",
-    "CLOUDSDK_CONFIG": "/nonexistent-gcloud-config",
-    "NO_GCE_CHECK": "True",
-}
-
-
-def fake_pem() -> str:
-    """A real-looking RSA private key (PKCS#8 PEM), generated for the test."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
 
 
 @pytest.mark.emulator
