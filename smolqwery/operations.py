@@ -65,8 +65,20 @@ def in_test_environment() -> bool:
 
 def warehouse_operations_enabled(alias: str, what: str, *, quiet: bool = False) -> bool:
     """Whether a migration on database ``alias`` may touch the warehouse (logs why not)."""
+    from django.conf import settings
+
     from .settings import get_settings
 
+    # Decided before the settings are validated: a test database is created even when the
+    # project's warehouse settings are incomplete in its test settings.
+    if in_test_environment() and not getattr(settings, "SMOLQWERY_MIGRATE_IN_TESTS", False):
+        logger.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "%s: skipped in a test run (the warehouse is never touched by test databases; "
+            "set SMOLQWERY_MIGRATE_IN_TESTS = True to apply it)",
+            what,
+        )
+        return False
     config = get_settings()
     if alias != config.database_alias:
         logger.debug(
@@ -74,14 +86,6 @@ def warehouse_operations_enabled(alias: str, what: str, *, quiet: bool = False) 
             what,
             alias,
             config.database_alias,
-        )
-        return False
-    if in_test_environment() and not config.migrate_in_tests:
-        logger.log(
-            logging.DEBUG if quiet else logging.INFO,
-            "%s: skipped in a test run (the warehouse is never touched by test databases; "
-            "set SMOLQWERY_MIGRATE_IN_TESTS = True to apply it)",
-            what,
         )
         return False
     return True

@@ -19,7 +19,7 @@ from django.db.migrations.writer import MigrationWriter
 from django.test import utils as test_utils
 
 import smolqwery.operations
-from smolqwery.errors import SchemaError, SchemaMismatchError
+from smolqwery.errors import ConfigurationError, SchemaError, SchemaMismatchError
 from smolqwery.extractor import ExtractorType
 from smolqwery.migration_state import (
     LEGACY_VIEW_KIND,
@@ -166,6 +166,17 @@ def test_d13_skipped_in_a_test_run_unless_asked(
     forwards(EnsureDataset())
     forwards(CreateWarehouseTable(table=EMAIL))
     assert (tmp_path / "w.duckdb").exists()
+
+
+def test_d13_test_databases_are_created_even_with_invalid_warehouse_settings(
+    settings: Any,
+) -> None:
+    settings.SMOLQWERY_WAREHOUSE = "nonsense"
+    settings.SMOLQWERY_MIGRATE_IN_TESTS = False
+    forwards(CreateWarehouseTable(table=EMAIL))  # skipped before the settings are read
+    settings.SMOLQWERY_MIGRATE_IN_TESTS = True
+    with pytest.raises(ConfigurationError, match="SMOLQWERY_WAREHOUSE"):
+        forwards(CreateWarehouseTable(table=EMAIL))
 
 
 def test_only_the_configured_alias_touches_the_warehouse(settings: Any, tmp_path: Any) -> None:
