@@ -277,6 +277,7 @@ def test_transient_failures_are_retried_until_the_deadline(
     message = str(info.value)
     assert message.startswith("list tables of test-project.ds: still failing after 1.5 s")
     assert "ConnectionError" in message
+    assert f"cannot reach the BigQuery API at {client._connection.API_BASE_URL}" in message
     assert caplog.text.count("transient failure, retrying") >= 1
 
 

@@ -131,6 +131,10 @@ class BigQueryWarehouse(Warehouse):
         self.labels = dict(labels or {})
         self.acl_groups = tuple(acl_groups)
         self.retry_deadline = retry_deadline
+        #: The API address, named in errors when it cannot be reached.
+        self.endpoint: str | None = getattr(
+            getattr(client, "_connection", None), "API_BASE_URL", None
+        )
 
     @classmethod
     def from_settings(cls, config: SmolqwerySettings) -> BigQueryWarehouse:
@@ -176,7 +180,7 @@ class BigQueryWarehouse(Warehouse):
     # -- helpers -------------------------------------------------------------------------
 
     def _call(self, operation: str, fn: Any) -> Any:
-        return retry.call(operation, fn, self.retry_deadline)
+        return retry.call(operation, fn, self.retry_deadline, self.endpoint)
 
     def _ref(self, name: str) -> str:
         """``project.dataset.table`` for the client's API calls."""

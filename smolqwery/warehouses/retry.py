@@ -67,10 +67,15 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def describe(exc: BaseException) -> str:
-    """A short description of a failure, free of credentials and request URLs."""
+def describe(exc: BaseException, endpoint: str | None = None) -> str:
+    """A short description of a failure, free of credentials; names the endpoint it could
+    not reach (an emulator address mistyped in the settings shows at once)."""
+    import requests
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as auth_exc
+
+    if endpoint and isinstance(exc, (requests.ConnectionError, requests.Timeout, OSError)):
+        return f"cannot reach the BigQuery API at {endpoint} ({type(exc).__name__}: {exc})"
 
     if isinstance(exc, auth_exc.GoogleAuthError) and not isinstance(exc, auth_exc.TransportError):
         # Token endpoint answers may quote parts of the key: report the type only.
@@ -83,14 +88,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def call(operation: str, fn: Callable[[], T], deadline: float) -> T:
+def call(operation: str, fn: Callable[[], T], deadline: float, endpoint: str | None = None) -> T:
     """Run ``fn``, retrying transient failures under ``deadline`` seconds in total."""
     from google.api_core import exceptions as gexc
     from google.api_core.retry import Retry
     from google.auth import exceptions as auth_exc
 
     def on_error(exc: BaseException) -> None:
-        logger.warning("%s: transient failure, retrying: %s", operation, describe(exc))
+        logger.warning("%s: transient failure, retrying: %s", operation, describe(exc, endpoint))
 
     retry = Retry(
         predicate=is_transient,
@@ -106,7 +111,7 @@ def call(operation: str, fn: Callable[[], T], deadline: float) -> T:
         cause = exc.cause if exc.cause is not None else exc
         raise WarehouseError(
             f"{operation}: still failing after {deadline:g} s of retries "
-            f"(SMOLQWERY_RETRY_DEADLINE): {describe(cause)}"
+            f"(SMOLQWERY_RETRY_DEADLINE): {describe(cause, endpoint)}"
         ) from None
     except auth_exc.GoogleAuthError as exc:
         raise WarehouseError(f"{operation}: {describe(exc)}") from None
@@ -117,4 +122,4 @@ def call(operation: str, fn: Callable[[], T], deadline: float) -> T:
             msg = f"{operation}: {describe(exc)}"
         raise WarehouseError(msg) from exc
     except (ConnectionError, TimeoutError, OSError) as exc:
-        raise WarehouseError(f"{operation}: {describe(exc)}") from exc
+        raise WarehouseError(f"{operation}: {describe(exc, endpoint)}") from exc
