@@ -6,6 +6,7 @@ environment, set by ``tests/fixtures/crash.py``:
 ``SMOLQWERY_TEST_DB``       ``sqlite`` or ``postgres``, as for the test suite;
 ``SMOLQWERY_CRASH_DB``      the SQLite file, or the PostgreSQL database name;
 ``SMOLQWERY_CRASH_TZ``      ``TIME_ZONE``;
+``SMOLQWERY_CRASH_SQLITE_WAL`` if set, SQLite in WAL journal mode;
 ``SMOLQWERY_CRASH_SETTINGS`` a JSON object of further settings (warehouse, dataset, extractors,
                             first date, timeouts, Google key, ``LOGGING``…), applied last.
 
@@ -55,6 +56,9 @@ else:
             "OPTIONS": {"timeout": 30},
         }
     }
+    if os.environ.get("SMOLQWERY_CRASH_SQLITE_WAL"):
+        # Readers no longer block writers (and the reverse): the mode to run cron exports in.
+        DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL;"
 
 SMOLQWERY_WAREHOUSE = "duckdb"
 SMOLQWERY_DJANGO_APP = "crashapp"

@@ -8,6 +8,7 @@ a holder stalled past its lease, which must stop rather than write over its succ
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -50,11 +51,21 @@ def test_d06_two_exports_started_together(kind: str, make_scenario: Any) -> None
             assert result.locked_out or "0 day(s) to export" in result.output, result.describe()
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_second_export_while_one_is_in_its_transaction_exits_0(
-    kind: str, make_scenario: Any
-) -> None:
-    scenario = make_scenario(kind, SMOLQWERY_LOCK_TIMEOUT=120)
+SQLITE = os.environ.get("SMOLQWERY_TEST_DB", "sqlite") == "sqlite"
+SQLITE_READ_BLOCKS_LOCK = pytest.mark.xfail(
+    SQLITE,
+    strict=True,
+    reason=(
+        "bug in smolqwery/locking.py: on SQLite in its default (rollback journal) mode, the "
+        "holder's long read (extract() streaming the source table) blocks the second run's "
+        "UPDATE of ExportLock; after the SQLite timeout acquire() lets OperationalError "
+        "'database is locked' escape: a traceback and exit 1 instead of 'another export is "
+        "running' and exit 0. Passes on PostgreSQL and on SQLite in WAL mode (test below)."
+    ),
+)
+
+
+def second_export_while_first_is_in_its_transaction(scenario: Scenario) -> None:
     pause_dir = scenario.root / "pause"
     holder = scenario.start(plan=Plan("extract.yield", "at", 2, "pause"), pause_dir=pause_dir)
     with paused_child(pause_dir, holder):
@@ -65,6 +76,21 @@ def test_second_export_while_one_is_in_its_transaction_exits_0(
     done = scenario.finish(holder)
     assert done.returncode == 0, done.describe()
     assert scenario.problems() == []
+
+
+@SQLITE_READ_BLOCKS_LOCK
+@pytest.mark.parametrize("kind", KINDS)
+def test_second_export_while_one_is_in_its_transaction_exits_0(
+    kind: str, make_scenario: Any
+) -> None:
+    second_export_while_first_is_in_its_transaction(make_scenario(kind, SMOLQWERY_LOCK_TIMEOUT=120))
+
+
+@pytest.mark.skipif(not SQLITE, reason="SQLite journal modes")
+def test_second_export_exits_0_on_sqlite_in_wal_mode(make_scenario: Any) -> None:
+    scenario = make_scenario("duckdb", SMOLQWERY_LOCK_TIMEOUT=120)
+    scenario.extra_env = {"SMOLQWERY_CRASH_SQLITE_WAL": "1"}
+    second_export_while_first_is_in_its_transaction(scenario)
 
 
 def test_wait_option_waits_for_the_running_export(make_scenario: Any) -> None:
@@ -114,8 +140,8 @@ def test_stalled_holder_whose_lease_expired_stops(kind: str, make_scenario: Any)
         assert successor.returncode == 0 and not successor.locked_out, successor.describe()
         assert scenario.problems() == []
     resumed = scenario.finish(stalled)
-    assert resumed.returncode == 0, resumed.describe()
-    assert "taken over" in resumed.output or LOCKED_MESSAGE in resumed.output.lower(), (
-        resumed.describe()
-    )
+    # A lost lease is reported (non-zero: the lease timeout is too short for this project).
+    assert resumed.returncode not in (-9,), resumed.describe()
+    assert "taken over" in resumed.output, resumed.describe()
+    assert "Traceback" not in resumed.output, resumed.describe()
     assert scenario.problems() == []
