@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import gc
 import json
 import os
 import random
@@ -32,11 +31,7 @@ def emit(**fields: Any) -> None:
 
 
 def clock() -> tuple[float, float]:
-    """Start a timed section. ``BENCH_GC_FREEZE=1`` (``--gc-freeze``) first moves every live
-    object to the permanent generation: the experiment behind the gc proposal in RESULTS.md."""
-    if os.environ.get("BENCH_GC_FREEZE") == "1":
-        gc.collect()
-        gc.freeze()
+    """Start a timed section."""
     return time.perf_counter(), time.process_time()
 
 
