@@ -21,7 +21,7 @@ from smolqwery.errors import SchemaMismatchError, WarehouseError
 from smolqwery.extractor import ExtractorType
 from smolqwery.rows import arrow_schema
 from smolqwery.schema import Column, TableSchema
-from smolqwery.warehouses.base import LEDGER_TABLE, Warehouse
+from smolqwery.warehouses.base import LEDGER_TABLE, LEGACY_FINGERPRINT, Warehouse
 
 from .fixtures.emulator import Emulator
 from .fixtures.warehouses import PARIS, WAREHOUSES, make_batch, record_batches
@@ -568,6 +568,8 @@ def test_identifiers_that_inject_sql_are_rejected_before_any_call(
         lambda: unreachable.fetch_rows("ok", order_by=[bad]),
         lambda: unreachable.replace_days(make_batch(bad_column, D(2024, 1, 1))),
         lambda: unreachable.last_unledgered_day(bad_table, PARIS),
+        lambda: unreachable.adopt_legacy_days(bad_table, D(2024, 1, 1), D(2024, 1, 2), PARIS, "r"),
+        lambda: unreachable.adopt_legacy_days(bad_column, D(2024, 1, 1), D(2024, 1, 2), PARIS, "r"),
     ]
     for call in calls:
         with pytest.raises(ValueError):
@@ -616,6 +618,73 @@ def test_last_unledgered_day_of_a_date_table(warehouse: Warehouse) -> None:
     warehouse.create_table(DAILY)
     fill_without_ledger(warehouse, DAILY, [D(2023, 12, 30), D(2023, 12, 31), D(2023, 6, 1)])
     assert warehouse.last_unledgered_day(DAILY, PARIS) == D(2023, 12, 31)
+
+
+def ledger_of(wh: Warehouse, table: str) -> dict[datetime.date, tuple[int, str, str]]:
+    return {
+        day: (e.rows, e.schema_fingerprint, e.run_id) for day, e in wh.exported_days(table).items()
+    }
+
+
+def test_d20_adopt_legacy_days_counts_rows_per_local_day(warehouse: Warehouse) -> None:
+    """A 0.1.3 table's days go into the ledger once, counted per Paris day, gaps as 0 rows."""
+    warehouse.create_table(EVENTS)
+    fill_without_ledger(
+        warehouse,
+        EVENTS,
+        [
+            paris(2024, 4, 28, 10),  # before the first day: not adopted
+            paris(2024, 4, 30, 10),
+            paris(2024, 5, 2, 0, 30),  # 22:30 UTC on the 1st: a Paris day of the 2nd
+            paris(2024, 5, 2, 23, 30),  # 21:30 UTC on the 2nd
+            paris(2024, 5, 4, 9),  # after the last day: not adopted
+        ],
+    )
+    # A day smolqwery exported itself already: never touched by the adoption.
+    warehouse.replace_days(
+        make_batch(EVENTS, D(2024, 5, 1), rows=[event(paris(2024, 5, 1, 12), 7)], run_id="own")
+    )
+    own = warehouse.exported_days("events")[D(2024, 5, 1)]
+
+    adopted = warehouse.adopt_legacy_days(EVENTS, D(2024, 4, 29), D(2024, 5, 2), PARIS, "adopt")
+
+    assert adopted == 3
+    assert ledger_of(warehouse, "events") == {
+        D(2024, 4, 29): (0, LEGACY_FINGERPRINT, "adopt"),
+        D(2024, 4, 30): (1, LEGACY_FINGERPRINT, "adopt"),
+        D(2024, 5, 1): (1, EVENTS.fingerprint(), "own"),
+        D(2024, 5, 2): (2, LEGACY_FINGERPRINT, "adopt"),
+    }
+    assert warehouse.exported_days("events")[D(2024, 5, 1)] == own
+    # Rows are only counted, never changed.
+    assert len(warehouse.fetch_rows("events")) == 6
+    # Twice is harmless: nothing left to adopt.
+    assert warehouse.adopt_legacy_days(EVENTS, D(2024, 4, 29), D(2024, 5, 2), PARIS, "x") == 0
+    assert {e.run_id for e in warehouse.exported_days("events").values()} == {"adopt", "own"}
+
+
+def test_d20_adopt_legacy_days_in_utc_uses_utc_days(warehouse: Warehouse) -> None:
+    warehouse.create_table(EVENTS)
+    fill_without_ledger(warehouse, EVENTS, [paris(2024, 5, 2, 0, 30), paris(2024, 5, 2, 23, 30)])
+    assert warehouse.adopt_legacy_days(EVENTS, D(2024, 5, 1), D(2024, 5, 2), UTC, "a") == 2
+    assert {d: e.rows for d, e in warehouse.exported_days("events").items()} == {
+        D(2024, 5, 1): 1,
+        D(2024, 5, 2): 1,
+    }
+
+
+def test_d20_adopt_legacy_days_of_a_date_table(warehouse: Warehouse) -> None:
+    warehouse.create_table(DAILY)
+    fill_without_ledger(
+        warehouse, DAILY, [D(2023, 12, 30), D(2023, 12, 31), D(2023, 12, 31), D(2024, 1, 1)]
+    )
+    assert warehouse.adopt_legacy_days(DAILY, D(2023, 12, 29), D(2023, 12, 31), PARIS, "a") == 3
+    assert ledger_of(warehouse, "daily_totals") == {
+        D(2023, 12, 29): (0, LEGACY_FINGERPRINT, "a"),
+        D(2023, 12, 30): (1, LEGACY_FINGERPRINT, "a"),
+        D(2023, 12, 31): (2, LEGACY_FINGERPRINT, "a"),
+    }
+    assert warehouse.exported_days("events") == {}
 
 
 # -- the code base ---------------------------------------------------------------------------

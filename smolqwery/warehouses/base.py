@@ -28,6 +28,8 @@ LEDGER_TABLE = "smolqwery_ledger"
 OUTSIDE_DAYS = "some rows fall outside the days of the batch; nothing was changed"
 #: Tables whose names start with this are smolqwery's own (staging, ledger).
 RESERVED_PREFIX = "smolqwery_"
+#: Schema fingerprint of ledger entries adopted from a table filled by smolqwery 0.1.3.
+LEGACY_FINGERPRINT = "legacy-0.1.3"
 
 LEDGER_COLUMNS: tuple[Column, ...] = (
     Column("table_name", "STRING", "REQUIRED", "Export table the day belongs to"),
@@ -181,6 +183,25 @@ class Warehouse(ABC):
         """Latest local day present in a table filled without a ledger (by smolqwery 0.1.3)."""
 
     @abstractmethod
+    def adopt_legacy_days(
+        self,
+        table: TableSchema,
+        first_day: datetime.date,
+        last_day: datetime.date,
+        tz: datetime.tzinfo,
+        run_id: str,
+    ) -> int:
+        """Record in the ledger the days ``first_day``..``last_day`` of a table filled by 0.1.3.
+
+        One entry per local day (of ``tz``) not in the ledger yet, with the number of rows the
+        table holds for it (0 for a day without rows: 0.1.3 considered every day up to the last
+        one in the table done) and :data:`LEGACY_FINGERPRINT`. Counted in SQL, written in one
+        statement; days already in the ledger are never touched, so calling it twice is
+        harmless. Returns the number of entries written. This is what lets the runner scan such
+        a table once instead of on every run (0.1.3 defect D20).
+        """
+
+    @abstractmethod
     def fetch_rows(self, name: str, order_by: Iterable[str] = ()) -> list[dict[str, Any]]:
         """Every row of a table or view as dicts (demo, status and tests; small tables only)."""
 
@@ -192,6 +213,21 @@ class Warehouse(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def time_zone_name(tz: datetime.tzinfo) -> str:
+    """The IANA name of a time zone, for the warehouse to compute local days in SQL.
+
+    Django's ``TIME_ZONE`` gives a :class:`zoneinfo.ZoneInfo` (``key``); pytz zones have
+    ``zone``. A zone without a name cannot be handed to SQL: ValueError.
+    """
+    if tz is datetime.timezone.utc:
+        return "UTC"
+    for attribute in ("key", "zone"):
+        name = getattr(tz, attribute, None)
+        if isinstance(name, str) and name:
+            return name
+    raise ValueError(f"time zone {tz!r} has no IANA name (set TIME_ZONE to a name like 'UTC')")
 
 
 def iter_nonempty(chunks: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

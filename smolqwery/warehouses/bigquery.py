@@ -43,6 +43,7 @@ from . import retry
 from .base import (
     LEDGER_COLUMNS,
     LEDGER_TABLE,
+    LEGACY_FINGERPRINT,
     OUTSIDE_DAYS,
     RESERVED_PREFIX,
     DayBatch,
@@ -51,6 +52,7 @@ from .base import (
     Warehouse,
     conform_chunks,
     relaxed_schema,
+    time_zone_name,
     validate_table_identifiers,
 )
 
@@ -607,6 +609,63 @@ class BigQueryWarehouse(Warehouse):
         if isinstance(value, datetime.datetime):
             return value.astimezone(tz).date()
         return value  # type: ignore[no-any-return]
+
+    def adopt_legacy_days(
+        self,
+        table: TableSchema,
+        first_day: datetime.date,
+        last_day: datetime.date,
+        tz: datetime.tzinfo,
+        run_id: str,
+    ) -> int:
+        from google.cloud import bigquery
+
+        validate_table_identifiers(table)
+        date_col = quote_bigquery(table.date_column)
+        params: list[Any] = [
+            bigquery.ScalarQueryParameter("table_name", "STRING", table.name),
+            bigquery.ScalarQueryParameter("first_day", "DATE", first_day),
+            bigquery.ScalarQueryParameter("last_day", "DATE", last_day),
+            bigquery.ScalarQueryParameter("fingerprint", "STRING", LEGACY_FINGERPRINT),
+            bigquery.ScalarQueryParameter("run_id", "STRING", run_id),
+            bigquery.ScalarQueryParameter(
+                "exported_at", "TIMESTAMP", datetime.datetime.now(datetime.timezone.utc)
+            ),
+        ]
+        if table.date_column_type == "DATE":
+            local_day = date_col
+        else:
+            local_day = f"DATE({date_col}, @tz)"
+            params.append(bigquery.ScalarQueryParameter("tz", "STRING", time_zone_name(tz)))
+        ledger = self.qualified_name(LEDGER_TABLE)
+        names = ", ".join(quote_bigquery(c.name) for c in LEDGER_COLUMNS)
+        # Idempotent (days in the ledger are skipped), so a retry after a lost answer is safe.
+        sql = (
+            f"INSERT INTO {ledger} ({names}) "
+            "SELECT @table_name, d, IFNULL(c.n, 0), @fingerprint, @run_id, @exported_at "
+            "FROM UNNEST(GENERATE_DATE_ARRAY(@first_day, @last_day)) AS d "
+            f"LEFT JOIN (SELECT {local_day} AS local_day, COUNT(*) AS n "
+            f"FROM {self.qualified_name(table.name)} "
+            f"WHERE {local_day} BETWEEN @first_day AND @last_day GROUP BY local_day) AS c "
+            "ON c.local_day = d "
+            f"WHERE d NOT IN (SELECT day FROM {ledger} WHERE table_name = @table_name)"
+        )
+        operation = f"adopt days {first_day}..{last_day} of {table.name} written by 0.1.3"
+
+        def once() -> int:
+            job = self.client.query(
+                sql,
+                job_config=bigquery.QueryJobConfig(query_parameters=params),
+                location=self._job_location,
+                retry=_ONCE,
+                job_retry=_ONCE,
+            )
+            job.result(retry=_ONCE, timeout=JOB_TIMEOUT)
+            return int(job.num_dml_affected_rows or 0)
+
+        adopted: int = self._call(operation, once)
+        logger.info("%s: %d day(s) recorded in the ledger", operation, adopted)
+        return adopted
 
     def fetch_rows(self, name: str, order_by: Iterable[str] = ()) -> list[dict[str, Any]]:
         validate_table_name(name)

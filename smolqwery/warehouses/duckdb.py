@@ -29,6 +29,7 @@ from ..schema import Column, TableSchema
 from .base import (
     LEDGER_COLUMNS,
     LEDGER_TABLE,
+    LEGACY_FINGERPRINT,
     OUTSIDE_DAYS,
     DayBatch,
     Dialect,
@@ -36,6 +37,7 @@ from .base import (
     Warehouse,
     conform_chunks,
     relaxed_schema,
+    time_zone_name,
     validate_table_identifiers,
 )
 
@@ -419,6 +421,45 @@ class DuckDBWarehouse(Warehouse):
                 f"SELECT max({quote_duckdb(table.date_column)}) FROM {self._q(table.name)}"
             ).fetchone()
         return _local_day(row[0] if row else None, tz)
+
+    def adopt_legacy_days(
+        self,
+        table: TableSchema,
+        first_day: datetime.date,
+        last_day: datetime.date,
+        tz: datetime.tzinfo,
+        run_id: str,
+    ) -> int:
+        validate_table_identifiers(table)
+        date_col = quote_duckdb(table.date_column)
+        params: list[Any] = [table.name, LEGACY_FINGERPRINT, run_id]
+        params.append(datetime.datetime.now(datetime.timezone.utc))
+        params += [first_day, last_day]
+        if table.date_column_type == "DATE":
+            local_day = date_col
+        else:
+            # TIMESTAMPTZ → wall time in the zone → its date: the local day, DST included.
+            local_day = f"CAST(timezone(?, {date_col}) AS DATE)"
+            params.append(time_zone_name(tz))
+        params += [first_day, last_day, table.name]
+        ledger = self._q(LEDGER_TABLE)
+        names = ", ".join(quote_duckdb(c.name) for c in LEDGER_COLUMNS)
+        sql = (
+            f"INSERT INTO {ledger} ({names}) "
+            "SELECT ?, d.day, coalesce(c.n, 0), ?, ?, ? "
+            "FROM (SELECT CAST(unnest(generate_series(CAST(? AS DATE), CAST(? AS DATE), "
+            "INTERVAL 1 DAY)) AS DATE) AS day) AS d "
+            f"LEFT JOIN (SELECT local_day, count(*) AS n FROM (SELECT {local_day} AS local_day "
+            f"FROM {self._q(table.name)}) WHERE local_day BETWEEN ? AND ? GROUP BY local_day) "
+            "AS c ON c.local_day = d.day "
+            f"WHERE d.day NOT IN (SELECT day FROM {ledger} WHERE table_name = ?)"
+        )
+        operation = f"adopt days {first_day}..{last_day} of {table.name} written by 0.1.3"
+        with self._op(operation) as con:
+            row = con.execute(sql, params).fetchone()
+        adopted = int(row[0]) if row else 0
+        logger.info("%s: %d day(s) recorded in the ledger", operation, adopted)
+        return adopted
 
     def fetch_rows(self, name: str, order_by: Iterable[str] = ()) -> list[dict[str, Any]]:
         _validate_table_name(name)
