@@ -1,10 +1,11 @@
 """The admin's export overview: each export table's last day, lag, recent rows and last run.
 
-What was exported is read from the warehouse's ledger (one small query per table, never a scan
-of an export table); how runs went is read from :class:`~smolqwery.models.ExportRun`. The page
-must stay up when the warehouse is not: every warehouse error becomes a message on the page, and
-the warehouse is opened with a short deadline so that a locked DuckDB file or an unreachable
-BigQuery costs seconds, not the export's retry deadline.
+What was exported is read from the warehouse's ledger (one small query per table; an export
+table is only scanned while it holds days written by 0.1.3 that no export has adopted yet); how
+runs went is read from :class:`~smolqwery.models.ExportRun`. The page must stay up when the
+warehouse is not: every warehouse error becomes a message on the page, and the warehouse is
+opened with a short deadline so that a locked DuckDB file or an unreachable BigQuery costs
+seconds, not the export's retry deadline.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from .charts import bar_chart
-from .days import legacy_done_days, local_now, pending_days, yesterday
+from .days import local_now, pending_days, yesterday
 from .errors import SmolqweryError
 from .models import ExportRun
+from .runner import done_days
 from .settings import get_settings, load_extractor_class
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
     from .schema import TableSchema
     from .settings import SmolqwerySettings
-    from .warehouses.base import LedgerEntry, Warehouse
+    from .warehouses.base import Warehouse
 
 logger = logging.getLogger("smolqwery.admin")
 
@@ -133,13 +135,9 @@ def _with_ledger(
     last: datetime.date,
 ) -> TableOverview:
     """The row completed from the table's ledger; the same reading as ``smolqwery_status``."""
-    tz = timezone.get_default_timezone()
-    ledger: dict[datetime.date, LedgerEntry] = warehouse.exported_days(table.name)
-    done = set(ledger)
-    if first_date is not None and (not ledger or min(ledger) > first_date):
-        # A table filled by 0.1.3 has no ledger: its days up to its last date count as done.
-        legacy = warehouse.last_unledgered_day(table, tz)
-        done.update(legacy_done_days(first_date, legacy, sorted(ledger)))
+    # Read only: a table filled by 0.1.3 is adopted into the ledger by the next export.
+    found = done_days(warehouse, table, first_date, timezone.get_default_timezone())
+    ledger, done = found.ledger, found.days
     start = first_date or min(done, default=None)
     missing = pending_days(start, last, done) if start is not None else []
     exported = sorted(d for d in done if d <= last)

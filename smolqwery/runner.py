@@ -46,13 +46,15 @@ if TYPE_CHECKING:
     from .models import ExportRun
     from .schema import TableSchema
     from .settings import SmolqwerySettings
-    from .warehouses.base import Warehouse
+    from .warehouses.base import LedgerEntry, Warehouse
 
 __all__ = [
+    "DoneDays",
     "ExportReport",
     "ExtractorResult",
     "PreviewChunk",
     "TableStatus",
+    "done_days",
     "export",
     "plan_days",
     "preview",
@@ -201,6 +203,50 @@ def _check_range(
         raise ConfigurationError(f"--lag must be zero or more days, got {lag}")
 
 
+@dataclasses.dataclass(frozen=True)
+class DoneDays:
+    """Which days of a table are done: its ledger, plus days 0.1.3 wrote and nobody adopted."""
+
+    #: The ledger's entries (after adoption, when the caller adopts).
+    ledger: dict[datetime.date, LedgerEntry]
+    #: Every day counting as exported: the ledger's, and legacy days not (yet) in it.
+    days: frozenset[datetime.date]
+
+
+def done_days(
+    warehouse: Warehouse,
+    table: TableSchema,
+    first: datetime.date | None,
+    tz: datetime.tzinfo,
+    *,
+    adopt_run_id: str | None = None,
+) -> DoneDays:
+    """The days of ``table`` that are exported: the one reading shared by export, status, admin.
+
+    The ledger says it, except for a table filled by smolqwery 0.1.3 (rows but no ledger):
+    as 0.1.3 did, every day from ``first`` up to the last local day in the table counts as
+    done. Finding that day is a scan of the table, so it only happens when the ledger does
+    not start at ``first``; an export (``adopt_run_id`` given) then records those days in the
+    ledger with their row counts, so the scan happens once per table, ever (0.1.3 defect D20).
+    Without ``adopt_run_id`` nothing is written (``smolqwery_status``, the admin page).
+    """
+    ledger = warehouse.exported_days(table.name)
+    if first is None or (ledger and min(ledger) <= first):
+        return DoneDays(ledger, frozenset(ledger))
+    legacy = legacy_done_days(first, warehouse.last_unledgered_day(table, tz), sorted(ledger))
+    if legacy and adopt_run_id is not None:
+        adopted = warehouse.adopt_legacy_days(table, legacy[0], legacy[-1], tz, adopt_run_id)
+        logger.info(
+            "%s: adopted %d day(s) written by smolqwery 0.1.3 (%s..%s) into the ledger",
+            table.name,
+            adopted,
+            legacy[0].isoformat(),
+            legacy[-1].isoformat(),
+        )
+        ledger = warehouse.exported_days(table.name)
+    return DoneDays(ledger, frozenset(ledger).union(legacy))
+
+
 def plan_days(
     warehouse: Warehouse,
     table: TableSchema,
@@ -211,21 +257,17 @@ def plan_days(
     date_from: datetime.date | None = None,
     date_to: datetime.date | None = None,
     lag: int = 0,
+    run_id: str | None = None,
 ) -> list[datetime.date]:
     """The days one table needs now, ascending.
 
-    A forced range is taken as it is. Otherwise: every day from ``first`` to ``last`` the ledger
-    does not record, plus the last ``lag`` days again. Days of a table filled by 0.1.3 (rows but
-    no ledger) count as done up to its last local day; the table is only looked at when the
-    ledger does not start at ``first`` (0.1.3 defect D20: no scan on a normal run).
+    A forced range is taken as it is. Otherwise: every day from ``first`` to ``last`` not done
+    (see :func:`done_days`, which adopts a 0.1.3 table's days into the ledger under ``run_id``
+    when given), plus the last ``lag`` days again.
     """
     if date_from is not None and date_to is not None:
         return date_range(date_from, date_to)
-    done = set(warehouse.exported_days(table.name))
-    ledger = sorted(done)
-    if not ledger or ledger[0] > first:
-        legacy_last = warehouse.last_unledgered_day(table, tz)
-        done.update(legacy_done_days(first, legacy_last, ledger))
+    done = done_days(warehouse, table, first, tz, adopt_run_id=run_id).days
     days = set(pending_days(first, last, done))
     if lag:
         days.update(date_range(max(first, last - datetime.timedelta(days=lag - 1)), last))
@@ -380,7 +422,15 @@ def _export_one(
         extractor, table = item.extractor, item.table
         _check_table(warehouse, table)
         days = plan_days(
-            warehouse, table, first, last, tz, date_from=date_from, date_to=date_to, lag=lag
+            warehouse,
+            table,
+            first,
+            last,
+            tz,
+            date_from=date_from,
+            date_to=date_to,
+            lag=lag,
+            run_id=run_id,
         )
         progress.extractor_started(item.name, table.name, len(days))
         logger.info("%s: %d day(s) to export into %s", item.name, len(days), table.name)
@@ -578,15 +628,11 @@ def table_status(
                 status.error = item.error
                 continue
             try:
-                ledger = wh.exported_days(item.table.name)
-                done = set(ledger)
-                days = sorted(done)
-                if not days or days[0] > first:
-                    legacy = wh.last_unledgered_day(item.table, tz)
-                    done.update(legacy_done_days(first, legacy, days))
+                found = done_days(wh, item.table, first, tz)  # reads only: no adoption here
             except Exception as exc:
                 status.error = _message(exc)
                 continue
+            ledger, done = found.ledger, found.days
             status.missing_days = pending_days(first, last, done)
             exported = sorted(d for d in done if first <= d <= last) or sorted(done)
             if exported:

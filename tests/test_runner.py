@@ -18,7 +18,7 @@ from smolqwery.errors import ConfigurationError
 from smolqwery.models import ExportLock, ExportRun
 from smolqwery.reporting import Progress
 from smolqwery.runner import ExportReport, ExtractorResult, export, preview
-from smolqwery.warehouses.base import Warehouse
+from smolqwery.warehouses.base import LEGACY_FINGERPRINT, Warehouse
 from tests.exportapp.extractors import (
     DailyEventsExtractor,
     EventExtractor,
@@ -410,6 +410,54 @@ def test_d20_a_normal_run_reads_the_ledger_not_the_tables(
     assert "exported_days" in calls
 
 
+def write_like_0_1_3(warehouse: Warehouse, moments: list[datetime.datetime]) -> None:
+    """Rows in ``event_row`` the way smolqwery 0.1.3 wrote them: into the table, no ledger."""
+    table = warehouse.qualified_name("event_row")
+    if warehouse.dialect == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(str(warehouse.path))  # type: ignore[attr-defined]
+        try:
+            for moment in moments:
+                con.execute(
+                    f'INSERT INTO {table} ("timestamp", kind, amount) VALUES (?, ?, 1)',
+                    [moment, "old"],
+                )
+        finally:
+            con.close()
+        return
+    from google.cloud import bigquery
+
+    warehouse.client.query(  # type: ignore[attr-defined]
+        f"INSERT INTO {table} (`timestamp`, kind, amount) SELECT t, 'old', 1 FROM UNNEST(@t) AS t",
+        job_config=bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ArrayQueryParameter("t", "TIMESTAMP", moments)]
+        ),
+    ).result()
+
+
+def delete_rows_from(warehouse: Warehouse, moment: datetime.datetime) -> None:
+    """Delete the rows of ``event_row`` from ``moment`` on, behind smolqwery's back."""
+    table = warehouse.qualified_name("event_row")
+    if warehouse.dialect == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(str(warehouse.path))  # type: ignore[attr-defined]
+        try:
+            con.execute(f'DELETE FROM {table} WHERE "timestamp" >= ?', [moment])
+        finally:
+            con.close()
+        return
+    from google.cloud import bigquery
+
+    warehouse.client.query(  # type: ignore[attr-defined]
+        f"DELETE FROM {table} WHERE `timestamp` >= @t",
+        job_config=bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("t", "TIMESTAMP", moment)]
+        ),
+    ).result()
+
+
 def test_d04_a_table_filled_by_0_1_3_resumes_after_its_last_local_day(
     duckdb_warehouse: Warehouse, configure: Any
 ) -> None:
@@ -418,30 +466,82 @@ def test_d04_a_table_filled_by_0_1_3_resumes_after_its_last_local_day(
     The table holds rows up to 21:00 on the 3rd in New York (02:00 on the 4th in UTC) and no
     ledger: the next run must start on the 4th.
     """
-    import duckdb
-
     configure([EVENTS], d(3, 1), tz="America/New_York")
     create_tables(duckdb_warehouse, EventExtractor)
     for day in date_range(d(3, 1), d(3, 6)):
         add_events(day, 2, NEW_YORK)
-    legacy = datetime.datetime(YEAR, 3, 3, 21, 0, tzinfo=NEW_YORK)
-    con = duckdb.connect(str(duckdb_warehouse.path))  # type: ignore[attr-defined]
-    try:
-        con.execute(
-            "INSERT INTO smolqwery_tests.event_row VALUES (?, ?, ?, ?)", [legacy, "old", 1, None]
-        )
-    finally:
-        con.close()
+    write_like_0_1_3(duckdb_warehouse, [datetime.datetime(YEAR, 3, 3, 21, 0, tzinfo=NEW_YORK)])
     with at(datetime.datetime(YEAR, 3, 7, 9, 0, tzinfo=NEW_YORK)):
         report = export(warehouse=duckdb_warehouse)
         assert (report.results[0].first_day, report.results[0].last_day) == (
             d(3, 4),
             d(3, 6),
         )
-        # The next run reads the ledger (which starts on the 4th) and the legacy rows again:
-        # still nothing to do.
+        # The 1st to the 3rd are in the ledger now, counted per New York day: nothing to do.
         assert export(warehouse=duckdb_warehouse).results[0].days == 0
-    assert sorted(duckdb_warehouse.exported_days("event_row")) == date_range(d(3, 4), d(3, 6))
+    assert ledger_counts(duckdb_warehouse, "event_row") == {
+        d(3, 1): 0,
+        d(3, 2): 0,
+        d(3, 3): 1,
+        **{day: 2 for day in date_range(d(3, 4), d(3, 6))},
+    }
+
+
+def test_d20_a_table_filled_by_0_1_3_is_adopted_once(warehouse: Warehouse, configure: Any) -> None:
+    """The first run records the 0.1.3 days in the ledger; later runs never look at the table.
+
+    0.1.3 left rows up to the 4th (Paris) and no ledger. The first run adopts the 1st to the
+    4th with the table's own counts (the source is not read for them) and exports the 5th and
+    6th. Then every row from the 4th on is deleted behind smolqwery's back: a runner still
+    looking for the table's last day would now find the 3rd and export the 4th again; the
+    ledger, which starts at SMOLQWERY_FIRST_DATE, says the 4th is done.
+    """
+    configure([EVENTS], d(3, 1))
+    create_tables(warehouse, EventExtractor)
+    for day in date_range(d(3, 1), d(3, 7)):
+        add_events(day, 4, PARIS)  # what a re-extraction of the legacy days would find
+    write_like_0_1_3(
+        warehouse,
+        [
+            datetime.datetime(YEAR, 3, 1, 12, 0, tzinfo=PARIS),
+            # nothing on the 2nd: 0.1.3 still counted it done
+            datetime.datetime(YEAR, 3, 3, 0, 0, tzinfo=PARIS),
+            datetime.datetime(YEAR, 3, 3, 23, 59, tzinfo=PARIS),
+            datetime.datetime(YEAR, 3, 4, 0, 30, tzinfo=PARIS),  # 23:30 UTC on the 3rd
+        ],
+    )
+    legacy = {d(3, 1): 1, d(3, 2): 0, d(3, 3): 2, d(3, 4): 1}
+
+    with at(datetime.datetime(YEAR, 3, 7, 8, 0, tzinfo=PARIS)):
+        first = export(warehouse=warehouse)
+    assert first.ok
+    events = result(first, "event_row")
+    assert (events.days, events.first_day, events.last_day) == (2, d(3, 5), d(3, 6))
+    ledger = warehouse.exported_days("event_row")
+    assert {day: e.rows for day, e in ledger.items()} == {
+        **legacy,
+        d(3, 5): 4,
+        d(3, 6): 4,
+    }
+    assert all(
+        (e.schema_fingerprint, e.run_id) == (LEGACY_FINGERPRINT, first.run_id)
+        for day, e in ledger.items()
+        if day in legacy
+    )
+    assert ledger[d(3, 5)].schema_fingerprint != LEGACY_FINGERPRINT
+    assert exported_counts(warehouse, "event_row", PARIS) == {
+        **{day: n for day, n in legacy.items() if n},
+        d(3, 5): 4,
+        d(3, 6): 4,
+    }
+
+    delete_rows_from(warehouse, datetime.datetime(YEAR, 3, 4, 0, 0, tzinfo=PARIS))
+    with at(datetime.datetime(YEAR, 3, 8, 8, 0, tzinfo=PARIS)):
+        second = export(warehouse=warehouse)
+    events = result(second, "event_row")
+    assert (events.days, events.first_day, events.last_day) == (1, d(3, 7), d(3, 7))
+    assert sorted(warehouse.exported_days("event_row")) == date_range(d(3, 1), d(3, 7))
+    assert warehouse.exported_days("event_row")[d(3, 4)] == ledger[d(3, 4)]
 
 
 def test_export_runs_are_recorded_as_batches_commit(warehouse: Warehouse, configure: Any) -> None:
