@@ -27,6 +27,7 @@ from tests.exportapp.testing import (
     date_range,
     point_at,
 )
+from tests.test_runner import write_like_0_1_3
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +124,41 @@ def test_a_table_that_was_never_exported_lags_since_the_first_date(
     assert info.value.returncode == 2
     assert "daily_events cannot be read" in str(info.value)
     assert "daily_events: ERROR:" in err.getvalue()
+
+
+def test_d20_status_and_admin_read_a_0_1_3_table_without_writing(wh: Warehouse) -> None:
+    """Before the first export, 0.1.3's days count as done and nothing is written; after it,
+    they are read from the ledger with their row counts."""
+    from smolqwery.admin_views import build_overview
+
+    write_like_0_1_3(
+        wh,
+        [
+            datetime.datetime(YEAR, 6, 1, 10, 0, tzinfo=PARIS),
+            datetime.datetime(YEAR, 6, 2, 10, 0, tzinfo=PARIS),
+            datetime.datetime(YEAR, 6, 5, 0, 30, tzinfo=PARIS),  # nothing on the 3rd and 4th
+        ],
+    )
+    with at(NOW):
+        _, tables = table_status(["event_row"])
+        overview = build_overview()
+    (events,) = tables
+    assert (events.first_day, events.last_day, events.exported_days) == (d(6, 1), d(6, 5), 5)
+    assert events.missing_days == date_range(d(6, 6), d(6, 10))
+    assert (events.lag, events.rows) == (5, 0)  # no ledger yet: no row counts either
+    row = next(t for t in overview.tables if t.table == "event_row")
+    assert (row.first_day, row.last_day, row.exported_days) == (d(6, 1), d(6, 5), 5)
+    assert (row.lag_days, row.missing_days, row.first_missing) == (5, 5, d(6, 6))
+    assert overview.error == ""
+    assert wh.exported_days("event_row") == {}  # neither of them wrote
+
+    with at(NOW):
+        export(["event_row"], warehouse=wh)
+        _, tables = table_status(["event_row"])
+        overview = build_overview()
+    (events,) = tables
+    assert (events.first_day, events.last_day, events.exported_days) == (d(6, 1), d(6, 10), 10)
+    assert (events.missing_days, events.lag) == ([], 0)
+    assert events.rows == 3 + 5 * 2  # three legacy rows, two events a day from the 6th
+    row = next(t for t in overview.tables if t.table == "event_row")
+    assert (row.lag_days, row.exported_days, row.recent_rows) == (0, 10, 13)
