@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Iterator
+from typing import Any
 
-from django.db.models import Avg, Count, Q, Sum
+from django.db.models import Avg, Count, Q, QuerySet, Sum
 
 from smolqwery.extractor import BaseExtractor, ExtractorType, sq_field
 
@@ -22,7 +23,7 @@ EVENT_COLUMNS = ("timestamp", "user_id", "kind", "duration", "success", "country
 ITERATOR_CHUNK = 5000
 
 
-def day_queryset(date_start: datetime.datetime, date_end: datetime.datetime):  # type: ignore[no-untyped-def]
+def day_queryset(date_start: datetime.datetime, date_end: datetime.datetime) -> QuerySet[Any, Any]:
     """The rows of one day as tuples: shared by the extractor and by the floor measurement."""
     return (
         Event.objects.filter(timestamp__gte=date_start, timestamp__lt=date_end)

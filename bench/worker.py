@@ -91,13 +91,14 @@ def step_prepare(args: argparse.Namespace) -> None:
     from .models import Event
 
     call_command("migrate", run_syncdb=True, verbosity=0)
-    table = Event._meta.db_table
+    quote = connection.ops.quote_name
+    table = quote(Event._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")
+        cursor.execute(f"DELETE FROM {table}")
     wins = windows(args.first, args.last)
     per_day, extra = divmod(args.rows, len(wins))
     rng = random.Random(args.seed)
-    cols = ("timestamp", "user_id", "kind", "duration", "success", "country")
+    cols = [quote(c) for c in ("timestamp", "user_id", "kind", "duration", "success", "country")]
     started = clock()
     connection.ensure_connection()
     raw = connection.connection
@@ -176,17 +177,23 @@ def _count_rows(table: str) -> int:
     """Rows in an export table, read back from the warehouse (outside the timed section)."""
     from django.conf import settings
 
-    dataset = settings.SMOLQWERY_DATASET
+    from smolqwery.warehouses import get_warehouse
+
+    warehouse = get_warehouse()
+    try:
+        name = warehouse.qualified_name(table)  # validated and quoted by the warehouse
+    finally:
+        warehouse.close()
     if settings.SMOLQWERY_WAREHOUSE == "duckdb":
         import duckdb
 
         con = duckdb.connect(settings.SMOLQWERY_DUCKDB_PATH, read_only=True)
         try:
-            return int(con.execute(f'SELECT count(*) FROM "{dataset}"."{table}"').fetchone()[0])
+            row = con.execute(f"SELECT count(*) FROM {name}").fetchone()
         finally:
             con.close()
-    client = bq_client()
-    job = client.query(f"SELECT count(*) FROM `{client.project}.{dataset}.{table}`")
+        return int(row[0]) if row else 0
+    job = bq_client().query(f"SELECT count(*) FROM {name}")
     return int(next(iter(job.result()))[0])
 
 
