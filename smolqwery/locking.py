@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from .errors import ExportLockedError
@@ -91,6 +91,24 @@ def acquire(name: str, owner: str, timeout: float) -> Lease:
     Atomic without a table lock: taking over an expired lease is one conditional UPDATE,
     taking a free one is one INSERT that the primary key makes fail for all but one process.
     """
+    try:
+        return _acquire(name, owner, timeout)
+    except OperationalError as exc:
+        # SQLite in its default journal mode refuses every write while another process reads:
+        # typically the running export streaming its source tables. That is "locked", not a
+        # crash; the holder's row is still readable and says who it is.
+        if "locked" not in str(exc).lower():
+            raise
+        holder = ExportLock.objects.filter(name=name).first()
+        if holder is not None:
+            raise ExportLockedError(_describe(holder)) from None
+        raise ExportLockedError(
+            "another export is probably running: the database refused to record the export "
+            f"lock ({exc}); with SQLite, enable WAL mode so that writes do not wait for readers"
+        ) from None
+
+
+def _acquire(name: str, owner: str, timeout: float) -> Lease:
     now = _now()
     expires = now + datetime.timedelta(seconds=timeout)
     taken = ExportLock.objects.filter(name=name, expires_at__lte=now).update(
@@ -105,7 +123,7 @@ def acquire(name: str, owner: str, timeout: float) -> Lease:
     except IntegrityError:
         holder = ExportLock.objects.filter(name=name).first()
         if holder is None:  # released between our two statements: try once more
-            return acquire(name, owner, timeout)
+            return _acquire(name, owner, timeout)
         raise ExportLockedError(_describe(holder)) from None
     logger.debug("acquired lock %s (%s)", name, owner)
     return Lease(name, owner, timeout)

@@ -52,17 +52,6 @@ def test_d06_two_exports_started_together(kind: str, make_scenario: Any) -> None
 
 
 SQLITE = os.environ.get("SMOLQWERY_TEST_DB", "sqlite") == "sqlite"
-SQLITE_READ_BLOCKS_LOCK = pytest.mark.xfail(
-    SQLITE,
-    strict=True,
-    reason=(
-        "bug in smolqwery/locking.py: on SQLite in its default (rollback journal) mode, the "
-        "holder's long read (extract() streaming the source table) blocks the second run's "
-        "UPDATE of ExportLock; after the SQLite timeout acquire() lets OperationalError "
-        "'database is locked' escape: a traceback and exit 1 instead of 'another export is "
-        "running' and exit 0. Passes on PostgreSQL and on SQLite in WAL mode (test below)."
-    ),
-)
 
 
 def second_export_while_first_is_in_its_transaction(scenario: Scenario) -> None:
@@ -78,7 +67,6 @@ def second_export_while_first_is_in_its_transaction(scenario: Scenario) -> None:
     assert scenario.problems() == []
 
 
-@SQLITE_READ_BLOCKS_LOCK
 @pytest.mark.parametrize("kind", KINDS)
 def test_second_export_while_one_is_in_its_transaction_exits_0(
     kind: str, make_scenario: Any
