@@ -20,9 +20,9 @@ from tests.fixtures.crash import (
     EXTRACTORS,
     ScenarioFactory,
     paused_child,
-    start_emulator_at,
 )
 from tests.fixtures.emulator import Emulator, EmulatorUnavailable, _free_port, install
+from tests.fixtures.emulator import start as start_emulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.emulator]
 
@@ -39,7 +39,7 @@ class Restartable:
         self.current: Emulator = self.start()
 
     def start(self) -> Emulator:
-        self.current = start_emulator_at(self.inst, self.data_dir, self.port, self.grpc_port)
+        self.current = start_emulator(self.inst, self.data_dir, self.port, self.grpc_port)
         return self.current
 
     def stop(self) -> None:
