@@ -8,7 +8,7 @@ when the clocks change.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from .warehouses.base import DayWindow
 
@@ -115,24 +115,6 @@ def contiguous_batches(days: Iterable[datetime.date], max_days: int) -> list[lis
     if current:
         batches.append(current)
     return batches
-
-
-def legacy_done_days(
-    first_date: datetime.date,
-    legacy_last: datetime.date | None,
-    ledger_days: Sequence[datetime.date],
-) -> list[datetime.date]:
-    """Days a table filled by smolqwery 0.1.3 (without ledger) already holds.
-
-    0.1.3 resumed after the last day present in the table, so every day up to it counts as
-    exported — but never past the first ledgered day, where smolqwery's own ledger takes over.
-    """
-    if legacy_last is None:
-        return []
-    last = legacy_last
-    if ledger_days:
-        last = min(last, min(ledger_days) - ONE_DAY)
-    return date_range(first_date, last)
 
 
 def parse_day(value: str) -> datetime.date:

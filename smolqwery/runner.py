@@ -27,7 +27,6 @@ from .days import (
     date_range,
     day_window,
     day_windows,
-    legacy_done_days,
     local_now,
     pending_days,
     yesterday,
@@ -184,15 +183,20 @@ def _check_range(
             f"({last.isoformat()} in TIME_ZONE): there is no complete day to export yet; "
             "set it to a past day"
         )
-    if (date_from is None) != (date_to is None):
-        raise ConfigurationError("give both ends of the range to re-export (--from and --to)")
-    if date_from is not None and date_to is not None:
-        if date_from > date_to:
+    if date_to is not None and date_from is None:
+        raise ConfigurationError("--to needs --from: give the first day of the range too")
+    if date_from is not None:
+        if date_to is None and date_from > last:
+            raise ConfigurationError(
+                f"--from {date_from.isoformat()} is not a complete day yet: the last complete "
+                f"day in TIME_ZONE is {last.isoformat()}"
+            )
+        if date_to is not None and date_from > date_to:
             raise ConfigurationError(
                 f"the range to re-export is empty: --from {date_from.isoformat()} is after "
                 f"--to {date_to.isoformat()}"
             )
-        if date_to > last:
+        if date_to is not None and date_to > last:
             raise ConfigurationError(
                 f"--to {date_to.isoformat()} is not a complete day yet: the last complete day "
                 f"in TIME_ZONE is {last.isoformat()}"
@@ -223,19 +227,23 @@ def done_days(
 ) -> DoneDays:
     """The days of ``table`` that are exported: the one reading shared by export, status, admin.
 
-    The ledger says it, except for a table filled by smolqwery 0.1.3 (rows but no ledger):
-    as 0.1.3 did, every day from ``first`` up to the last local day in the table counts as
-    done. Finding that day is a scan of the table, so it only happens when the ledger does
-    not start at ``first``; an export (``adopt_run_id`` given) then records those days in the
-    ledger with their row counts, so the scan happens once per table, ever (0.1.3 defect D20).
-    Without ``adopt_run_id`` nothing is written (``smolqwery_status``, the admin page).
+    The ledger says it. Every day we export is written with its ledger entry in one
+    transaction, so a table with rows and no ledger entry at all was filled by smolqwery 0.1.3
+    (which had no ledger); only then, and only for the days that hold rows, the table counts
+    as exported as well: a day without rows is simply missing, and exporting it can only add
+    what 0.1.3 missed. Once the ledger has any entry for the table, days outside it are missing,
+    whatever the shape of the ledger (a moved ``SMOLQWERY_FIRST_DATE``, a ``--from/--to`` run
+    first). An export (``adopt_run_id`` given) records those days in the ledger with their row
+    counts, so the scan happens once per table, ever (0.1.3 defect D20). Without
+    ``adopt_run_id`` nothing is written (``smolqwery_status``, the admin page).
     """
     ledger = warehouse.exported_days(table.name)
-    if first is None or (ledger and min(ledger) <= first):
+    last = yesterday(local_now(tz), tz)
+    if first is None or ledger or first > last:
         return DoneDays(ledger, frozenset(ledger))
-    legacy = legacy_done_days(first, warehouse.last_unledgered_day(table, tz), sorted(ledger))
+    legacy = warehouse.legacy_days(table, tz, first, last)
     if legacy and adopt_run_id is not None:
-        adopted = warehouse.adopt_legacy_days(table, legacy[0], legacy[-1], tz, adopt_run_id)
+        adopted = warehouse.adopt_legacy_days(table, first, last, tz, adopt_run_id)
         logger.info(
             "%s: adopted %d day(s) written by smolqwery 0.1.3 (%s..%s) into the ledger",
             table.name,
@@ -244,6 +252,7 @@ def done_days(
             legacy[-1].isoformat(),
         )
         ledger = warehouse.exported_days(table.name)
+        return DoneDays(ledger, frozenset(ledger))
     return DoneDays(ledger, frozenset(ledger).union(legacy))
 
 
@@ -265,9 +274,10 @@ def plan_days(
     (see :func:`done_days`, which adopts a 0.1.3 table's days into the ledger under ``run_id``
     when given), plus the last ``lag`` days again.
     """
+    # Adopted first even for a forced range: its ledger entries would hide a 0.1.3 table.
+    done = done_days(warehouse, table, first, tz, adopt_run_id=run_id).days
     if date_from is not None and date_to is not None:
         return date_range(date_from, date_to)
-    done = done_days(warehouse, table, first, tz, adopt_run_id=run_id).days
     days = set(pending_days(first, last, done))
     if lag:
         days.update(date_range(max(first, last - datetime.timedelta(days=lag - 1)), last))
@@ -313,7 +323,7 @@ def export(
     """Export every pending day of the configured (or named) extractors.
 
     ``date_from``/``date_to`` re-export that range (both days included) whatever the ledger
-    says; ``lag`` re-exports the last ``lag`` days on top of the pending ones (late data). Both
+    says, ``date_from`` alone up to yesterday; ``lag`` re-exports the last ``lag`` days on top of the pending ones (late data). Both
     replace days atomically, never duplicating rows. Raises :class:`ExportLockedError` when
     another export holds the lock (after waiting for it with ``wait``) and
     :class:`ConfigurationError` for settings or arguments that make any export impossible;
@@ -326,6 +336,8 @@ def export(
     last = yesterday(local_now(tz), tz)
     first = config.require_first_date()
     _check_range(first, last, date_from, date_to, lag)
+    if date_from is not None and date_to is None:
+        date_to = last  # --from alone: up to yesterday (running totals after late data)
     selected = select_extractors(extractors, config)
     progress = progress or Progress()
     report = ExportReport(run_id=uuid.uuid4().hex, last_day=last)

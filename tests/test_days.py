@@ -12,7 +12,6 @@ from smolqwery.days import (
     contiguous_batches,
     date_range,
     day_window,
-    legacy_done_days,
     pending_days,
     yesterday,
 )
@@ -114,13 +113,3 @@ def test_contiguous_batches_split_on_gaps_and_size() -> None:
     assert contiguous_batches([], 5) == []
     with pytest.raises(ValueError):
         contiguous_batches(days, 0)
-
-
-def test_d04_legacy_days_count_up_to_the_last_local_day_before_the_ledger() -> None:
-    first = D(2024, 1, 1)
-    assert legacy_done_days(first, None, []) == []
-    assert legacy_done_days(first, D(2024, 1, 3), []) == date_range(first, D(2024, 1, 3))
-    # Once smolqwery's ledger starts (on the 4th), a table maximum past it is its own rows.
-    assert legacy_done_days(first, D(2024, 1, 9), [D(2024, 1, 4), D(2024, 1, 5)]) == date_range(
-        first, D(2024, 1, 3)
-    )

@@ -17,7 +17,7 @@ from smolqwery.days import date_range, day_window
 from smolqwery.errors import ConfigurationError
 from smolqwery.models import ExportLock, ExportRun
 from smolqwery.reporting import Progress
-from smolqwery.runner import ExportReport, ExtractorResult, export, preview
+from smolqwery.runner import ExportReport, ExtractorResult, export, preview, table_status
 from smolqwery.warehouses.base import LEGACY_FINGERPRINT, Warehouse
 from tests.exportapp.extractors import (
     DailyEventsExtractor,
@@ -406,7 +406,7 @@ def test_d20_a_normal_run_reads_the_ledger_not_the_tables(
         export(warehouse=spy)
         calls.clear()
         export(warehouse=spy)  # ledger starts at SMOLQWERY_FIRST_DATE: no table scan
-    assert "last_unledgered_day" not in calls and "fetch_rows" not in calls
+    assert "legacy_days" not in calls and "fetch_rows" not in calls
     assert "exported_days" in calls
 
 
@@ -458,13 +458,14 @@ def delete_rows_from(warehouse: Warehouse, moment: datetime.datetime) -> None:
     ).result()
 
 
-def test_d04_a_table_filled_by_0_1_3_resumes_after_its_last_local_day(
+def test_d04_a_table_filled_by_0_1_3_is_read_in_local_days(
     duckdb_warehouse: Warehouse, configure: Any
 ) -> None:
     """0.1.3 resumed after the newest row's UTC date: west of UTC, a day was skipped forever.
 
-    The table holds rows up to 21:00 on the 3rd in New York (02:00 on the 4th in UTC) and no
-    ledger: the next run must start on the 4th.
+    The table holds rows at 21:00 on the 3rd in New York (02:00 on the 4th in UTC) and no
+    ledger: the 3rd is adopted, the 4th is exported, and so are the 1st and 2nd, which hold no
+    rows (0.1.3 counted them done; their export can only add what it missed).
     """
     configure([EVENTS], d(3, 1), tz="America/New_York")
     create_tables(duckdb_warehouse, EventExtractor)
@@ -473,28 +474,24 @@ def test_d04_a_table_filled_by_0_1_3_resumes_after_its_last_local_day(
     write_like_0_1_3(duckdb_warehouse, [datetime.datetime(YEAR, 3, 3, 21, 0, tzinfo=NEW_YORK)])
     with at(datetime.datetime(YEAR, 3, 7, 9, 0, tzinfo=NEW_YORK)):
         report = export(warehouse=duckdb_warehouse)
-        assert (report.results[0].first_day, report.results[0].last_day) == (
-            d(3, 4),
-            d(3, 6),
-        )
-        # The 1st to the 3rd are in the ledger now, counted per New York day: nothing to do.
+        assert (report.results[0].days, report.results[0].first_day) == (5, d(3, 1))
+        assert report.results[0].last_day == d(3, 6)
+        # Every day is in the ledger now, the 3rd counted per New York day: nothing to do.
         assert export(warehouse=duckdb_warehouse).results[0].days == 0
     assert ledger_counts(duckdb_warehouse, "event_row") == {
-        d(3, 1): 0,
-        d(3, 2): 0,
+        **{day: 2 for day in date_range(d(3, 1), d(3, 6))},
         d(3, 3): 1,
-        **{day: 2 for day in date_range(d(3, 4), d(3, 6))},
     }
 
 
 def test_d20_a_table_filled_by_0_1_3_is_adopted_once(warehouse: Warehouse, configure: Any) -> None:
     """The first run records the 0.1.3 days in the ledger; later runs never look at the table.
 
-    0.1.3 left rows up to the 4th (Paris) and no ledger. The first run adopts the 1st to the
-    4th with the table's own counts (the source is not read for them) and exports the 5th and
-    6th. Then every row from the 4th on is deleted behind smolqwery's back: a runner still
-    looking for the table's last day would now find the 3rd and export the 4th again; the
-    ledger, which starts at SMOLQWERY_FIRST_DATE, says the 4th is done.
+    0.1.3 left rows on the 1st, 3rd and 4th (Paris) and no ledger. The first run adopts those
+    days with the table's own counts (the source is not read for them) and exports the 2nd
+    (no rows in the table), the 5th and the 6th. Then every row from the 4th on is deleted
+    behind smolqwery's back: a runner still looking at the table would export the 4th again;
+    the ledger says it is done.
     """
     configure([EVENTS], d(3, 1))
     create_tables(warehouse, EventExtractor)
@@ -504,36 +501,29 @@ def test_d20_a_table_filled_by_0_1_3_is_adopted_once(warehouse: Warehouse, confi
         warehouse,
         [
             datetime.datetime(YEAR, 3, 1, 12, 0, tzinfo=PARIS),
-            # nothing on the 2nd: 0.1.3 still counted it done
+            # nothing on the 2nd: 0.1.3 counted it done; it is exported now
             datetime.datetime(YEAR, 3, 3, 0, 0, tzinfo=PARIS),
             datetime.datetime(YEAR, 3, 3, 23, 59, tzinfo=PARIS),
             datetime.datetime(YEAR, 3, 4, 0, 30, tzinfo=PARIS),  # 23:30 UTC on the 3rd
         ],
     )
-    legacy = {d(3, 1): 1, d(3, 2): 0, d(3, 3): 2, d(3, 4): 1}
+    legacy = {d(3, 1): 1, d(3, 3): 2, d(3, 4): 1}
 
     with at(datetime.datetime(YEAR, 3, 7, 8, 0, tzinfo=PARIS)):
         first = export(warehouse=warehouse)
     assert first.ok
     events = result(first, "event_row")
-    assert (events.days, events.first_day, events.last_day) == (2, d(3, 5), d(3, 6))
+    assert (events.days, events.first_day, events.last_day) == (3, d(3, 2), d(3, 6))
     ledger = warehouse.exported_days("event_row")
-    assert {day: e.rows for day, e in ledger.items()} == {
-        **legacy,
-        d(3, 5): 4,
-        d(3, 6): 4,
-    }
+    expected = {**legacy, d(3, 2): 4, d(3, 5): 4, d(3, 6): 4}
+    assert {day: e.rows for day, e in ledger.items()} == expected
     assert all(
         (e.schema_fingerprint, e.run_id) == (LEGACY_FINGERPRINT, first.run_id)
         for day, e in ledger.items()
         if day in legacy
     )
     assert ledger[d(3, 5)].schema_fingerprint != LEGACY_FINGERPRINT
-    assert exported_counts(warehouse, "event_row", PARIS) == {
-        **{day: n for day, n in legacy.items() if n},
-        d(3, 5): 4,
-        d(3, 6): 4,
-    }
+    assert exported_counts(warehouse, "event_row", PARIS) == expected
 
     delete_rows_from(warehouse, datetime.datetime(YEAR, 3, 4, 0, 0, tzinfo=PARIS))
     with at(datetime.datetime(YEAR, 3, 8, 8, 0, tzinfo=PARIS)):
@@ -542,6 +532,87 @@ def test_d20_a_table_filled_by_0_1_3_is_adopted_once(warehouse: Warehouse, confi
     assert (events.days, events.first_day, events.last_day) == (1, d(3, 7), d(3, 7))
     assert sorted(warehouse.exported_days("event_row")) == date_range(d(3, 1), d(3, 7))
     assert warehouse.exported_days("event_row")[d(3, 4)] == ledger[d(3, 4)]
+
+
+def test_issue13_first_date_moved_earlier_exports_the_new_days(
+    warehouse: Warehouse, configure: Any
+) -> None:
+    """Regression (issue 13): moving SMOLQWERY_FIRST_DATE earlier after an export lost days.
+
+    The ledger then started after FIRST_DATE; the table was taken for a 0.1.3 one and the 1st
+    to the 14th were written to the ledger with 0 rows, never extracted, while status said 0
+    missing.
+    """
+    configure([EVENTS, DAILY], d(3, 15))
+    create_tables(warehouse, EventExtractor, DailyEventsExtractor)
+    for day in date_range(d(3, 1), d(3, 20)):
+        add_events(day, 2, PARIS)
+    with at(datetime.datetime(YEAR, 3, 21, 8, 0, tzinfo=PARIS)):
+        assert export(warehouse=warehouse).ok
+        configure([EVENTS, DAILY], d(3, 1))
+        _, before = table_status(warehouse=warehouse)
+        assert [s.missing_days for s in before] == [date_range(d(3, 1), d(3, 14))] * 2
+        report = export(warehouse=warehouse)
+        assert report.ok
+        assert [(r.days, r.first_day, r.last_day) for r in report.results] == [
+            (14, d(3, 1), d(3, 14))
+        ] * 2
+        _, after = table_status(warehouse=warehouse)
+    days = date_range(d(3, 1), d(3, 20))
+    assert ledger_counts(warehouse, "event_row") == source_counts(days, PARIS)
+    assert exported_counts(warehouse, "event_row", PARIS) == source_counts(days, PARIS)
+    assert ledger_counts(warehouse, "daily_events") == dict.fromkeys(days, 1)
+    assert [(s.missing_days, s.exported_days) for s in after] == [([], 20)] * 2
+    assert LEGACY_FINGERPRINT not in {
+        e.schema_fingerprint for e in warehouse.exported_days("event_row").values()
+    }
+
+
+def test_issue13_a_range_first_then_a_plain_run_exports_every_day(
+    warehouse: Warehouse, configure: Any
+) -> None:
+    """Regression (issue 13): ``--from D10 --to D10`` on a fresh table, then a plain run.
+
+    Every day before the 10th was adopted as a 0.1.3 day with 0 rows and never extracted.
+    """
+    configure([EVENTS], d(3, 1))
+    create_tables(warehouse, EventExtractor)
+    for day in date_range(d(3, 1), d(3, 12)):
+        add_events(day, 3, PARIS)
+    with at(datetime.datetime(YEAR, 3, 13, 8, 0, tzinfo=PARIS)):
+        assert export(warehouse=warehouse, date_from=d(3, 10), date_to=d(3, 10)).ok
+        _, between = table_status(warehouse=warehouse)
+        assert between[0].missing_days == [
+            *date_range(d(3, 1), d(3, 9)),
+            d(3, 11),
+            d(3, 12),
+        ]
+        report = export(warehouse=warehouse)
+        _, after = table_status(warehouse=warehouse)
+    assert (report.results[0].days, report.results[0].rows) == (11, 33)
+    days = date_range(d(3, 1), d(3, 12))
+    assert ledger_counts(warehouse, "event_row") == dict.fromkeys(days, 3)
+    assert exported_counts(warehouse, "event_row", PARIS) == dict.fromkeys(days, 3)
+    assert after[0].missing_days == []
+
+
+def test_from_alone_re_exports_up_to_yesterday(warehouse: Warehouse, configure: Any) -> None:
+    """``--from D`` without ``--to``: late data re-read in a running total's every later day."""
+    configure([EVENTS, DAILY], d(3, 1))
+    create_tables(warehouse, EventExtractor, DailyEventsExtractor)
+    for day in date_range(d(3, 1), d(3, 6)):
+        add_events(day, 1, PARIS)
+    with at(datetime.datetime(YEAR, 3, 7, 8, 0, tzinfo=PARIS)):
+        assert export(warehouse=warehouse).ok
+        add_events(d(3, 3), 2, PARIS, kind="late")
+        report = export(warehouse=warehouse, extractors=["daily_events"], date_from=d(3, 3))
+    assert [(r.table, r.days, r.first_day, r.last_day) for r in report.results] == [
+        ("daily_events", 4, d(3, 3), d(3, 6))
+    ]
+    days = date_range(d(3, 1), d(3, 6))
+    daily = warehouse.fetch_rows("daily_events", order_by=["date"])
+    assert [(r["date"], r["events"]) for r in daily] == list(source_counts(days, PARIS).items())
+    assert ledger_counts(warehouse, "event_row")[d(3, 3)] == 1  # not asked: left as it was
 
 
 def test_export_runs_are_recorded_as_batches_commit(warehouse: Warehouse, configure: Any) -> None:

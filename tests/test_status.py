@@ -127,8 +127,9 @@ def test_a_table_that_was_never_exported_lags_since_the_first_date(
 
 
 def test_d20_status_and_admin_read_a_0_1_3_table_without_writing(wh: Warehouse) -> None:
-    """Before the first export, 0.1.3's days count as done and nothing is written; after it,
-    they are read from the ledger with their row counts."""
+    """Before the first export, 0.1.3's days holding rows count as done and nothing is written;
+    after it, they are read from the ledger with their row counts. A day without rows in the
+    table is never called done: it is missing, and exported."""
     from smolqwery.admin_views import build_overview
 
     write_like_0_1_3(
@@ -143,12 +144,12 @@ def test_d20_status_and_admin_read_a_0_1_3_table_without_writing(wh: Warehouse) 
         _, tables = table_status(["event_row"])
         overview = build_overview()
     (events,) = tables
-    assert (events.first_day, events.last_day, events.exported_days) == (d(6, 1), d(6, 5), 5)
-    assert events.missing_days == date_range(d(6, 6), d(6, 10))
-    assert (events.lag, events.rows) == (5, 0)  # no ledger yet: no row counts either
+    assert (events.first_day, events.last_day, events.exported_days) == (d(6, 1), d(6, 5), 3)
+    assert events.missing_days == [d(6, 3), d(6, 4), *date_range(d(6, 6), d(6, 10))]
+    assert (events.lag, events.rows) == (8, 0)  # no ledger yet: no row counts either
     row = next(t for t in overview.tables if t.table == "event_row")
-    assert (row.first_day, row.last_day, row.exported_days) == (d(6, 1), d(6, 5), 5)
-    assert (row.lag_days, row.missing_days, row.first_missing) == (5, 5, d(6, 6))
+    assert (row.first_day, row.last_day, row.exported_days) == (d(6, 1), d(6, 5), 3)
+    assert (row.lag_days, row.missing_days, row.first_missing) == (8, 7, d(6, 3))
     assert overview.error == ""
     assert wh.exported_days("event_row") == {}  # neither of them wrote
 
@@ -159,6 +160,6 @@ def test_d20_status_and_admin_read_a_0_1_3_table_without_writing(wh: Warehouse) 
     (events,) = tables
     assert (events.first_day, events.last_day, events.exported_days) == (d(6, 1), d(6, 10), 10)
     assert (events.missing_days, events.lag) == ([], 0)
-    assert events.rows == 3 + 5 * 2  # three legacy rows, two events a day from the 6th
+    assert events.rows == 3 + 7 * 2  # three legacy rows, two events on each exported day
     row = next(t for t in overview.tables if t.table == "event_row")
-    assert (row.lag_days, row.exported_days, row.recent_rows) == (0, 10, 13)
+    assert (row.lag_days, row.exported_days, row.recent_rows) == (0, 10, 17)

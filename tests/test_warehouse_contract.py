@@ -567,7 +567,7 @@ def test_identifiers_that_inject_sql_are_rejected_before_any_call(
         lambda: unreachable.fetch_rows(bad),
         lambda: unreachable.fetch_rows("ok", order_by=[bad]),
         lambda: unreachable.replace_days(make_batch(bad_column, D(2024, 1, 1))),
-        lambda: unreachable.last_unledgered_day(bad_table, PARIS),
+        lambda: unreachable.legacy_days(bad_table, PARIS, D(2024, 1, 1), D(2024, 1, 2)),
         lambda: unreachable.adopt_legacy_days(bad_table, D(2024, 1, 1), D(2024, 1, 2), PARIS, "r"),
         lambda: unreachable.adopt_legacy_days(bad_column, D(2024, 1, 1), D(2024, 1, 2), PARIS, "r"),
     ]
@@ -596,28 +596,40 @@ def test_exported_days_of_an_unknown_table_is_empty(warehouse: Warehouse) -> Non
     assert warehouse.exported_days("nothing_here") == {}
 
 
-def test_last_unledgered_day_of_an_empty_table_is_none(warehouse: Warehouse) -> None:
+def test_legacy_days_of_an_empty_table_is_empty(warehouse: Warehouse) -> None:
     warehouse.create_table(EVENTS)
-    assert warehouse.last_unledgered_day(EVENTS, PARIS) is None
+    assert warehouse.legacy_days(EVENTS, PARIS, D(2000, 1, 1), D(2100, 1, 1)) == []
 
 
-def test_d04_last_unledgered_day_is_the_local_day(warehouse: Warehouse) -> None:
-    """0.1.3 took the UTC date of the newest timestamp; 00:30 in Paris is the day before in UTC."""
+def test_d04_legacy_days_are_local_days_holding_rows(warehouse: Warehouse) -> None:
+    """0.1.3 took the UTC date of the newest timestamp; 00:30 in Paris is the day before in UTC.
+
+    Only days holding rows are listed, within the range asked.
+    """
     warehouse.create_table(EVENTS)
     fill_without_ledger(
         warehouse,
         EVENTS,
-        [paris(2024, 4, 30, 10), paris(2024, 5, 2, 0, 30)],
+        [paris(2024, 4, 28, 10), paris(2024, 4, 30, 10), paris(2024, 5, 2, 0, 30)],
     )
     assert warehouse.exported_days("events") == {}
-    assert warehouse.last_unledgered_day(EVENTS, PARIS) == D(2024, 5, 2)
-    assert warehouse.last_unledgered_day(EVENTS, UTC) == D(2024, 5, 1)
+    assert warehouse.legacy_days(EVENTS, PARIS, D(2024, 4, 29), D(2024, 5, 9)) == [
+        D(2024, 4, 30),
+        D(2024, 5, 2),
+    ]
+    assert warehouse.legacy_days(EVENTS, UTC, D(2024, 4, 29), D(2024, 5, 9)) == [
+        D(2024, 4, 30),
+        D(2024, 5, 1),
+    ]
 
 
-def test_last_unledgered_day_of_a_date_table(warehouse: Warehouse) -> None:
+def test_legacy_days_of_a_date_table(warehouse: Warehouse) -> None:
     warehouse.create_table(DAILY)
     fill_without_ledger(warehouse, DAILY, [D(2023, 12, 30), D(2023, 12, 31), D(2023, 6, 1)])
-    assert warehouse.last_unledgered_day(DAILY, PARIS) == D(2023, 12, 31)
+    assert warehouse.legacy_days(DAILY, PARIS, D(2023, 12, 1), D(2024, 1, 1)) == [
+        D(2023, 12, 30),
+        D(2023, 12, 31),
+    ]
 
 
 def ledger_of(wh: Warehouse, table: str) -> dict[datetime.date, tuple[int, str, str]]:
@@ -627,7 +639,10 @@ def ledger_of(wh: Warehouse, table: str) -> dict[datetime.date, tuple[int, str, 
 
 
 def test_d20_adopt_legacy_days_counts_rows_per_local_day(warehouse: Warehouse) -> None:
-    """A 0.1.3 table's days go into the ledger once, counted per Paris day, gaps as 0 rows."""
+    """A 0.1.3 table's days holding rows go into the ledger once, counted per Paris day.
+
+    Days without rows are not adopted: they are missing, and their export can only add rows.
+    """
     warehouse.create_table(EVENTS)
     fill_without_ledger(
         warehouse,
@@ -640,27 +655,31 @@ def test_d20_adopt_legacy_days_counts_rows_per_local_day(warehouse: Warehouse) -
             paris(2024, 5, 4, 9),  # after the last day: not adopted
         ],
     )
-    # A day smolqwery exported itself already: never touched by the adoption.
-    warehouse.replace_days(
-        make_batch(EVENTS, D(2024, 5, 1), rows=[event(paris(2024, 5, 1, 12), 7)], run_id="own")
-    )
-    own = warehouse.exported_days("events")[D(2024, 5, 1)]
 
     adopted = warehouse.adopt_legacy_days(EVENTS, D(2024, 4, 29), D(2024, 5, 2), PARIS, "adopt")
 
-    assert adopted == 3
+    assert adopted == 2
     assert ledger_of(warehouse, "events") == {
-        D(2024, 4, 29): (0, LEGACY_FINGERPRINT, "adopt"),
         D(2024, 4, 30): (1, LEGACY_FINGERPRINT, "adopt"),
-        D(2024, 5, 1): (1, EVENTS.fingerprint(), "own"),
         D(2024, 5, 2): (2, LEGACY_FINGERPRINT, "adopt"),
     }
-    assert warehouse.exported_days("events")[D(2024, 5, 1)] == own
     # Rows are only counted, never changed.
-    assert len(warehouse.fetch_rows("events")) == 6
-    # Twice is harmless: nothing left to adopt.
-    assert warehouse.adopt_legacy_days(EVENTS, D(2024, 4, 29), D(2024, 5, 2), PARIS, "x") == 0
-    assert {e.run_id for e in warehouse.exported_days("events").values()} == {"adopt", "own"}
+    assert len(warehouse.fetch_rows("events")) == 5
+    # Twice is harmless: the ledger knows the table now, nothing is adopted again.
+    assert warehouse.adopt_legacy_days(EVENTS, D(2024, 4, 1), D(2024, 5, 9), PARIS, "x") == 0
+    assert {e.run_id for e in warehouse.exported_days("events").values()} == {"adopt"}
+
+
+def test_d20_no_adoption_once_the_ledger_knows_the_table(warehouse: Warehouse) -> None:
+    """A table with any ledger entry of ours is never adopted: its other days are missing."""
+    warehouse.create_table(EVENTS)
+    warehouse.replace_days(
+        make_batch(EVENTS, D(2024, 5, 1), rows=[event(paris(2024, 5, 1, 12), 7)], run_id="own")
+    )
+    own = warehouse.exported_days("events")
+    fill_without_ledger(warehouse, EVENTS, [paris(2024, 4, 30, 10)])
+    assert warehouse.adopt_legacy_days(EVENTS, D(2024, 4, 1), D(2024, 5, 9), PARIS, "x") == 0
+    assert warehouse.exported_days("events") == own
 
 
 def test_d20_adopt_legacy_days_in_utc_uses_utc_days(warehouse: Warehouse) -> None:
@@ -678,9 +697,8 @@ def test_d20_adopt_legacy_days_of_a_date_table(warehouse: Warehouse) -> None:
     fill_without_ledger(
         warehouse, DAILY, [D(2023, 12, 30), D(2023, 12, 31), D(2023, 12, 31), D(2024, 1, 1)]
     )
-    assert warehouse.adopt_legacy_days(DAILY, D(2023, 12, 29), D(2023, 12, 31), PARIS, "a") == 3
+    assert warehouse.adopt_legacy_days(DAILY, D(2023, 12, 29), D(2023, 12, 31), PARIS, "a") == 2
     assert ledger_of(warehouse, "daily_totals") == {
-        D(2023, 12, 29): (0, LEGACY_FINGERPRINT, "a"),
         D(2023, 12, 30): (1, LEGACY_FINGERPRINT, "a"),
         D(2023, 12, 31): (2, LEGACY_FINGERPRINT, "a"),
     }

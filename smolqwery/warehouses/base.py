@@ -179,8 +179,17 @@ class Warehouse(ABC):
         """The ledger's entries for a table, by day."""
 
     @abstractmethod
-    def last_unledgered_day(self, table: TableSchema, tz: datetime.tzinfo) -> datetime.date | None:
-        """Latest local day present in a table filled without a ledger (by smolqwery 0.1.3)."""
+    def legacy_days(
+        self,
+        table: TableSchema,
+        tz: datetime.tzinfo,
+        first_day: datetime.date,
+        last_day: datetime.date,
+    ) -> list[datetime.date]:
+        """The local days (of ``tz``) from ``first_day`` to ``last_day`` holding rows, ascending.
+
+        A scan of the table: only asked for a table with rows and no ledger (filled by 0.1.3).
+        """
 
     @abstractmethod
     def adopt_legacy_days(
@@ -191,14 +200,14 @@ class Warehouse(ABC):
         tz: datetime.tzinfo,
         run_id: str,
     ) -> int:
-        """Record in the ledger the days ``first_day``..``last_day`` of a table filled by 0.1.3.
+        """Record in the ledger the days of a table filled by 0.1.3 (no ledger) that hold rows.
 
-        One entry per local day (of ``tz``) not in the ledger yet, with the number of rows the
-        table holds for it (0 for a day without rows: 0.1.3 considered every day up to the last
-        one in the table done) and :data:`LEGACY_FINGERPRINT`. Counted in SQL, written in one
-        statement; days already in the ledger are never touched, so calling it twice is
-        harmless. Returns the number of entries written. This is what lets the runner scan such
-        a table once instead of on every run (0.1.3 defect D20).
+        One entry per local day (of ``tz``) from ``first_day`` to ``last_day`` holding rows,
+        with their number and :data:`LEGACY_FINGERPRINT`; days without rows are left to the
+        export, which can only add what 0.1.3 missed. Counted in SQL, written in one statement
+        that does nothing once the ledger has any entry for the table: adoption happens at
+        most once per table, and a retry is harmless. Returns the number of entries written.
+        This is what lets the runner scan such a table once instead of on every run (D20).
         """
 
     @abstractmethod

@@ -596,19 +596,39 @@ class BigQueryWarehouse(Warehouse):
         rows = self._call(f"read ledger of {table}", once)
         return {row[1]: LedgerEntry(*row.values()) for row in rows}
 
-    def last_unledgered_day(self, table: TableSchema, tz: datetime.tzinfo) -> datetime.date | None:
+    def _local_day_sql(
+        self, table: TableSchema, tz: datetime.tzinfo
+    ) -> tuple[str, list[bigquery.ScalarQueryParameter]]:
+        """SQL of a row's local day (of ``tz``), and its parameters."""
+        from google.cloud import bigquery
+
+        date_col = quote_bigquery(table.date_column)
+        if table.date_column_type == "DATE":
+            return date_col, []
+        tz_param = bigquery.ScalarQueryParameter("tz", "STRING", time_zone_name(tz))
+        return f"DATE({date_col}, @tz)", [tz_param]
+
+    def legacy_days(
+        self,
+        table: TableSchema,
+        tz: datetime.tzinfo,
+        first_day: datetime.date,
+        last_day: datetime.date,
+    ) -> list[datetime.date]:
+        from google.cloud import bigquery
+
         validate_table_identifiers(table)
+        local_day, params = self._local_day_sql(table, tz)
+        params += [
+            bigquery.ScalarQueryParameter("first_day", "DATE", first_day),
+            bigquery.ScalarQueryParameter("last_day", "DATE", last_day),
+        ]
         sql = (
-            f"SELECT MAX({quote_bigquery(table.date_column)}) AS last "
-            f"FROM {self.qualified_name(table.name)}"
+            f"SELECT DISTINCT {local_day} AS local_day FROM {self.qualified_name(table.name)} "
+            f"WHERE {local_day} BETWEEN @first_day AND @last_day ORDER BY local_day"
         )
-        rows = self._call(f"find last day of {table.name}", lambda: self._query(sql))
-        value = rows[0][0] if rows else None
-        if value is None:
-            return None
-        if isinstance(value, datetime.datetime):
-            return value.astimezone(tz).date()
-        return value  # type: ignore[no-any-return]
+        rows = self._call(f"find the days of {table.name}", lambda: self._query(sql, params))
+        return [row[0] for row in rows]
 
     def adopt_legacy_days(
         self,
@@ -621,8 +641,8 @@ class BigQueryWarehouse(Warehouse):
         from google.cloud import bigquery
 
         validate_table_identifiers(table)
-        date_col = quote_bigquery(table.date_column)
-        params: list[Any] = [
+        local_day, params = self._local_day_sql(table, tz)
+        params += [
             bigquery.ScalarQueryParameter("table_name", "STRING", table.name),
             bigquery.ScalarQueryParameter("first_day", "DATE", first_day),
             bigquery.ScalarQueryParameter("last_day", "DATE", last_day),
@@ -632,23 +652,17 @@ class BigQueryWarehouse(Warehouse):
                 "exported_at", "TIMESTAMP", datetime.datetime.now(datetime.timezone.utc)
             ),
         ]
-        if table.date_column_type == "DATE":
-            local_day = date_col
-        else:
-            local_day = f"DATE({date_col}, @tz)"
-            params.append(bigquery.ScalarQueryParameter("tz", "STRING", time_zone_name(tz)))
         ledger = self.qualified_name(LEDGER_TABLE)
         names = ", ".join(quote_bigquery(c.name) for c in LEDGER_COLUMNS)
-        # Idempotent (days in the ledger are skipped), so a retry after a lost answer is safe.
+        # Only days holding rows, and only while the ledger knows nothing of the table: so a
+        # retry after a lost answer is harmless, and adoption happens once per table.
         sql = (
             f"INSERT INTO {ledger} ({names}) "
-            "SELECT @table_name, d, IFNULL(c.n, 0), @fingerprint, @run_id, @exported_at "
-            "FROM UNNEST(GENERATE_DATE_ARRAY(@first_day, @last_day)) AS d "
-            f"LEFT JOIN (SELECT {local_day} AS local_day, COUNT(*) AS n "
-            f"FROM {self.qualified_name(table.name)} "
-            f"WHERE {local_day} BETWEEN @first_day AND @last_day GROUP BY local_day) AS c "
-            "ON c.local_day = d "
-            f"WHERE d NOT IN (SELECT day FROM {ledger} WHERE table_name = @table_name)"
+            "SELECT @table_name, local_day, COUNT(*), @fingerprint, @run_id, @exported_at "
+            f"FROM (SELECT {local_day} AS local_day FROM {self.qualified_name(table.name)}) "
+            "WHERE local_day BETWEEN @first_day AND @last_day "
+            f"AND NOT EXISTS (SELECT 1 FROM {ledger} WHERE table_name = @table_name) "
+            "GROUP BY local_day"
         )
         operation = f"adopt days {first_day}..{last_day} of {table.name} written by 0.1.3"
 

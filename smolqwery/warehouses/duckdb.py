@@ -414,13 +414,30 @@ class DuckDBWarehouse(Warehouse):
             ).fetchall()
         return {row[1]: LedgerEntry(*row) for row in rows}
 
-    def last_unledgered_day(self, table: TableSchema, tz: datetime.tzinfo) -> datetime.date | None:
+    def _local_day_sql(self, table: TableSchema, tz: datetime.tzinfo) -> tuple[str, list[Any]]:
+        """SQL of a row's local day (of ``tz``), and its parameters."""
+        date_col = quote_duckdb(table.date_column)
+        if table.date_column_type == "DATE":
+            return date_col, []
+        # TIMESTAMPTZ → wall time in the zone → its date: the local day, DST included.
+        return f"CAST(timezone(?, {date_col}) AS DATE)", [time_zone_name(tz)]
+
+    def legacy_days(
+        self,
+        table: TableSchema,
+        tz: datetime.tzinfo,
+        first_day: datetime.date,
+        last_day: datetime.date,
+    ) -> list[datetime.date]:
         validate_table_identifiers(table)
-        with self._op(f"find last day of {table.name}") as con:
-            row = con.execute(
-                f"SELECT max({quote_duckdb(table.date_column)}) FROM {self._q(table.name)}"
-            ).fetchone()
-        return _local_day(row[0] if row else None, tz)
+        local_day, params = self._local_day_sql(table, tz)
+        sql = (
+            f"SELECT DISTINCT local_day FROM (SELECT {local_day} AS local_day "
+            f"FROM {self._q(table.name)}) WHERE local_day BETWEEN ? AND ? ORDER BY local_day"
+        )
+        with self._op(f"find the days of {table.name}") as con:
+            rows = con.execute(sql, [*params, first_day, last_day]).fetchall()
+        return [row[0] for row in rows]
 
     def adopt_legacy_days(
         self,
@@ -431,28 +448,20 @@ class DuckDBWarehouse(Warehouse):
         run_id: str,
     ) -> int:
         validate_table_identifiers(table)
-        date_col = quote_duckdb(table.date_column)
-        params: list[Any] = [table.name, LEGACY_FINGERPRINT, run_id]
-        params.append(datetime.datetime.now(datetime.timezone.utc))
-        params += [first_day, last_day]
-        if table.date_column_type == "DATE":
-            local_day = date_col
-        else:
-            # TIMESTAMPTZ → wall time in the zone → its date: the local day, DST included.
-            local_day = f"CAST(timezone(?, {date_col}) AS DATE)"
-            params.append(time_zone_name(tz))
-        params += [first_day, last_day, table.name]
+        local_day, day_params = self._local_day_sql(table, tz)
         ledger = self._q(LEDGER_TABLE)
         names = ", ".join(quote_duckdb(c.name) for c in LEDGER_COLUMNS)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        params: list[Any] = [table.name, LEGACY_FINGERPRINT, run_id, now]
+        params += [*day_params, first_day, last_day, table.name]
+        # Only days holding rows, and only while the ledger knows nothing of the table.
         sql = (
             f"INSERT INTO {ledger} ({names}) "
-            "SELECT ?, d.day, coalesce(c.n, 0), ?, ?, ? "
-            "FROM (SELECT CAST(unnest(generate_series(CAST(? AS DATE), CAST(? AS DATE), "
-            "INTERVAL 1 DAY)) AS DATE) AS day) AS d "
-            f"LEFT JOIN (SELECT local_day, count(*) AS n FROM (SELECT {local_day} AS local_day "
-            f"FROM {self._q(table.name)}) WHERE local_day BETWEEN ? AND ? GROUP BY local_day) "
-            "AS c ON c.local_day = d.day "
-            f"WHERE d.day NOT IN (SELECT day FROM {ledger} WHERE table_name = ?)"
+            "SELECT ?, local_day, count(*), ?, ?, ? "
+            f"FROM (SELECT {local_day} AS local_day FROM {self._q(table.name)}) "
+            "WHERE local_day BETWEEN ? AND ? "
+            f"AND NOT EXISTS (SELECT 1 FROM {ledger} WHERE table_name = ?) "
+            "GROUP BY local_day"
         )
         operation = f"adopt days {first_day}..{last_day} of {table.name} written by 0.1.3"
         with self._op(operation) as con:
@@ -485,19 +494,6 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iter
         # Fails inside an aborted transaction; the connection is closed right after anyway.
         with contextlib.suppress(duckdb.Error):
             con.unregister(name)
-
-
-def _local_day(value: object, tz: datetime.tzinfo) -> datetime.date | None:
-    """The local day of a DATE or TIMESTAMP value read back from a warehouse."""
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.timezone.utc)
-        return value.astimezone(tz).date()
-    if isinstance(value, datetime.date):
-        return value
-    raise TypeError(f"unexpected day value {value!r}")
 
 
 def _descriptions_of(table: TableSchema) -> tuple[str, tuple[str, ...]]:

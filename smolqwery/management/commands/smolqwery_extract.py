@@ -38,7 +38,10 @@ class Command(BaseCommand):
             dest="date_from",
             type=day_arg,
             metavar="YYYY-MM-DD",
-            help="Re-export a range from this day (with --to; the days are replaced atomically).",
+            help=(
+                "Re-export from this day to --to, or to yesterday without --to (the days are "
+                "replaced atomically)."
+            ),
         )
         parser.add_argument(
             "--to",
