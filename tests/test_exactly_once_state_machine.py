@@ -24,6 +24,7 @@ stream into the transaction, or just after it committed. Real ``SIGKILL`` at 22 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import itertools
@@ -70,6 +71,7 @@ SPAN = 12
 BATCH_DAYS = 3
 #: Where a kill hits the ``n``-th ``replace_days`` of a run.
 PHASES = ("before", "during", "after")
+ONE = datetime.timedelta(days=1)
 #: Where in a local day source rows are added: midnight, noon, the last microsecond.
 MOMENTS = ("start", "middle", "end")
 KILLS = st.none() | st.tuples(st.integers(1, 4), st.sampled_from(PHASES))
@@ -480,8 +482,9 @@ def forget_ledger(warehouse: Warehouse, table: str) -> None:
     run_sql(warehouse, "DELETE FROM {} WHERE table_name = @t", [LEDGER_TABLE], table)
 
 
-def play(warehouse: Warehouse, examples: int) -> None:
-    """Run the machine on ``warehouse``; settings changed by its steps are restored after."""
+@contextlib.contextmanager
+def prepared(warehouse: Warehouse) -> Iterator[None]:
+    """The machine's tables on ``warehouse``; settings changed by its steps restored after."""
     for table in TABLES.values():
         warehouse.create_table(table)
     warehouse.create_or_replace_view(
@@ -494,6 +497,11 @@ def play(warehouse: Warehouse, examples: int) -> None:
         SMOLQWERY_BATCH_DAYS=BATCH_DAYS,
         SMOLQWERY_FIRST_DATE=BASE,
     ):
+        yield
+
+
+def play(warehouse: Warehouse, examples: int) -> None:
+    with prepared(warehouse):
         run_state_machine_as_test(
             ExactlyOnce,
             settings=settings(
@@ -507,11 +515,8 @@ def play(warehouse: Warehouse, examples: int) -> None:
         )
 
 
-#: Steps per example: enough for export, late data, a moved FIRST_DATE and a re-export.
-STEPS = 8
-
-
-def test_exactly_once_on_duckdb(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def duckdb_machine(tmp_path: Path) -> Iterator[Warehouse]:
     import duckdb
 
     from smolqwery.warehouses.duckdb import DuckDBWarehouse
@@ -523,9 +528,50 @@ def test_exactly_once_on_duckdb(tmp_path: Path) -> None:
     try:
         with DuckDBWarehouse(path, "smolqwery_machine", busy_timeout=10) as wh:
             wh.ensure_dataset()
-            play(wh, examples=200)
+            yield wh
     finally:
         keeper.close()
+
+
+#: Steps per example: enough for export, late data, a moved FIRST_DATE and a re-export.
+STEPS = 8
+
+
+def test_exactly_once_on_duckdb(tmp_path: Path) -> None:
+    with duckdb_machine(tmp_path) as wh:
+        play(wh, examples=200)
+
+
+# -- what the machine found, replayed --------------------------------------------------------
+
+
+def test_found_a_day_without_rows_in_a_0_1_3_table_was_called_done(tmp_path: Path) -> None:
+    """Found before the fix: 0.1.3 rows on the 25th only, FIRST_DATE the 24th. The 24th was
+    counted done (0.1.3's 'every day up to the last one'), yet the table lacked it."""
+    with duckdb_machine(tmp_path) as wh, prepared(wh):
+        state = ExactlyOnce()
+        try:
+            state.start(today=2, first=0)
+            state.exactly_once()
+            state.left_by_0_1_3(offsets={1}, table=TOTAL_TABLE.name)
+            state.exactly_once()
+            state.cron_run(kill=None)
+            state.exactly_once()
+        finally:
+            state.teardown()
+    assert ExactlyOnce.warehouse.exported_days(TOTAL_TABLE.name).keys() == {BASE, BASE + ONE}
+
+
+def test_found_from_alone_was_refused(tmp_path: Path) -> None:
+    """Found before the fix: ``--from D`` without ``--to`` was an error (running totals)."""
+    with duckdb_machine(tmp_path) as wh, prepared(wh):
+        state = ExactlyOnce()
+        try:
+            state.start(today=2, first=0)
+            state.operator_run(kill=None, lag=1, length=0, only=None, start=0, which="from")
+            state.exactly_once()
+        finally:
+            state.teardown()
 
 
 @pytest.mark.emulator
