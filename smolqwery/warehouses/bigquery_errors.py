@@ -163,7 +163,8 @@ def check_limits(table: TableSchema) -> None:
 
 
 def _days(ms: int | None) -> str:
-    return f"{(ms or 0) / 86_400_000:g} days"
+    days = (ms or 0) / 86_400_000
+    return f"{days:g} day" if days == 1 else f"{days:g} days"
 
 
 def dataset_expiration_error(
