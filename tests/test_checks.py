@@ -292,7 +292,7 @@ def test_e030_bigquery_limits_before_any_call(no_adc: None, tmp_path: Path) -> N
     assert "clusters on 5 columns (a, b, c, d, e); BigQuery allows at most 4" in texts[0]
     assert "description of 16,385 characters; BigQuery allows at most 16,384" in texts[1]
     assert "column 'users' of table 'verbose' has a description of 1,025" in texts[2]
-    assert all("\n" not in t and m.hint for t, m in zip(texts, messages))
+    assert all("\n" not in m.msg and m.hint for m in messages)
 
 
 def test_e030_only_for_bigquery_and_not_at_the_limits(no_adc: None, tmp_path: Path) -> None:
