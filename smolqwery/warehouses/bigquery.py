@@ -237,7 +237,7 @@ class BigQueryWarehouse(Warehouse):
         retry rules if it was this attempt's own job (transient reasons are retried, others
         raised).
         """
-        from google.api_core.exceptions import Conflict, GoogleAPICallError
+        from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
 
         generation = 0
         ids: dict[int, str] = {}
@@ -252,7 +252,10 @@ class BigQueryWarehouse(Warehouse):
                 job = submit(ids[current])
             except Conflict:
                 attached = True
-                job = self.client.get_job(ids[current], location=self._location(), retry=_ONCE)
+                try:
+                    job = self.client.get_job(ids[current], location=self._location(), retry=_ONCE)
+                except NotFound as exc:  # BigQuery may answer 404 just after the 409
+                    raise retry.TryAgain(f"job {ids[current]} not visible yet") from exc
                 logger.info(
                     "%s: job %s exists already (%s): polling it", operation, job.job_id, job.state
                 )
