@@ -31,7 +31,7 @@ from tests.fixtures.crash import (
     stage_of,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.source_db]
 
 #: Kill points tried per warehouse; a few may not be reached (a poll that did not happen).
 KILL_POINTS = 22
