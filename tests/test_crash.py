@@ -60,6 +60,7 @@ def kill_then_recover(scenario: Scenario, plan: Plan) -> Outcome:
         if f"KILL {plan.encode()}" not in first.trace:
             outcome.failure = f"{where}: killed, but not at its checkpoint:\n{first.describe()}"
             return outcome
+        scenario.settle()
         partial = scenario.problems(complete=False)
         if partial:
             outcome.failure = f"{where}: inconsistent right after the kill: {partial}"
