@@ -33,7 +33,7 @@ from .days import (
     yesterday,
 )
 from .errors import ConfigurationError, ExportLockedError, SmolqweryError
-from .locking import Lease, export_lock
+from .locking import Lease, export_lock, live_run_id, run_state
 from .reporting import Progress
 from .rows import DEFAULT_CHUNK_ROWS, RowConverter
 from .settings import get_settings, load_extractor_class
@@ -613,6 +613,7 @@ def table_status(
     own = warehouse is None
     wh = warehouse or get_warehouse(config)
     out: list[TableStatus] = []
+    live = live_run_id()
     try:
         for item in select_extractors(extractors, config):
             status = TableStatus(item.name, item.table.name if item.table else "")
@@ -622,7 +623,7 @@ def table_status(
             )
             if run is not None:
                 status.last_run = (
-                    f"{run.status} {timezone.localtime(run.started_at):%Y-%m-%d %H:%M}"
+                    f"{run_state(run, live)} {timezone.localtime(run.started_at):%Y-%m-%d %H:%M}"
                 )
             if item.table is None:
                 status.error = item.error
