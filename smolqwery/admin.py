@@ -43,7 +43,7 @@ class ExportRunAdmin(_ExportRunAdminBase):
     @admin.display(description="status", ordering="status")
     def state(self, obj: ExportRun) -> str:
         """``interrupted`` for a run marked running whose process is gone (killed)."""
-        if obj.status != ExportRun.Status.RUNNING:
+        if obj.status != str(ExportRun.Status.RUNNING):
             return str(obj.status)  # no lock to look at: the common case stays one query
         return run_state(obj, live_run_id())
 

@@ -4,8 +4,8 @@ What was exported is read from the warehouse's ledger (one small query per table
 table is only scanned while it holds days written by 0.1.3 that no export has adopted yet); how
 runs went is read from :class:`~smolqwery.models.ExportRun`. The page must stay up when the
 warehouse is not: every warehouse error becomes a message on the page, and the warehouse is
-opened with a short deadline so that a locked DuckDB file or an unreachable BigQuery costs
-seconds, not the export's retry deadline.
+opened read-only with ``SMOLQWERY_STATUS_DEADLINE`` (10 s) so that a locked DuckDB file or an
+unreachable BigQuery costs seconds, not the export's retry deadline.
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ logger = logging.getLogger("smolqwery.admin")
 
 #: Days shown in each table's chart, ending yesterday.
 CHART_DAYS = 30
-#: Seconds the page waits for the warehouse (a DuckDB file held by an export, BigQuery retries).
-WAREHOUSE_DEADLINE = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +188,7 @@ def build_overview() -> Overview:
     live = live_run_id()
     runs = _last_run(live)
     try:
-        config = dataclasses.replace(get_settings(), retry_deadline=WAREHOUSE_DEADLINE)
+        config = get_settings()
     except Exception as exc:
         return Overview(last, "", [], describe_error(exc, "reading the settings"), **runs)
     loaded = [_load(path, live) for path in config.extractors]
@@ -202,7 +200,7 @@ def build_overview() -> Overview:
     from .warehouses import get_warehouse
 
     try:
-        warehouse = get_warehouse(config)
+        warehouse = get_warehouse(config, deadline=config.status_deadline, read_only=True)
     except Exception as exc:
         error = describe_error(exc, f"opening the {config.warehouse} warehouse")
         return Overview(last, warehouse_label(config), rows, error, **common)

@@ -290,6 +290,6 @@ def export_lock(
 def run_state(run: ExportRun, live: str | None) -> str:
     """A run's status as people should read it: ``interrupted`` for a run marked running that
     is not the live holder of the lock (``live``, from :func:`live_run_id`)."""
-    if run.status == ExportRun.Status.RUNNING and run.run_id != live:
+    if run.status == str(ExportRun.Status.RUNNING) and run.run_id != live:
         return INTERRUPTED
     return str(run.status)

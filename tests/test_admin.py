@@ -496,7 +496,7 @@ def test_unreachable_bigquery_is_a_message_not_a_500(
     settings.SMOLQWERY_BIGQUERY_ANONYMOUS = True
     settings.SMOLQWERY_BIGQUERY_PROJECT = "admin-test-project"
     settings.SMOLQWERY_BIGQUERY_API_ENDPOINT = f"http://127.0.0.1:{port}"
-    monkeypatch.setattr("smolqwery.admin_views.WAREHOUSE_DEADLINE", 1.0)
+    settings.SMOLQWERY_STATUS_DEADLINE = 1
 
     response = staff_client.get(OVERVIEW)
     assert response.status_code == 200

@@ -110,6 +110,21 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
+def _session(credentials: Any, limit: float) -> Any:
+    """An authorized HTTP session whose requests all give up after ``limit`` seconds."""
+    from google.auth.transport.requests import AuthorizedSession
+
+    class BoundedSession(AuthorizedSession):  # type: ignore[misc]
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            timeout = kwargs.get("timeout")
+            if timeout is None or isinstance(timeout, (int, float)):
+                kwargs["timeout"] = limit if timeout is None else min(float(timeout), limit)
+            kwargs["max_allowed_time"] = kwargs.get("max_allowed_time") or limit
+            return super().request(method, url, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    return BoundedSession(credentials, refresh_timeout=limit)  # type: ignore[no-untyped-call]
+
+
 class BigQueryWarehouse(Warehouse):
     """Export tables in a BigQuery dataset."""
 
@@ -133,14 +148,22 @@ class BigQueryWarehouse(Warehouse):
         self.labels = dict(labels or {})
         self.acl_groups = tuple(acl_groups)
         self.retry_deadline = retry_deadline
+        #: A job is waited for at most this long per attempt (shorter for status readers).
+        self.job_timeout = JOB_TIMEOUT
         #: The API address, named in errors when it cannot be reached.
         self.endpoint: str | None = getattr(
             getattr(client, "_connection", None), "API_BASE_URL", None
         )
 
     @classmethod
-    def from_settings(cls, config: SmolqwerySettings) -> BigQueryWarehouse:
-        """A client with the configured credentials, always with an explicit project."""
+    def from_settings(
+        cls, config: SmolqwerySettings, *, request_timeout: float | None = None
+    ) -> BigQueryWarehouse:
+        """A client with the configured credentials, always with an explicit project.
+
+        ``request_timeout`` bounds every HTTP request (connect and each read): without it a
+        request to an endpoint that accepts and never answers waits forever.
+        """
         from google.cloud import bigquery
 
         from ..settings import bigquery_credentials
@@ -163,8 +186,9 @@ class BigQueryWarehouse(Warehouse):
             credentials=credentials,
             client_options=options,
             location=config.dataset_location,
+            _http=None if request_timeout is None else _session(credentials, request_timeout),
         )
-        return cls(
+        warehouse = cls(
             client,
             config.dataset,
             location=config.dataset_location,
@@ -172,6 +196,9 @@ class BigQueryWarehouse(Warehouse):
             acl_groups=config.acl_groups,
             retry_deadline=config.retry_deadline,
         )
+        if request_timeout is not None:
+            warehouse.job_timeout = min(JOB_TIMEOUT, request_timeout)
+        return warehouse
 
     def __repr__(self) -> str:
         return f"BigQueryWarehouse(project={self.project!r}, dataset={self.dataset!r})"
@@ -203,7 +230,7 @@ class BigQueryWarehouse(Warehouse):
             retry=_ONCE,
             job_retry=_ONCE,
         )
-        return list(job.result(retry=_ONCE, timeout=JOB_TIMEOUT))
+        return list(job.result(retry=_ONCE, timeout=self.job_timeout))
 
     def _location(self) -> str | None:
         """The dataset's location, where its jobs run (read once if not configured)."""
@@ -504,7 +531,7 @@ class BigQueryWarehouse(Warehouse):
                 job = self.client.get_job(  # type: ignore[assignment]
                     job_id, location=self._location(), retry=_ONCE
                 )
-            job.result(retry=_ONCE, timeout=JOB_TIMEOUT)
+            job.result(retry=_ONCE, timeout=self.job_timeout)
 
         self._call(f"{operation}: load", once)
 
@@ -660,7 +687,7 @@ class BigQueryWarehouse(Warehouse):
                 retry=_ONCE,
                 job_retry=_ONCE,
             )
-            job.result(retry=_ONCE, timeout=JOB_TIMEOUT)
+            job.result(retry=_ONCE, timeout=self.job_timeout)
             return int(job.num_dml_affected_rows or 0)
 
         adopted: int = self._call(operation, once)

@@ -102,15 +102,31 @@ class DuckDBWarehouse(Warehouse):
 
     dialect: Dialect = "duckdb"
 
-    def __init__(self, path: Path | str, dataset: str, *, busy_timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        dataset: str,
+        *,
+        busy_timeout: float = 600.0,
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.dataset = validate_dataset_name(dataset)
         #: How long to wait for another process holding the file before giving up.
         self.busy_timeout = busy_timeout
+        #: Readers (status, admin) never write, nor create a missing file.
+        self.read_only = read_only
 
     @classmethod
-    def from_settings(cls, config: SmolqwerySettings) -> DuckDBWarehouse:
-        return cls(config.duckdb_path, config.dataset, busy_timeout=config.retry_deadline)
+    def from_settings(
+        cls, config: SmolqwerySettings, *, read_only: bool = False
+    ) -> DuckDBWarehouse:
+        return cls(
+            config.duckdb_path,
+            config.dataset,
+            busy_timeout=config.retry_deadline,
+            read_only=read_only,
+        )
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse(path={str(self.path)!r}, dataset={self.dataset!r})"
@@ -126,12 +142,18 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(
                 "the DuckDB warehouse needs the duckdb package: pip install 'smolqwery[duckdb]'"
             ) from None
+        if self.read_only and not self.path.is_file():
+            raise WarehouseError(
+                f"{operation}: DuckDB file {self.path} does not exist: check "
+                "SMOLQWERY_DUCKDB_PATH, or run manage.py migrate to create it"
+            )
         deadline = time.monotonic() + self.busy_timeout
         delay, attempts = 0.05, 0
         while True:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                con = duckdb.connect(str(self.path))
+                if not self.read_only:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                con = duckdb.connect(str(self.path), read_only=self.read_only)
                 break
             except duckdb.Error as exc:
                 if not _is_lock_conflict(exc):
