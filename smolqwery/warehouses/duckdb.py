@@ -180,7 +180,20 @@ class DuckDBWarehouse(Warehouse):
             con.execute("SET TimeZone = 'UTC'")
             yield con
         finally:
-            con.close()
+            try:
+                con.close()  # checkpoints the write-ahead log into the file: may fail too
+            except duckdb.Error as exc:
+                raise WarehouseError(self._failure(operation, exc)) from exc
+
+    def _failure(self, operation: str, exc: BaseException) -> str:
+        """The message of a DuckDB error, with what to do when the disk is full."""
+        if _NO_SPACE in str(exc):
+            return (
+                f"{operation}: {_NO_SPACE} writing DuckDB file {self.path}: free space on its "
+                "disk (or move the file: SMOLQWERY_DUCKDB_PATH) and run the export again; "
+                "nothing of this change was written"
+            )
+        return f"{operation}: {exc}"
 
     @contextlib.contextmanager
     def _op(self, operation: str) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -191,7 +204,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 yield con
             except duckdb.Error as exc:
-                raise WarehouseError(f"{operation}: {exc}") from exc
+                raise WarehouseError(self._failure(operation, exc)) from exc
 
     def _q(self, name: str) -> str:
         return f"{quote_duckdb(self.dataset)}.{quote_duckdb(name)}"
@@ -220,7 +233,7 @@ class DuckDBWarehouse(Warehouse):
             self._set_comments(con, table)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
 
     def _set_comments(self, con: duckdb.DuckDBPyConnection, table: TableSchema) -> None:
@@ -325,7 +338,7 @@ class DuckDBWarehouse(Warehouse):
                     con.execute(f"DELETE FROM {self._q(LEDGER_TABLE)} WHERE table_name = ?", [name])
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         logger.info("dropped table %s", self._q(name))
 
@@ -387,7 +400,7 @@ class DuckDBWarehouse(Warehouse):
                 self._record_days(con, batch)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         logger.info(
             "replaced %d day(s) of %s (%d rows)",
@@ -493,6 +506,19 @@ class DuckDBWarehouse(Warehouse):
             cursor = con.execute(sql)
             names = [d[0] for d in cursor.description or ()]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+#: How the OS says ENOSPC, in DuckDB's I/O errors.
+_NO_SPACE = "No space left on device"
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back, keeping the error that caused it: a COMMIT that failed (a full disk) has
+    already ended the transaction, and "cannot rollback" would hide why."""
+    import duckdb
+
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
 
 
 @contextlib.contextmanager
