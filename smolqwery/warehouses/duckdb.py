@@ -183,15 +183,15 @@ class DuckDBWarehouse(Warehouse):
             try:
                 con.close()  # checkpoints the write-ahead log into the file: may fail too
             except duckdb.Error as exc:
-                raise WarehouseError(self._failure(operation, exc)) from exc
+                raise WarehouseError(self._failure(operation, exc, closing=True)) from exc
 
-    def _failure(self, operation: str, exc: BaseException) -> str:
+    def _failure(self, operation: str, exc: BaseException, *, closing: bool = False) -> str:
         """The message of a DuckDB error, with what to do when the disk is full."""
         if _NO_SPACE in str(exc):
             return (
                 f"{operation}: {_NO_SPACE} writing DuckDB file {self.path}: free space on its "
-                "disk (or move the file: SMOLQWERY_DUCKDB_PATH) and run the export again; "
-                "nothing of this change was written"
+                "disk (or move the file: SMOLQWERY_DUCKDB_PATH) and run the export again"
+                + ("" if closing else "; nothing of this change was written")
             )
         return f"{operation}: {exc}"
 
