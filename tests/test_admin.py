@@ -477,6 +477,8 @@ def test_last_run_interrupted_when_its_process_is_gone(
     assert "still running" not in html
     assert re.search(r"<strong[^>]*>interrupted</strong>", html)
     assert re.search(r'class="last-run">\s*interrupted, ', html)
+    changelist = staff_client.get(reverse("admin:smolqwery_exportrun_changelist"))
+    assert re.search(r'<td class="field-state">interrupted</td>', changelist.content.decode())
 
 
 def test_unreachable_bigquery_is_a_message_not_a_500(
