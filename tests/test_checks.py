@@ -230,6 +230,7 @@ def test_e010_module_path_instead_of_label() -> None:
         ({"SMOLQWERY_EXTRACTORS": "myapp.UserExtractor"}, "SMOLQWERY_EXTRACTORS"),
         ({"SMOLQWERY_DATASET_LABELS": ["env"]}, "SMOLQWERY_DATASET_LABELS"),
         ({"SMOLQWERY_ACL_GROUPS": "team@example.com"}, "SMOLQWERY_ACL_GROUPS"),
+        ({"SMOLQWERY_STATUS_DEADLINE": "10s"}, "SMOLQWERY_STATUS_DEADLINE"),
     ],
 )
 def test_e011_other_invalid_setting(overrides: dict[str, object], setting: str) -> None:

@@ -132,14 +132,29 @@ def load_job_id(batch: DayBatch, created: str, generation: int) -> str:
     )
 
 
-def _wait(job: Any) -> None:
+def _wait(job: Any, timeout: float = JOB_TIMEOUT) -> None:
     """Poll a job until it is done (raising its error); a query job is never resubmitted."""
     from google.cloud import bigquery
 
     if isinstance(job, bigquery.QueryJob):
-        job.result(retry=_ONCE, job_retry=None, timeout=JOB_TIMEOUT)
+        job.result(retry=_ONCE, job_retry=None, timeout=timeout)
     else:
-        job.result(retry=_ONCE, timeout=JOB_TIMEOUT)
+        job.result(retry=_ONCE, timeout=timeout)
+
+
+def _session(credentials: Any, limit: float) -> Any:
+    """An authorized HTTP session whose requests all give up after ``limit`` seconds."""
+    from google.auth.transport.requests import AuthorizedSession
+
+    class BoundedSession(AuthorizedSession):  # type: ignore[misc]
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            timeout = kwargs.get("timeout")
+            if timeout is None or isinstance(timeout, (int, float)):
+                kwargs["timeout"] = limit if timeout is None else min(float(timeout), limit)
+            kwargs["max_allowed_time"] = kwargs.get("max_allowed_time") or limit
+            return super().request(method, url, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    return BoundedSession(credentials, refresh_timeout=limit)  # type: ignore[no-untyped-call]
 
 
 class BigQueryWarehouse(Warehouse):
@@ -165,14 +180,22 @@ class BigQueryWarehouse(Warehouse):
         self.labels = dict(labels or {})
         self.acl_groups = tuple(acl_groups)
         self.retry_deadline = retry_deadline
+        #: A job is waited for at most this long per attempt (shorter for status readers).
+        self.job_timeout = JOB_TIMEOUT
         #: The API address, named in errors when it cannot be reached.
         self.endpoint: str | None = getattr(
             getattr(client, "_connection", None), "API_BASE_URL", None
         )
 
     @classmethod
-    def from_settings(cls, config: SmolqwerySettings) -> BigQueryWarehouse:
-        """A client with the configured credentials, always with an explicit project."""
+    def from_settings(
+        cls, config: SmolqwerySettings, *, request_timeout: float | None = None
+    ) -> BigQueryWarehouse:
+        """A client with the configured credentials, always with an explicit project.
+
+        ``request_timeout`` bounds every HTTP request (connect and each read): without it a
+        request to an endpoint that accepts and never answers waits forever.
+        """
         from google.cloud import bigquery
 
         from ..settings import bigquery_credentials
@@ -195,8 +218,9 @@ class BigQueryWarehouse(Warehouse):
             credentials=credentials,
             client_options=options,
             location=config.dataset_location,
+            _http=None if request_timeout is None else _session(credentials, request_timeout),
         )
-        return cls(
+        warehouse = cls(
             client,
             config.dataset,
             location=config.dataset_location,
@@ -204,6 +228,9 @@ class BigQueryWarehouse(Warehouse):
             acl_groups=config.acl_groups,
             retry_deadline=config.retry_deadline,
         )
+        if request_timeout is not None:
+            warehouse.job_timeout = min(JOB_TIMEOUT, request_timeout)
+        return warehouse
 
     def __repr__(self) -> str:
         return f"BigQueryWarehouse(project={self.project!r}, dataset={self.dataset!r})"
@@ -260,7 +287,7 @@ class BigQueryWarehouse(Warehouse):
                     "%s: job %s exists already (%s): polling it", operation, job.job_id, job.state
                 )
             try:
-                _wait(job)
+                _wait(job, self.job_timeout)
             except GoogleAPICallError as exc:
                 if job.state != "DONE" or not job.error_result:
                     raise  # the poll failed, not the job: poll it again
@@ -293,7 +320,7 @@ class BigQueryWarehouse(Warehouse):
             retry=_ONCE,
             job_retry=_ONCE,
         )
-        return list(job.result(retry=_ONCE, timeout=JOB_TIMEOUT))
+        return list(job.result(retry=_ONCE, timeout=self.job_timeout))
 
     def _location(self) -> str | None:
         """The dataset's location, where its jobs run (read once if not configured)."""
