@@ -46,7 +46,7 @@ from tests.exportapp.testing import (
     source_counts,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.source_db]
 
 NOW = datetime.datetime(YEAR, 6, 10, 4, 0, tzinfo=PARIS)
 

@@ -23,6 +23,8 @@ from smolqwery.warehouses.base import Warehouse
 from .fixtures.warehouses import make_batch
 from .migapp.harness import Project
 
+pytestmark = pytest.mark.source_db
+
 EXPECTED = ["email", "smolqwery_ledger", "user", "user_delta"]
 
 

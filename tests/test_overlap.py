@@ -18,7 +18,7 @@ import pytest
 from tests.crashapp.killswitch import Plan
 from tests.fixtures.crash import LOCKED_MESSAGE, Scenario, ScenarioFactory, paused_child
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.source_db]
 
 KINDS = ["duckdb", pytest.param("bigquery", marks=pytest.mark.emulator)]
 
