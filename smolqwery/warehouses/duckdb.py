@@ -91,6 +91,13 @@ def string_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def quote_catalog(name: str) -> str:
+    """Double-quote a catalog name, which comes from the file name and may hold any character."""
+    if not name or "\x00" in name:
+        raise ValueError(f"catalog name {name!r} cannot be quoted")
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _is_lock_conflict(exc: BaseException) -> bool:
     import duckdb
 
@@ -107,6 +114,8 @@ class DuckDBWarehouse(Warehouse):
         self.dataset = validate_dataset_name(dataset)
         #: How long to wait for another process holding the file before giving up.
         self.busy_timeout = busy_timeout
+        #: The file's catalog name as DuckDB attached it (read on the first connection).
+        self._catalog: str | None = None
 
     @classmethod
     def from_settings(cls, config: SmolqwerySettings) -> DuckDBWarehouse:
@@ -156,6 +165,8 @@ class DuckDBWarehouse(Warehouse):
         try:
             # Aware datetimes come back in UTC, whatever the machine's time zone.
             con.execute("SET TimeZone = 'UTC'")
+            row = con.execute("SELECT current_database()").fetchone()
+            self._catalog = str(row[0]) if row else None
             yield con
         finally:
             con.close()
@@ -171,17 +182,37 @@ class DuckDBWarehouse(Warehouse):
             except duckdb.Error as exc:
                 raise WarehouseError(f"{operation}: {exc}") from exc
 
+    @property
+    def catalog(self) -> str:
+        """The catalog DuckDB names after the file (``smolqwery.duckdb`` → ``smolqwery``)."""
+        if self._catalog is None:
+            with self._op("read the catalog name of the DuckDB file"):
+                pass
+        assert self._catalog is not None
+        return self._catalog
+
+    def _schema(self) -> str:
+        """``"catalog"."schema"``: a schema named like the file is never ambiguous (issue 14)."""
+        return f"{quote_catalog(self.catalog)}.{quote_duckdb(self.dataset)}"
+
     def _q(self, name: str) -> str:
-        return f"{quote_duckdb(self.dataset)}.{quote_duckdb(name)}"
+        return f"{self._schema()}.{quote_duckdb(name)}"
 
     def qualified_name(self, name: str) -> str:
         return self._q(_validate_table_name(name))
+
+    def view_reference(self, name: str) -> str:
+        """The bare table name: DuckDB binds a view's names in the view's own catalog and
+        schema, so the view keeps working when the file is renamed or attached under another
+        name (and a three-part name inside a view is reported ambiguous when the catalog and
+        schema share a name)."""
+        return quote_duckdb(_validate_table_name(name))
 
     # -- dataset -------------------------------------------------------------------------
 
     def ensure_dataset(self) -> None:
         with self._op(f"ensure schema {self.dataset}") as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema()}")
             if self._columns(con, LEDGER_TABLE) is None:
                 self._create(con, _LEDGER_SCHEMA)
 
@@ -216,7 +247,7 @@ class DuckDBWarehouse(Warehouse):
             if col.type not in DUCKDB_TYPES:
                 raise ValueError(f"table {table.name!r}: unsupported type {col.type!r}")
         with self._op(f"create table {table.name}") as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema()}")
             existing = self._columns(con, table.name)
             if existing is None:
                 self._create(con, table)
@@ -310,7 +341,7 @@ class DuckDBWarehouse(Warehouse):
     def create_or_replace_view(self, name: str, sql: str, description: str = "") -> None:
         _validate_table_name(name)
         with self._op(f"create view {name}") as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema()}")
             con.execute(f"CREATE OR REPLACE VIEW {self._q(name)} AS {sql}")
             con.execute(f"COMMENT ON VIEW {self._q(name)} IS {string_literal(description)}")
 
