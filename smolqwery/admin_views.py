@@ -188,6 +188,7 @@ def build_overview() -> Overview:
     from .warehouses import get_warehouse
 
     try:
+        config.require_existing_warehouse()  # a page view never creates an empty file
         warehouse = get_warehouse(config)
     except Exception as exc:
         error = describe_error(exc, f"opening the {config.warehouse} warehouse")

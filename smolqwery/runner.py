@@ -611,6 +611,8 @@ def table_status(
     last = yesterday(local_now(tz), tz)
     first = config.require_first_date()
     own = warehouse is None
+    if own:
+        config.require_existing_warehouse()  # reads only: never creates an empty DuckDB file
     wh = warehouse or get_warehouse(config)
     out: list[TableStatus] = []
     try:

@@ -196,3 +196,25 @@ def test_views_survive_a_renamed_file(duckdb_warehouse: DuckDBWarehouse, tmp_pat
     moved = DuckDBWarehouse(copy, duckdb_warehouse.dataset)
     assert moved.catalog == "backup"
     assert moved.fetch_rows("user_delta") == [{"date": day, "users": 3}]
+
+
+def test_rows_are_produced_in_the_calling_thread(duckdb_warehouse: DuckDBWarehouse) -> None:
+    """extract() uses Django's per-thread connections: DuckDB must never pull the rows from a
+    worker thread (DuckDB before 2.0 does so for an Arrow stream, issue 14)."""
+    import threading
+
+    from .fixtures.warehouses import record_batches
+
+    day = datetime.date(2024, 5, 1)
+    rows = [{"date": day, "users": n} for n in (1,)]
+    threads: set[int] = set()
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for chunk in record_batches(DAILY, rows):
+            threads.add(threading.get_ident())
+            yield chunk
+
+    duckdb_warehouse.create_table(DAILY)
+    duckdb_warehouse.replace_days(make_batch(DAILY, day, rows=rows, chunks=chunks()))
+    assert threads == {threading.get_ident()}
+    assert duckdb_warehouse.fetch_rows("user") == rows

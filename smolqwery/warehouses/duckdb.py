@@ -43,7 +43,6 @@ from .base import (
 
 if TYPE_CHECKING:
     import duckdb
-    import pyarrow as pa
 
     from ..settings import SmolqwerySettings
 
@@ -119,7 +118,9 @@ class DuckDBWarehouse(Warehouse):
 
     @classmethod
     def from_settings(cls, config: SmolqwerySettings) -> DuckDBWarehouse:
-        return cls(config.duckdb_path, config.dataset, busy_timeout=config.retry_deadline)
+        return cls(
+            config.require_duckdb_path(), config.dataset, busy_timeout=config.retry_deadline
+        )
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse(path={str(self.path)!r}, dataset={self.dataset!r})"
@@ -370,23 +371,18 @@ class DuckDBWarehouse(Warehouse):
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"DELETE FROM {self._q(table.name)} WHERE {where}", params)
-                # Streamed: DuckDB pulls the record batches from the producer as it inserts.
-                # One thread, so the producer (extract(), using Django's per-thread database
-                # connections) runs in the calling thread, not in a DuckDB worker.
-                con.execute("SET threads = 1")
-                source = _Source(conform_chunks(batch.chunks, schema))
-                reader = pa.RecordBatchReader.from_batches(schema, source)
-                with _registered(con, "smolqwery_incoming", reader):
-                    try:
+                # One INSERT per chunk, pulled here: extract() must run in the calling thread
+                # (Django's connections are per thread), and DuckDB before 2.0 pulls an Arrow
+                # stream from a worker thread even with `SET threads = 1` (issue 14, found on
+                # the lowest supported versions). Memory stays bounded by one chunk.
+                inserted = 0
+                for chunk in conform_chunks(batch.chunks, schema):
+                    with _registered(con, "smolqwery_incoming", pa.Table.from_batches([chunk])):
                         row = con.execute(
                             f"INSERT INTO {self._q(table.name)} ({cols}) "
                             f"SELECT {cols} FROM smolqwery_incoming"
                         ).fetchone()
-                    except Exception:
-                        source.reraise()
-                        raise
-                source.reraise()
-                inserted = int(row[0]) if row else 0
+                    inserted += int(row[0]) if row else 0
                 within = con.execute(
                     f"SELECT count(*) FROM {self._q(table.name)} WHERE {where}", params
                 ).fetchone()
@@ -533,23 +529,3 @@ def _local_day(value: object, tz: datetime.tzinfo) -> datetime.date | None:
 
 def _descriptions_of(table: TableSchema) -> tuple[str, tuple[str, ...]]:
     return table.description, tuple(c.description for c in table.columns)
-
-
-class _Source:
-    """Wraps the producer's chunks so that its own exception (say a RowError) reaches the
-    caller as itself, not as the DuckDB error the scan turns it into."""
-
-    def __init__(self, chunks: Iterator[pa.RecordBatch]) -> None:
-        self._chunks = chunks
-        self.error: BaseException | None = None
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        try:
-            yield from self._chunks
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def reraise(self) -> None:
-        if self.error is not None:
-            raise self.error
