@@ -132,6 +132,14 @@ def create_view(warehouse: Warehouse, name: str, kind: str, table: TableSchema) 
     logger.info("created view %s", warehouse.qualified_name(name))
 
 
+def _require_unchanged() -> None:
+    """Never create or change warehouse objects in a place other than the exports' own."""
+    from .settings import get_settings
+    from .warehouse_record import require_unchanged
+
+    require_unchanged(get_settings())
+
+
 class WarehouseOperation(Operation):
     """Base of smolqwery's operations: no model state, applied to the warehouse only."""
 
@@ -154,6 +162,7 @@ class WarehouseOperation(Operation):
     ) -> None:
         if not warehouse_operations_enabled(schema_editor.connection.alias, self.describe()):
             return
+        _require_unchanged()
         with open_warehouse() as warehouse:
             self.forwards(warehouse)
 
@@ -168,6 +177,7 @@ class WarehouseOperation(Operation):
             schema_editor.connection.alias, f"reverse: {self.describe()}"
         ):
             return
+        _require_unchanged()
         with open_warehouse() as warehouse:
             self.backwards(warehouse)
 
@@ -324,6 +334,17 @@ def reconcile_dataset(
         return
     if not warehouse_operations_enabled(using, "reconcile the dataset", quiet=True):
         return
+    if not _has_applied_warehouse_migrations(using):
+        return
+    from .settings import get_settings
+    from .warehouse_record import changes, record_if_missing
+
+    config = get_settings()
+    if changes(config):
+        # `manage.py check` (run by migrate) said what changed: create nothing in a new place.
+        logger.warning("dataset not reconciled: the settings changed (see smolqwery.W014)")
+        return
+    record_if_missing(config)
     if plan and any(
         isinstance(op, EnsureDataset)
         for migration, backwards in plan
@@ -331,8 +352,6 @@ def reconcile_dataset(
         for op in migration.operations
     ):
         return  # this migrate just did it
-    if not _has_applied_warehouse_migrations(using):
-        return
     with open_warehouse() as warehouse:
         warehouse.ensure_dataset()
         logger.info("dataset %s reconciled with the settings", warehouse.dataset)
