@@ -81,20 +81,6 @@ class Project:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy2(REPO / name, src / name)
-    shutil.copytree(
-        REPO / "smolqwery", src / "smolqwery", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, src, cwd=src)
-    (built,) = out.glob("smolqwery-*.whl")
-    return built
-
-
-@pytest.fixture(scope="module")
 def pg_database() -> Iterator[str | None]:
     if not ON_POSTGRES:
         yield None

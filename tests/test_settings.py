@@ -97,8 +97,11 @@ def test_duckdb_path_unknown_without_settings_module_is_an_error(
 
 @pytest.mark.parametrize(
     ("module", "file"),
-    [("mysite.settings", "mysite/settings.py"), ("mysite.settings", "mysite/settings/__init__.py"),
-     ("mysite.settings.prod", "mysite/settings/prod.py")],
+    [
+        ("mysite.settings", "mysite/settings.py"),
+        ("mysite.settings", "mysite/settings/__init__.py"),
+        ("mysite.settings.prod", "mysite/settings/prod.py"),
+    ],
 )
 def test_project_root_is_where_the_settings_package_is_imported_from(
     bare: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, module: str, file: str

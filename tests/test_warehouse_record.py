@@ -124,7 +124,7 @@ def test_status_refuses_a_missing_duckdb_file(settings: Any, tmp_path: Path) -> 
     settings.SMOLQWERY_FIRST_DATE = d(3, 1)
     settings.SMOLQWERY_DUCKDB_PATH = str(tmp_path / "missing.duckdb")
     with pytest.raises(
-        CommandError, match="missing.duckdb does not exist: run `manage.py migrate`"
+        CommandError, match=r"missing\.duckdb does not exist: run `manage\.py migrate`"
     ):
         call_command("smolqwery_status")
     assert not (tmp_path / "missing.duckdb").exists()

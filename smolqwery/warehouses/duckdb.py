@@ -118,9 +118,7 @@ class DuckDBWarehouse(Warehouse):
 
     @classmethod
     def from_settings(cls, config: SmolqwerySettings) -> DuckDBWarehouse:
-        return cls(
-            config.require_duckdb_path(), config.dataset, busy_timeout=config.retry_deadline
-        )
+        return cls(config.require_duckdb_path(), config.dataset, busy_timeout=config.retry_deadline)
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse(path={str(self.path)!r}, dataset={self.dataset!r})"
