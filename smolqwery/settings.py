@@ -93,6 +93,8 @@ class SmolqwerySettings:
     lock_timeout: float
     #: The one database alias whose ``migrate`` applies warehouse operations.
     database_alias: str = "default"
+    #: Seconds ``smolqwery_status`` and the admin page wait for the warehouse, in all.
+    status_deadline: float = 10.0
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -109,18 +111,6 @@ class SmolqwerySettings:
                 "SMOLQWERY_DUCKDB_PATH to an absolute path"
             )
         return self.duckdb_path
-
-    def require_existing_warehouse(self) -> None:
-        """Commands that only read (status) refuse a missing DuckDB file instead of creating
-        an empty one: a wrong path must not look like a warehouse with nothing exported."""
-        if self.warehouse != "duckdb":
-            return
-        path = self.require_duckdb_path()
-        if not path.is_file():
-            raise ConfigurationError(
-                f"the DuckDB file {path} does not exist: run `manage.py migrate` to create it, "
-                "or set SMOLQWERY_DUCKDB_PATH to where it is"
-            )
 
     def require_django_app(self) -> str:
         if not self.django_app:
@@ -253,6 +243,7 @@ def get_settings() -> SmolqwerySettings:
         migrate_in_tests=bool(_get("SMOLQWERY_MIGRATE_IN_TESTS", False)),
         lock_timeout=_positive("SMOLQWERY_LOCK_TIMEOUT", 3600.0),
         database_alias=str(_get("SMOLQWERY_DATABASE_ALIAS") or "default"),
+        status_deadline=_positive("SMOLQWERY_STATUS_DEADLINE", 10.0),
     )
 
 

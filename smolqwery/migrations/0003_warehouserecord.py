@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('smolqwery', '0001_initial'),
+        ('smolqwery', '0002_dataset_state'),
     ]
 
     operations = [
