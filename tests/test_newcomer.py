@@ -241,6 +241,7 @@ def test_the_warehouse_file_does_not_follow_the_working_directory(
         missing = project.manage("smolqwery_status", cwd=elsewhere, ok=False)
         assert missing.returncode != 0
         assert f"{project.root / 'gone.duckdb'} does not exist" in missing.stderr
+        project.manage("smolqwery_print_extract", cwd=elsewhere)  # a dry run: no warehouse
         assert not (project.root / "gone.duckdb").exists()
         assert list(elsewhere.iterdir()) == []
     finally:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from smolqwery.checks import check_recorded_settings
 from smolqwery.errors import ConfigurationError
@@ -117,14 +116,3 @@ def test_setting_it_back_is_enough(exported: DuckDBWarehouse, settings: Any) -> 
     assert _messages()
     settings.SMOLQWERY_DATASET = "first"
     assert _messages() == []
-
-
-def test_status_refuses_a_missing_duckdb_file(settings: Any, tmp_path: Path) -> None:
-    settings.SMOLQWERY_EXTRACTORS = [EVENTS]
-    settings.SMOLQWERY_FIRST_DATE = d(3, 1)
-    settings.SMOLQWERY_DUCKDB_PATH = str(tmp_path / "missing.duckdb")
-    with pytest.raises(
-        CommandError, match=r"missing\.duckdb does not exist: run `manage\.py migrate`"
-    ):
-        call_command("smolqwery_status")
-    assert not (tmp_path / "missing.duckdb").exists()
