@@ -37,6 +37,7 @@ from .locking import Lease, export_lock, live_run_id, run_state
 from .reporting import Progress
 from .rows import DEFAULT_CHUNK_ROWS, RowConverter
 from .settings import get_settings, load_extractor_class
+from .warehouse_record import record_if_missing, require_unchanged
 from .warehouses.base import DayBatch
 
 if TYPE_CHECKING:
@@ -330,6 +331,8 @@ def export(
     progress = progress or Progress()
     report = ExportReport(run_id=uuid.uuid4().hex, last_day=last)
 
+    require_unchanged(config)  # no export into a new place or in another time zone
+    record_if_missing(config)
     own = warehouse is None
     wh = warehouse or get_warehouse(config)
     try:
