@@ -21,6 +21,10 @@ E010       ``SMOLQWERY_DJANGO_APP`` is not an installed app label
 E011       any other invalid ``SMOLQWERY_*`` setting (``SMOLQWERY_DATABASE_ALIAS`` included)
 E012       the DuckDB warehouse is chosen, extractors are set, but duckdb is not installed
 W013       extractors are set but ``SMOLQWERY_FIRST_DATE`` or ``SMOLQWERY_DJANGO_APP`` is not
+W014       the warehouse, ``SMOLQWERY_DATASET`` or the DuckDB file changed after the first export
+W015       ``TIME_ZONE`` changed after the first export (day boundaries would move)
+E030       BigQuery is chosen and a table exceeds its limits: more than 4 clustering
+           columns, a table description over 16,384 or a column one over 1,024 characters
 ========== ==========================================================================
 """
 
@@ -287,6 +291,7 @@ def check_extractors(
             messages.extend(schema_or_messages)
             continue
         schema = schema_or_messages
+        messages.extend(_bigquery_limit_messages(path, schema))
         table_owner = f"table {schema.name!r} of {path}"
         for name, what in [(schema.name, table_owner)] + [
             (view, f"view {view!r} of {path}") for view in _view_names(schema)
@@ -305,6 +310,28 @@ def check_extractors(
             else:
                 owners[name.lower()] = what
     return messages
+
+
+# -- BigQuery limits (E030): refused by BigQuery, accepted by the emulator and DuckDB ----------
+
+
+def _bigquery_limit_messages(path: str, schema: Any) -> list[CheckMessage]:
+    try:
+        if get_settings().warehouse != "bigquery":
+            return []
+    except Exception:  # invalid settings are E011's business
+        return []
+    from .warehouses.bigquery_errors import limit_problems
+
+    return [
+        Error(
+            f"extractor {path!r}: {problem}.",
+            hint="BigQuery would refuse to create the table; migrate would stop there.",
+            obj=path,
+            id="smolqwery.E030",
+        )
+        for problem in limit_problems(schema)
+    ]
 
 
 def _extractor_schema(path: str, cls: object) -> Any:
@@ -374,3 +401,30 @@ def _table_name_error(path: str, detail: str) -> Error:
         obj=path,
         id="smolqwery.E006",
     )
+
+
+@register(TAG)
+def check_recorded_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W014/W015: settings that changed since the first ``migrate``/export (issue 14).
+
+    Reads one row of the project's database; says nothing when it cannot (no database yet,
+    smolqwery's tables not migrated, invalid settings reported by the other checks).
+    """
+    if not _applies(app_configs):
+        return []
+    from .warehouse_record import changes
+
+    try:
+        found = changes(get_settings())
+    except Exception:  # a check never crashes `manage.py check`
+        return []
+    return [
+        Warning(
+            f"{change.message}.",
+            hint=change.hint,
+            id="smolqwery.W015" if change.time_zone else "smolqwery.W014",
+        )
+        for change in found
+    ]
