@@ -324,9 +324,10 @@ def export(
     """Export every pending day of the configured (or named) extractors.
 
     ``date_from``/``date_to`` re-export that range (both days included) whatever the ledger
-    says, ``date_from`` alone up to yesterday; ``lag`` re-exports the last ``lag`` days on top of the pending ones (late data). Both
-    replace days atomically, never duplicating rows. Raises :class:`ExportLockedError` when
-    another export holds the lock (after waiting for it with ``wait``) and
+    says, ``date_from`` alone up to yesterday; ``lag`` re-exports the last ``lag`` days on top
+    of the pending ones (late data). Both replace days atomically, never duplicating rows.
+    Raises :class:`ExportLockedError` when another export holds the lock (after waiting for it
+    with ``wait``) and
     :class:`ConfigurationError` for settings or arguments that make any export impossible;
     an extractor's own failure is in the report instead.
     """

@@ -400,8 +400,15 @@ class ExactlyOnce(RuleBasedStateMachine):
         for day in days:
             rows = self.model.rows(table, day)
             dicts = [
-                dict(zip(["timestamp", "amount"] if table == EVENT_TABLE.name else
-                         ["date", "events", "amount"], r, strict=True))
+                dict(
+                    zip(
+                        ["timestamp", "amount"]
+                        if table == EVENT_TABLE.name
+                        else ["date", "events", "amount"],
+                        r,
+                        strict=True,
+                    )
+                )
                 for r in rows
             ]
             self.warehouse.replace_days(make_batch(schema, day, rows=dicts, run_id="0.1.3"))
@@ -560,6 +567,27 @@ def test_found_a_day_without_rows_in_a_0_1_3_table_was_called_done(tmp_path: Pat
         finally:
             state.teardown()
     assert ExactlyOnce.warehouse.exported_days(TOTAL_TABLE.name).keys() == {BASE, BASE + ONE}
+
+
+def test_found_a_range_first_made_status_call_earlier_days_done(tmp_path: Path) -> None:
+    """Found before the fix (issue 13's second scenario, shrunk): ``--from 25th --to 25th`` on a
+    fresh table, FIRST_DATE the 24th: status called the 24th done (a '0.1.3 day'), and the
+    next plain run would have adopted it with 0 rows instead of exporting it."""
+    with duckdb_machine(tmp_path) as wh, prepared(wh):
+        state = ExactlyOnce()
+        try:
+            state.start(today=2, first=0)
+            state.add_source_rows(offset=0, moments=["start", "end"])
+            state.operator_run(kill=None, lag=1, length=0, only=None, start=1, which="range")
+            state.exactly_once()
+            state.cron_run(kill=None)
+            state.exactly_once()
+        finally:
+            state.teardown()
+    assert {d: e.rows for d, e in wh.exported_days(EVENT_TABLE.name).items()} == {
+        BASE: 2,
+        BASE + ONE: 0,
+    }
 
 
 def test_found_from_alone_was_refused(tmp_path: Path) -> None:
