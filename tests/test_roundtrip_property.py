@@ -91,7 +91,7 @@ VALUES: dict[type, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
                 decimal.Decimal("NaN"),
                 decimal.Decimal("-Infinity"),
                 decimal.Decimal("1E29"),
-                decimal.Decimal("0.0000000001"),
+                decimal.Decimal("-99999999999999999999999999999.99999999951"),
                 1.5,
                 "1",
             ]
