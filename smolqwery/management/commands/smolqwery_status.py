@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from smolqwery.errors import SmolqweryError
 from smolqwery.reporting import format_days
 from smolqwery.runner import table_status
 
 from ._options import non_negative_arg
+from ._output import SmolqweryCommand
 
 
-class Command(BaseCommand):
+class Command(SmolqweryCommand):
     help = (
         "Per table: first and last exported day, missing days, rows and lag behind yesterday "
         "(in TIME_ZONE). With --max-lag N, exits with status 1 when a table is more than N days "
