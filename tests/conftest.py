@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.crash",
     "tests.fixtures.emulator",
+    "tests.fixtures.legacy",
     "tests.fixtures.warehouses",
 ]
