@@ -404,10 +404,15 @@ class BigQueryWarehouse(Warehouse):
         if new.clustering:
             clauses += " CLUSTER BY " + ", ".join(quote_bigquery(c) for c in new.clustering)
         try:
-            self._call(
-                operation,
-                lambda: self._query(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {target}"),
-            )
+            snapshot = f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {target}"
+            self._call(operation, lambda: self._query(snapshot))
+            bools = [quote_bigquery(n) for n, pair in casts.items() if pair == ("INT64", "BOOL")]
+            if bools:
+                # Checked on the copy the swap reads, before it: the table is never touched.
+                where = " OR ".join(f"NOT ({c} IS NULL OR {c} IN (0, 1))" for c in bools)
+                check = f"SELECT COUNT(*) FROM {copy} WHERE {where}"
+                if self._call(operation, lambda: self._query(check))[0][0]:
+                    raise WarehouseError(f"{operation}: {NOT_A_BOOL}")
             self._call(
                 operation,
                 lambda: self._query(
