@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.urls import path
 
 from .admin_views import export_overview_view
+from .locking import live_run_id, run_state
 from .models import ExportRun
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ class ExportRunAdmin(_ExportRunAdminBase):
     list_display = [
         "started_at",
         "table_name",
-        "status",
+        "state",
         "days",
         "rows",
         "first_day",
@@ -38,6 +39,13 @@ class ExportRunAdmin(_ExportRunAdminBase):
     search_fields = ["run_id", "table_name", "extractor", "error"]
     date_hierarchy = "started_at"
     change_list_template = "admin/smolqwery/exportrun/change_list.html"
+
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: ExportRun) -> str:
+        """``interrupted`` for a run marked running whose process is gone (killed)."""
+        if obj.status != str(ExportRun.Status.RUNNING):
+            return str(obj.status)  # no lock to look at: the common case stays one query
+        return run_state(obj, live_run_id())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -4,8 +4,8 @@ What was exported is read from the warehouse's ledger (one small query per table
 table is only scanned while it holds days written by 0.1.3 that no export has adopted yet); how
 runs went is read from :class:`~smolqwery.models.ExportRun`. The page must stay up when the
 warehouse is not: every warehouse error becomes a message on the page, and the warehouse is
-opened with a short deadline so that a locked DuckDB file or an unreachable BigQuery costs
-seconds, not the export's retry deadline.
+opened read-only with ``SMOLQWERY_STATUS_DEADLINE`` (10 s) so that a locked DuckDB file or an
+unreachable BigQuery costs seconds, not the export's retry deadline.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from django.utils import timezone
 from .charts import bar_chart
 from .days import local_now, pending_days, yesterday
 from .errors import SmolqweryError
+from .locking import live_run_id, run_state
 from .models import ExportRun
 from .runner import done_days
 from .settings import get_settings, load_extractor_class
@@ -39,8 +40,6 @@ logger = logging.getLogger("smolqwery.admin")
 
 #: Days shown in each table's chart, ending yesterday.
 CHART_DAYS = 30
-#: Seconds the page waits for the warehouse (a DuckDB file held by an export, BigQuery retries).
-WAREHOUSE_DEADLINE = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +63,8 @@ class TableOverview:
     recent_rows: int = 0
     chart: SafeString | None = None
     last_run: ExportRun | None = None
+    #: The last run's status, ``interrupted`` for one marked running whose process is gone.
+    last_run_state: str = ""
     error: str = ""
 
     @property
@@ -83,8 +84,10 @@ class Overview:
     last_run_id: str = ""
     last_run_started: datetime.datetime | None = None
     failures: list[ExportRun] = dataclasses.field(default_factory=list)
-    #: Some extractor of the last run has not finished (or its process died).
+    #: Some extractor of the last run has not finished, and its process holds the lock.
     last_run_running: bool = False
+    #: Some extractor of the last run never finished: its process died (killed, lost lease).
+    last_run_interrupted: bool = False
 
 
 def describe_error(exc: BaseException, doing: str) -> str:
@@ -115,7 +118,7 @@ def warehouse_label(config: SmolqwerySettings) -> str:
     return f"BigQuery dataset {where}"
 
 
-def _load(path: str) -> tuple[TableOverview, TableSchema | None]:
+def _load(path: str, live: str | None) -> tuple[TableOverview, TableSchema | None]:
     """An extractor's row and table, or its row with the error (the others still show)."""
     try:
         extractor = load_extractor_class(path)()
@@ -123,7 +126,13 @@ def _load(path: str) -> tuple[TableOverview, TableSchema | None]:
     except Exception as exc:
         return TableOverview(path, error=describe_error(exc, f"loading {path}")), None
     last_run = ExportRun.objects.filter(table_name=table.name).order_by("-started_at").first()
-    row = TableOverview(extractor.get_name(), table.name, table.kind.value, last_run=last_run)
+    row = TableOverview(
+        extractor.get_name(),
+        table.name,
+        table.kind.value,
+        last_run=last_run,
+        last_run_state=run_state(last_run, live) if last_run else "",
+    )
     return row, table
 
 
@@ -156,30 +165,33 @@ def _with_ledger(
     )
 
 
-def _last_run() -> dict[str, Any]:
+def _last_run(live: str | None) -> dict[str, Any]:
     last = ExportRun.objects.order_by("-started_at").first()
     if last is None:
         return {}
     of_run = ExportRun.objects.filter(run_id=last.run_id)
+    unfinished = of_run.filter(status=ExportRun.Status.RUNNING).exists()
     return {
         "last_run_id": last.run_id,
         "last_run_started": of_run.order_by("started_at")
         .values_list("started_at", flat=True)
         .first(),
         "failures": list(of_run.filter(status=ExportRun.Status.FAILED)),
-        "last_run_running": of_run.filter(status=ExportRun.Status.RUNNING).exists(),
+        "last_run_running": unfinished and last.run_id == live,
+        "last_run_interrupted": unfinished and last.run_id != live,
     }
 
 
 def build_overview() -> Overview:
     """Read the settings, the ledger of every configured extractor's table and the last run."""
     last = local_yesterday()
-    runs = _last_run()
+    live = live_run_id()
+    runs = _last_run(live)
     try:
-        config = dataclasses.replace(get_settings(), retry_deadline=WAREHOUSE_DEADLINE)
+        config = get_settings()
     except Exception as exc:
         return Overview(last, "", [], describe_error(exc, "reading the settings"), **runs)
-    loaded = [_load(path) for path in config.extractors]
+    loaded = [_load(path, live) for path in config.extractors]
     rows = [row for row, _ in loaded]
     common = {"first_date": config.first_date, **runs}
     if not any(table for _, table in loaded):
@@ -188,7 +200,7 @@ def build_overview() -> Overview:
     from .warehouses import get_warehouse
 
     try:
-        warehouse = get_warehouse(config)
+        warehouse = get_warehouse(config, deadline=config.status_deadline, read_only=True)
     except Exception as exc:
         error = describe_error(exc, f"opening the {config.warehouse} warehouse")
         return Overview(last, warehouse_label(config), rows, error, **common)

@@ -21,6 +21,8 @@ E010       ``SMOLQWERY_DJANGO_APP`` is not an installed app label
 E011       any other invalid ``SMOLQWERY_*`` setting (``SMOLQWERY_DATABASE_ALIAS`` included)
 E012       the DuckDB warehouse is chosen, extractors are set, but duckdb is not installed
 W013       extractors are set but ``SMOLQWERY_FIRST_DATE`` or ``SMOLQWERY_DJANGO_APP`` is not
+E030       BigQuery is chosen and a table exceeds its limits: more than 4 clustering
+           columns, a table description over 16,384 or a column one over 1,024 characters
 ========== ==========================================================================
 """
 
@@ -287,6 +289,7 @@ def check_extractors(
             messages.extend(schema_or_messages)
             continue
         schema = schema_or_messages
+        messages.extend(_bigquery_limit_messages(path, schema))
         table_owner = f"table {schema.name!r} of {path}"
         for name, what in [(schema.name, table_owner)] + [
             (view, f"view {view!r} of {path}") for view in _view_names(schema)
@@ -305,6 +308,28 @@ def check_extractors(
             else:
                 owners[name.lower()] = what
     return messages
+
+
+# -- BigQuery limits (E030): refused by BigQuery, accepted by the emulator and DuckDB ----------
+
+
+def _bigquery_limit_messages(path: str, schema: Any) -> list[CheckMessage]:
+    try:
+        if get_settings().warehouse != "bigquery":
+            return []
+    except Exception:  # invalid settings are E011's business
+        return []
+    from .warehouses.bigquery_errors import limit_problems
+
+    return [
+        Error(
+            f"extractor {path!r}: {problem}.",
+            hint="BigQuery would refuse to create the table; migrate would stop there.",
+            obj=path,
+            id="smolqwery.E030",
+        )
+        for problem in limit_problems(schema)
+    ]
 
 
 def _extractor_schema(path: str, cls: object) -> Any:

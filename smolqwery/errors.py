@@ -29,3 +29,11 @@ class SchemaMismatchError(WarehouseError):
 
 class ExportLockedError(SmolqweryError):
     """Another export holds the lock."""
+
+
+class WarehouseAccessError(WarehouseError):
+    """The warehouse refused for want of a permission or of billing; the message says which."""
+
+
+class UnsafeDatasetError(WarehouseError):
+    """A dataset or table setting would delete exported data (an expiration); refused."""

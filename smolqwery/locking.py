@@ -6,6 +6,12 @@ still leave one copy. The lock keeps them from doing the work twice, and from ra
 other's replacements. It is a lease, not a held database lock: a holder that is killed stops
 renewing it, and once it expires (``SMOLQWERY_LOCK_TIMEOUT`` seconds after the last renewal)
 the next run takes it over.
+
+A holder on this host is checked at once: its owner says ``host:pid:run_id``, and when no process
+with that pid exists, or the process with that pid started after the lease was acquired (the pid
+was reused), the holder is dead and its lease is taken over without waiting for the timeout.
+That check reads ``/proc`` (Linux); elsewhere, or for a holder on another host, the timeout
+stands. Two machines sharing a database must not share a host name (containers included).
 """
 
 from __future__ import annotations
@@ -17,14 +23,26 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from .errors import ExportLockedError
-from .models import ExportLock
+from .models import ExportLock, ExportRun
 
-__all__ = ["EXPORT_LOCK", "Lease", "LeaseLostError", "acquire", "export_lock", "owner_id"]
+__all__ = [
+    "EXPORT_LOCK",
+    "INTERRUPTED",
+    "Lease",
+    "LeaseLostError",
+    "acquire",
+    "export_lock",
+    "holder_is_dead",
+    "live_run_id",
+    "owner_id",
+    "run_state",
+]
 
 logger = logging.getLogger("smolqwery.locking")
 
@@ -43,8 +61,100 @@ def owner_id(run_id: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{run_id}"[:255]
 
 
+#: What status and the admin show for a run still marked running whose process is gone.
+INTERRUPTED = "interrupted"
+
+
 def _now() -> datetime.datetime:
     return timezone.now()
+
+
+def _split_owner(owner: str) -> tuple[str, int, str] | None:
+    """``(host, pid, run_id)`` of an owner written by :func:`owner_id`, None otherwise."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1]), parts[2]
+
+
+#: Slack when comparing a process's start with a lease's acquisition: the boot time in
+#: ``/proc/stat`` is whole seconds, clock ticks are 10 ms.
+_START_SLACK = datetime.timedelta(seconds=2)
+
+
+def _process_start(pid: int) -> datetime.datetime | None:
+    """When process ``pid`` started (aware, UTC), None if it no longer runs (gone or zombie).
+
+    Raises OSError or ValueError when this cannot be known (no ``/proc``, hidden processes).
+    """
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, owned by another user
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent
+        return None
+    ticks = int(fields[19])
+    boot = next(
+        int(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    seconds = boot + ticks / os.sysconf("SC_CLK_TCK")
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+
+
+def _is_local(owner: tuple[str, int, str] | None) -> bool:
+    return owner is not None and owner[0] == socket.gethostname()
+
+
+def holder_is_dead(lock: ExportLock) -> bool:
+    """True only when the holder is known dead: a process of this host that no longer runs.
+
+    A pid that runs again but started after the lease was acquired is another process (pid
+    reuse, or a reboot since). Holders on other hosts and owners in another format give False:
+    their lease runs until it expires. Without ``/proc`` (macOS), a running pid counts as alive.
+    """
+    owner = _split_owner(lock.owner)
+    if os.name != "posix" or not _is_local(owner):
+        return False  # not ours to judge (on Windows, os.kill would terminate the holder)
+    assert owner is not None
+    if owner[1] == os.getpid():
+        return False  # this very process (a nested call)
+    try:
+        started = _process_start(owner[1])
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False  # it runs, but when it started cannot be read (no /proc): alive
+    if started is None:
+        return True
+    acquired = lock.acquired_at
+    if timezone.is_naive(acquired):  # USE_TZ = False: local wall time
+        acquired = timezone.make_aware(acquired)
+    return started > acquired + _START_SLACK
+
+
+def live_run_id(name: str = EXPORT_LOCK) -> str | None:
+    """The run id of the run holding the lock and still alive, as far as can be known.
+
+    An ``ExportRun`` still marked running that is not this run was interrupted: killed, or its
+    lease expired or was taken over. A holder on another host counts as alive until its lease
+    expires.
+    """
+    lock = ExportLock.objects.filter(name=name).first()
+    if lock is None:
+        return None
+    owner = _split_owner(lock.owner)
+    if owner is None:
+        return None
+    if holder_is_dead(lock):
+        return None
+    if _is_local(owner) and Path("/proc/self/stat").exists():
+        return owner[2]  # alive here, even past its lease (a slow batch it may still finish)
+    return owner[2] if lock.expires_at > _now() else None
 
 
 class Lease:
@@ -124,6 +234,22 @@ def _acquire(name: str, owner: str, timeout: float) -> Lease:
         holder = ExportLock.objects.filter(name=name).first()
         if holder is None:  # released between our two statements: try once more
             return _acquire(name, owner, timeout)
+        if holder_is_dead(holder):
+            # Conditional on the dead owner and its acquisition: of two runs taking over at
+            # once, one wins and the other finds the lock held by a live process.
+            dead = ExportLock.objects.filter(
+                name=name, owner=holder.owner, acquired_at=holder.acquired_at
+            ).update(owner=owner, acquired_at=now, expires_at=expires)
+            if dead:
+                logger.warning(
+                    "took over the export lock %s from %s, a process of this host that no "
+                    "longer exists (killed?); now held by %s",
+                    name,
+                    holder.owner,
+                    owner,
+                )
+                return Lease(name, owner, timeout)
+            return _acquire(name, owner, timeout)
         raise ExportLockedError(_describe(holder)) from None
     logger.debug("acquired lock %s (%s)", name, owner)
     return Lease(name, owner, timeout)
@@ -159,3 +285,11 @@ def export_lock(
         yield lease
     finally:
         lease.release()
+
+
+def run_state(run: ExportRun, live: str | None) -> str:
+    """A run's status as people should read it: ``interrupted`` for a run marked running that
+    is not the live holder of the lock (``live``, from :func:`live_run_id`)."""
+    if run.status == str(ExportRun.Status.RUNNING) and run.run_id != live:
+        return INTERRUPTED
+    return str(run.status)

@@ -47,3 +47,19 @@ class ExportLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.owner} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DatasetState(models.Model):
+    """The dataset settings ``migrate`` last applied to the warehouse, as a hash.
+
+    ``migrate`` reconciles the dataset (location, labels, ACL groups) when these settings
+    change; with nothing to apply and the same settings it leaves the warehouse alone, so a
+    deploy's ``migrate`` neither needs nor waits for it.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    fingerprint = models.CharField(max_length=64)
+    reconciled_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} reconciled at {self.reconciled_at:%Y-%m-%d %H:%M:%S}"

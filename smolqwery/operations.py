@@ -22,6 +22,8 @@ When they run, and against what:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from django.db.migrations import Migration
     from django.db.migrations.state import ProjectState
 
+    from .settings import SmolqwerySettings
     from .warehouses.base import Warehouse
 
 logger = logging.getLogger("smolqwery.migrations")
@@ -362,6 +365,54 @@ def _has_applied_warehouse_migrations(alias: str) -> bool:
     )
 
 
+#: The one :class:`~smolqwery.models.DatasetState` row.
+_STATE_KEY = "dataset"
+
+
+def dataset_fingerprint(config: SmolqwerySettings) -> str:
+    """A hash of the settings that shape the dataset (never of credentials)."""
+    # The API endpoint is left out: another address to the same project is the same dataset.
+    where = (
+        str(config.duckdb_path)
+        if config.warehouse == "duckdb"
+        else config.bigquery_project or (config.google_key_info or {}).get("project_id")
+    )
+    shape = [
+        config.warehouse,
+        where,
+        config.dataset,
+        config.dataset_location,
+        sorted(config.dataset_labels.items()),
+        sorted(config.acl_groups),
+    ]
+    return hashlib.sha256(json.dumps(shape, default=str).encode()).hexdigest()
+
+
+def _reconciled_fingerprint(using: str) -> str | None:
+    """The fingerprint last reconciled on database ``using``; None before 0002 is applied."""
+    from django.db import connections
+
+    from .models import DatasetState
+
+    if DatasetState._meta.db_table not in connections[using].introspection.table_names():
+        return None
+    state = DatasetState.objects.using(using).filter(key=_STATE_KEY).first()
+    return state.fingerprint if state else None
+
+
+def _remember(using: str, fingerprint: str) -> None:
+    from django.db import connections
+    from django.utils import timezone
+
+    from .models import DatasetState
+
+    if DatasetState._meta.db_table in connections[using].introspection.table_names():
+        DatasetState.objects.using(using).update_or_create(
+            key=_STATE_KEY,
+            defaults={"fingerprint": fingerprint, "reconciled_at": timezone.now()},
+        )
+
+
 def reconcile_dataset(
     sender: object,
     app_config: AppConfig,
@@ -369,31 +420,41 @@ def reconcile_dataset(
     plan: list[tuple[Migration, bool]] | None = None,
     **kwargs: Any,
 ) -> None:
-    """``post_migrate``: reconcile the dataset with the settings on every ``migrate`` (D11).
+    """``post_migrate``: reconcile the dataset when its settings changed (D11).
 
     Location, labels and ACL groups changed in the settings reach an existing dataset without
-    a new migration. Runs once per ``migrate`` (smolqwery's own ``post_migrate``), on
-    ``SMOLQWERY_DATABASE_ALIAS`` only, never in test runs, and only for a project whose applied
-    migrations create warehouse objects. Connected when this module is imported, which every
-    smolqwery migration file does (0.1.3 ones through :mod:`smolqwery.swallow`): ``migrate``
-    loads them all before sending the signal.
+    a new migration. A ``migrate`` with nothing to apply and the same dataset settings as last
+    time (a hash in :class:`~smolqwery.models.DatasetState`) does not open the warehouse: a
+    deploy does not wait for BigQuery. Runs once per ``migrate`` (smolqwery's own
+    ``post_migrate``), on ``SMOLQWERY_DATABASE_ALIAS`` only, never in test runs, and only for a
+    project whose applied migrations create warehouse objects. Connected when this module is
+    imported, which every smolqwery migration file does (0.1.3 ones through
+    :mod:`smolqwery.swallow`): ``migrate`` loads them all before sending the signal.
     """
+    from .settings import get_settings
+
     if app_config.name != "smolqwery":
         return
     if not warehouse_operations_enabled(using, "reconcile the dataset", quiet=True):
         return
+    fingerprint = dataset_fingerprint(get_settings())
     if plan and any(
         isinstance(op, EnsureDataset)
         for migration, backwards in plan
         if not backwards
         for op in migration.operations
     ):
+        _remember(using, fingerprint)
         return  # this migrate just did it
     if not _has_applied_warehouse_migrations(using):
+        return
+    if _reconciled_fingerprint(using) == fingerprint:
+        logger.debug("dataset settings unchanged since the last migrate: warehouse not opened")
         return
     with open_warehouse() as warehouse:
         warehouse.ensure_dataset()
         logger.info("dataset %s reconciled with the settings", warehouse.dataset)
+    _remember(using, fingerprint)
 
 
 post_migrate.connect(reconcile_dataset, dispatch_uid="smolqwery.operations.reconcile_dataset")

@@ -33,7 +33,7 @@ from .days import (
     yesterday,
 )
 from .errors import ConfigurationError, ExportLockedError, SmolqweryError
-from .locking import Lease, export_lock
+from .locking import Lease, export_lock, live_run_id, run_state
 from .reporting import Progress
 from .rows import DEFAULT_CHUNK_ROWS, ExtractorError, RowConverter
 from .settings import get_settings, load_extractor_class
@@ -628,8 +628,14 @@ def table_status(
     last = yesterday(local_now(tz), tz)
     first = config.require_first_date()
     own = warehouse is None
-    wh = warehouse or get_warehouse(config)
+    # Monitoring must answer in seconds: a short deadline of its own, read-only, and once it
+    # has passed the remaining tables are reported unread instead of waited for one by one.
+    limit = config.status_deadline
+    ends = time.monotonic() + limit
+    wh = warehouse or get_warehouse(config, deadline=limit, read_only=True)
     out: list[TableStatus] = []
+    live = live_run_id()
+    failure = ""
     try:
         for item in select_extractors(extractors, config):
             status = TableStatus(item.name, item.table.name if item.table else "")
@@ -639,15 +645,21 @@ def table_status(
             )
             if run is not None:
                 status.last_run = (
-                    f"{run.status} {timezone.localtime(run.started_at):%Y-%m-%d %H:%M}"
+                    f"{run_state(run, live)} {timezone.localtime(run.started_at):%Y-%m-%d %H:%M}"
                 )
             if item.table is None:
                 status.error = item.error
                 continue
+            if failure and time.monotonic() >= ends:
+                status.error = (
+                    f"not read, SMOLQWERY_STATUS_DEADLINE ({limit:g} s) spent on an earlier "
+                    f"table: {failure}"
+                )
+                continue
             try:
                 found = done_days(wh, item.table, first, tz)  # reads only: no adoption here
             except Exception as exc:
-                status.error = _message(exc)
+                status.error = failure = _message(exc)
                 continue
             ledger, done = found.ledger, found.days
             status.missing_days = pending_days(first, last, done)

@@ -91,6 +91,8 @@ class SmolqwerySettings:
     lock_timeout: float
     #: The one database alias whose ``migrate`` applies warehouse operations.
     database_alias: str = "default"
+    #: Seconds ``smolqwery_status`` and the admin page wait for the warehouse, in all.
+    status_deadline: float = 10.0
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -206,6 +208,7 @@ def get_settings() -> SmolqwerySettings:
         migrate_in_tests=bool(_get("SMOLQWERY_MIGRATE_IN_TESTS", False)),
         lock_timeout=_positive("SMOLQWERY_LOCK_TIMEOUT", 3600.0),
         database_alias=str(_get("SMOLQWERY_DATABASE_ALIAS") or "default"),
+        status_deadline=_positive("SMOLQWERY_STATUS_DEADLINE", 10.0),
     )
 
 

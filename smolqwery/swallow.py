@@ -14,7 +14,7 @@ drops a table unless ``SMOLQWERY_ALLOW_DROP`` is set. ``smolqwery_make_migration
 ``coconut`` attribute of migrations as existing warehouse state, so an upgrading project gets
 no new table; it does get one migration replacing the 0.1.3 delta views, which were wrong
 across missing days (D7). Importing this module also connects the dataset reconciliation
-of every ``migrate`` (:func:`smolqwery.operations.reconcile_dataset`).
+of ``migrate`` (:func:`smolqwery.operations.reconcile_dataset`).
 
 0.1.3 stored no table kind. It is inferred: a table whose first column is ``date DATE`` is
 date-aggregated on ``date`` (0.1.3 prepended that column to aggregated tables and nothing

@@ -43,6 +43,8 @@ from .activityapp.extractors import (
 from .activityapp.models import Item, Member, Visit
 from .fixtures.warehouses import make_batch
 
+pytestmark = pytest.mark.source_db
+
 D = datetime.date
 UTC = datetime.timezone.utc
 ONE_DAY = datetime.timedelta(days=1)

@@ -24,6 +24,7 @@ from django.urls import path, reverse
 from smolqwery import BaseExtractor, ExtractorType, sq_field
 from smolqwery.admin import ExportRunAdmin
 from smolqwery.charts import BAR_COLOUR, MISSING_COLOUR, bar_chart
+from smolqwery.locking import EXPORT_LOCK, acquire, owner_id
 from smolqwery.models import ExportRun
 from smolqwery.warehouses.duckdb import DuckDBWarehouse
 from tests.fixtures.warehouses import PARIS, make_batch
@@ -456,11 +457,28 @@ def test_unique_run_ids_do_not_mix(staff_client: Client, warehouse_path: Path) -
 
 
 def test_last_run_still_running(staff_client: Client, warehouse_path: Path) -> None:
+    """Running while its process holds the lock (here: this process)."""
     run("live", "signups", ExportRun.Status.SUCCESS, 4)
     run("live", "click", ExportRun.Status.RUNNING, 2)
+    lease = acquire(EXPORT_LOCK, owner_id("live"), 600)
     html = staff_client.get(OVERVIEW).content.decode()
-    assert "still running (or killed before it finished)" in html
+    lease.release()
+    assert "still running" in html and "interrupted" not in html
     assert "no failure" not in html
+
+
+def test_last_run_interrupted_when_its_process_is_gone(
+    staff_client: Client, warehouse_path: Path
+) -> None:
+    """Marked running, but no live process holds the lock: killed (a real kill is in
+    tests/test_dead_holder.py)."""
+    run("dead", "click", ExportRun.Status.RUNNING, 2)
+    html = staff_client.get(OVERVIEW).content.decode()
+    assert "still running" not in html
+    assert re.search(r"<strong[^>]*>interrupted</strong>", html)
+    assert re.search(r'class="last-run">\s*interrupted, ', html)
+    changelist = staff_client.get(reverse("admin:smolqwery_exportrun_changelist"))
+    assert re.search(r'<td class="field-state">interrupted</td>', changelist.content.decode())
 
 
 def test_unreachable_bigquery_is_a_message_not_a_500(
@@ -480,7 +498,7 @@ def test_unreachable_bigquery_is_a_message_not_a_500(
     settings.SMOLQWERY_BIGQUERY_ANONYMOUS = True
     settings.SMOLQWERY_BIGQUERY_PROJECT = "admin-test-project"
     settings.SMOLQWERY_BIGQUERY_API_ENDPOINT = f"http://127.0.0.1:{port}"
-    monkeypatch.setattr("smolqwery.admin_views.WAREHOUSE_DEADLINE", 1.0)
+    settings.SMOLQWERY_STATUS_DEADLINE = 1
 
     response = staff_client.get(OVERVIEW)
     assert response.status_code == 200

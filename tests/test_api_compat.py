@@ -102,3 +102,22 @@ def test_extraction_manager_and_checks_with_readme_settings() -> None:
         extractors = list(ExtractionManager().get_extractors())
         assert check_extractors() == []
     assert [type(e) for e in extractors] == [readme.UserExtractor, readme.EmailExtractor]
+
+
+def test_production_code_never_imports_a_mock_library() -> None:
+    """D14: 0.1.3 imported ``unittest.mock`` at run time for a mock mode that did not work."""
+    import ast
+    from pathlib import Path
+
+    import smolqwery
+
+    offenders = []
+    for path in Path(smolqwery.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("unittest")]
+    assert offenders == []

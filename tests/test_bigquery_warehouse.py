@@ -10,10 +10,11 @@ import logging
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import requests
@@ -24,7 +25,13 @@ from smolqwery.errors import ConfigurationError, WarehouseError
 from smolqwery.rows import arrow_schema
 from smolqwery.settings import get_settings
 from smolqwery.warehouses import get_warehouse
-from smolqwery.warehouses.bigquery import BigQueryWarehouse, write_parquet
+from smolqwery.warehouses.base import DayBatch, relaxed_schema
+from smolqwery.warehouses.bigquery import (
+    BigQueryWarehouse,
+    load_job_id,
+    staging_name,
+    write_parquet,
+)
 from smolqwery.warehouses.retry import is_transient
 
 from .fixtures.emulator import Emulator
@@ -165,24 +172,133 @@ def test_staging_table_is_nullable_expiring_and_dropped(
     assert [t for t in bigquery_warehouse.list_tables() if t.startswith("smolqwery_staging")] == []
 
 
-def test_a_repeated_load_request_never_loads_twice(
+def _staged_file(wh: BigQueryWarehouse, tmp_path: Path, rows: int) -> tuple[DayBatch, str, str]:
+    """A batch of ``rows`` events written to Parquet, and an empty staging table for it."""
+    wh.create_table(EVENTS)
+    batch = make_batch(
+        EVENTS, D(2024, 5, 1), rows=[event(paris(2024, 5, 1, h), h) for h in range(rows)]
+    )
+    path = str(tmp_path / "rows.parquet")
+    assert write_parquet(batch.chunks, relaxed_schema(arrow_schema(EVENTS)), path) == rows
+    name, _ = wh._create_staging(EVENTS, batch)
+    return batch, path, name
+
+
+def _loader(wh: BigQueryWarehouse, staging: str, path: str) -> Callable[[str], Any]:
+    config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET)
+
+    def submit(job_id: str) -> Any:
+        with open(path, "rb") as fh:
+            return wh.client.load_table_from_file(
+                fh, wh._ref(staging), job_id=job_id, job_config=config, num_retries=0
+            )
+
+    return submit
+
+
+@pytest.mark.emulator
+def test_a_409_on_a_load_that_succeeded_is_picked_up_not_loaded_twice(
+    bigquery_warehouse: BigQueryWarehouse, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The retry after a lost answer submits the same id: the job is found, not run again."""
+    _, path, staging = _staged_file(bigquery_warehouse, tmp_path, 5)
+    base = f"test_load_{uuid.uuid4().hex}"
+    submit = _loader(bigquery_warehouse, staging, path)
+    first = bigquery_warehouse._run_job("load", submit, lambda n: f"{base}_g{n}")
+    with caplog.at_level(logging.INFO, logger="smolqwery"):
+        again = bigquery_warehouse._run_job("load", submit, lambda n: f"{base}_g{n}")
+    assert first.job_id == again.job_id == f"{base}_g0"
+    assert "exists already (DONE): polling it" in caplog.text
+    assert len(bigquery_warehouse.fetch_rows(staging)) == 5
+
+
+@pytest.mark.emulator
+def test_a_failed_load_job_is_run_again_under_a_new_id(
     bigquery_warehouse: BigQueryWarehouse, tmp_path: Path
 ) -> None:
-    """The load job id is deterministic: the second request gets a 409 and waits for the first."""
-    bigquery_warehouse.create_table(EVENTS)
-    rows = [event(paris(2024, 5, 1, h), h) for h in range(5)]
-    batch = make_batch(EVENTS, D(2024, 5, 1), rows=rows)
-    path = str(tmp_path / "rows.parquet")
-    from smolqwery.warehouses.base import relaxed_schema
+    """A 409 on a job that ended in error moves to the next generation instead of waiting on
+    the dead job until the deadline (the old behaviour)."""
+    _, path, staging = _staged_file(bigquery_warehouse, tmp_path, 5)
+    bad = str(tmp_path / "bad.parquet")  # a schema mismatch: user_id as text
+    pq.write_table(pa.table({"user_id": ["x", "y"]}), bad)
+    base = f"test_load_{uuid.uuid4().hex}"
+    dead = _loader(bigquery_warehouse, staging, bad)(f"{base}_g0")
+    with pytest.raises(gexc.BadRequest):
+        dead.result()
+    job = bigquery_warehouse._run_job(
+        "load", _loader(bigquery_warehouse, staging, path), lambda n: f"{base}_g{n}"
+    )
+    assert job.job_id == f"{base}_g1"
+    assert job.error_result is None
+    assert bigquery_warehouse.client.get_job(f"{base}_g0").error_result["reason"] == "invalid"
+    assert len(bigquery_warehouse.fetch_rows(staging)) == 5
 
-    assert write_parquet(batch.chunks, relaxed_schema(arrow_schema(EVENTS)), path) == 5
-    name, created = bigquery_warehouse._create_staging(EVENTS, batch)
-    try:
-        for _ in range(2):
-            bigquery_warehouse._load("test", EVENTS, batch, name, created, path)
-        assert len(bigquery_warehouse.fetch_rows(name)) == 5
-    finally:
-        bigquery_warehouse._drop_staging(name)
+
+@pytest.mark.emulator
+def test_a_load_that_fails_by_itself_is_reported_at_once(
+    bigquery_warehouse: BigQueryWarehouse, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, _, staging = _staged_file(bigquery_warehouse, tmp_path, 1)
+    bad = str(tmp_path / "bad.parquet")
+    pq.write_table(pa.table({"user_id": ["x"]}), bad)
+    base = f"test_load_{uuid.uuid4().hex}"
+    with (
+        caplog.at_level(logging.WARNING, logger="smolqwery"),
+        pytest.raises(WarehouseError) as info,
+    ):
+        bigquery_warehouse._run_job(
+            "replace days: load",
+            _loader(bigquery_warehouse, staging, bad),
+            lambda n: f"{base}_g{n}",
+        )
+    message = str(info.value)
+    assert message.startswith("replace days: load: 400 BadRequest")
+    assert "\n" not in message
+    assert "retrying" not in caplog.text
+    assert bigquery_warehouse.fetch_rows(staging) == []
+
+
+@pytest.mark.emulator
+def test_a_query_job_found_by_a_409_is_polled_never_resubmitted(
+    bigquery_warehouse: BigQueryWarehouse,
+) -> None:
+    """A DML job already submitted (its answer lost, or still running) is waited for: its
+    INSERT runs once."""
+    wh = bigquery_warehouse
+    wh.create_table(DAILY)
+    sql = f"INSERT INTO {wh.qualified_name('daily_totals')} (date, users) VALUES (@d, 7)"
+    params = [bigquery.ScalarQueryParameter("d", "DATE", D(2024, 1, 1))]
+    base = f"test_query_{uuid.uuid4().hex}"
+
+    def submit(job_id: str) -> Any:
+        return wh.client.query(
+            sql,
+            job_config=bigquery.QueryJobConfig(query_parameters=params),
+            job_id=job_id,
+            job_retry=None,
+        )
+
+    for _ in range(2):
+        job = wh._run_job("insert", submit, lambda n: f"{base}_g{n}")
+        assert job.job_id == f"{base}_g0"
+    assert [r["users"] for r in wh.fetch_rows("daily_totals")] == [7]
+
+
+@pytest.mark.emulator
+def test_each_load_generation_has_its_own_staging_table_all_dropped(
+    bigquery_warehouse: BigQueryWarehouse,
+) -> None:
+    batch = make_batch(EVENTS, D(2024, 5, 1), rows=[event(paris(2024, 5, 1), 1)])
+    names = {staging_name(batch, n) for n in range(3)}
+    assert len(names) == 3
+    assert all(n.startswith("smolqwery_staging_events_") for n in names)
+    created = "2024-05-01T00:00:00+00:00"
+    assert load_job_id(batch, created, 0) != load_job_id(batch, created, 1)
+    assert load_job_id(batch, created, 1).endswith("_g1")
+    bigquery_warehouse.create_table(EVENTS)
+    bigquery_warehouse.replace_days(batch)
+    assert [t for t in bigquery_warehouse.list_tables() if t.startswith("smolqwery_staging")] == []
+    assert [r["user_id"] for r in bigquery_warehouse.fetch_rows("events")] == [1]
 
 
 def test_replace_days_in_a_dataset_elsewhere_without_ensure(bigquery_emulator: Emulator) -> None:

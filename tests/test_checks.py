@@ -230,6 +230,7 @@ def test_e010_module_path_instead_of_label() -> None:
         ({"SMOLQWERY_EXTRACTORS": "myapp.UserExtractor"}, "SMOLQWERY_EXTRACTORS"),
         ({"SMOLQWERY_DATASET_LABELS": ["env"]}, "SMOLQWERY_DATASET_LABELS"),
         ({"SMOLQWERY_ACL_GROUPS": "team@example.com"}, "SMOLQWERY_ACL_GROUPS"),
+        ({"SMOLQWERY_STATUS_DEADLINE": "10s"}, "SMOLQWERY_STATUS_DEADLINE"),
     ],
 )
 def test_e011_other_invalid_setting(overrides: dict[str, object], setting: str) -> None:
@@ -272,3 +273,36 @@ def test_several_problems_reported_together() -> None:
     ):
         ids = sorted(m.id or "" for m in run_all())
     assert ids == ["smolqwery.E001", "smolqwery.E002", "smolqwery.E005", "smolqwery.E010"]
+
+
+LIMITS = "tests.checkapp.limits"
+
+
+def test_e030_bigquery_limits_before_any_call(no_adc: None, tmp_path: Path) -> None:
+    """Clustering and description limits BigQuery enforces (the emulator does not)."""
+    key = keys.write_key_file(tmp_path / "key.json")
+    extractors = [f"{LIMITS}.FiveClusteringColumns", f"{LIMITS}.LongDescriptions"]
+    with override_settings(
+        SMOLQWERY_WAREHOUSE="bigquery",
+        SMOLQWERY_GOOGLE_CREDENTIALS_FILE=str(key),
+        SMOLQWERY_EXTRACTORS=extractors,
+    ):
+        messages = check_extractors()
+    assert [m.id for m in messages] == ["smolqwery.E030"] * 3, [str(m) for m in messages]
+    texts = [m.msg for m in messages]
+    assert "clusters on 5 columns (a, b, c, d, e); BigQuery allows at most 4" in texts[0]
+    assert "description of 16,385 characters; BigQuery allows at most 16,384" in texts[1]
+    assert "column 'users' of table 'verbose' has a description of 1,025" in texts[2]
+    assert all("\n" not in m.msg and m.hint for m in messages)
+
+
+def test_e030_only_for_bigquery_and_not_at_the_limits(no_adc: None, tmp_path: Path) -> None:
+    with override_settings(SMOLQWERY_EXTRACTORS=[f"{LIMITS}.FiveClusteringColumns"]):
+        assert check_extractors() == []  # DuckDB has no such limits
+    key = keys.write_key_file(tmp_path / "key.json")
+    with override_settings(
+        SMOLQWERY_WAREHOUSE="bigquery",
+        SMOLQWERY_GOOGLE_CREDENTIALS_FILE=str(key),
+        SMOLQWERY_EXTRACTORS=[f"{LIMITS}.AtTheLimits"],
+    ):
+        assert check_extractors() == []

@@ -35,7 +35,7 @@ from tests.exportapp.testing import (
 )
 from tests.fixtures.crash import EVENT_TABLE
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.source_db]
 
 MORNING = datetime.datetime(YEAR, 6, 4, 6, 0, tzinfo=PARIS)
 

@@ -31,7 +31,7 @@ from tests.fixtures.crash import (
     stage_of,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.source_db]
 
 #: Kill points tried per warehouse; a few may not be reached (a poll that did not happen).
 KILL_POINTS = 22
@@ -60,6 +60,7 @@ def kill_then_recover(scenario: Scenario, plan: Plan) -> Outcome:
         if f"KILL {plan.encode()}" not in first.trace:
             outcome.failure = f"{where}: killed, but not at its checkpoint:\n{first.describe()}"
             return outcome
+        scenario.settle()
         partial = scenario.problems(complete=False)
         if partial:
             outcome.failure = f"{where}: inconsistent right after the kill: {partial}"

@@ -4,13 +4,27 @@ when a run loses its lease in the middle."""
 from __future__ import annotations
 
 import datetime
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import time_machine
+from django.utils import timezone
 
 from smolqwery.errors import ExportLockedError
-from smolqwery.locking import EXPORT_LOCK, LeaseLostError, acquire, export_lock, owner_id
+from smolqwery.locking import (
+    EXPORT_LOCK,
+    LeaseLostError,
+    acquire,
+    export_lock,
+    holder_is_dead,
+    live_run_id,
+    owner_id,
+)
 from smolqwery.models import ExportLock, ExportRun
 from smolqwery.reporting import Progress
 from smolqwery.runner import export
@@ -32,7 +46,7 @@ from tests.exportapp.testing import (
     source_counts,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.source_db]
 
 NOW = datetime.datetime(YEAR, 6, 10, 4, 0, tzinfo=PARIS)
 
@@ -162,3 +176,73 @@ def test_d06_exactly_once_even_when_a_run_loses_its_lease(
     assert len(rows) == len(set(rows)) == sum(expected.values())
     a = ExportRun.objects.exclude(run_id=outcome["b"].run_id).get()
     assert a.status == "failed" and "taken over" in a.error and a.days == 3
+
+
+# -- holders that died on this host (issue 13) -------------------------------------------------
+
+
+def _lock_of(pid: int, acquired: datetime.datetime, host: str | None = None) -> ExportLock:
+    return ExportLock.objects.create(
+        name=EXPORT_LOCK,
+        owner=f"{host or socket.gethostname()}:{pid}:held",
+        acquired_at=acquired,
+        expires_at=acquired + datetime.timedelta(hours=1),
+    )
+
+
+def _exited_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_dead_holder_of_this_host_is_taken_over_at_once() -> None:
+    """The lease has an hour to run, but no process has its pid any more."""
+    _lock_of(_exited_pid(), timezone.now())
+    assert live_run_id() is None
+    lease = acquire(EXPORT_LOCK, owner_id("next"), 3600)
+    assert ExportLock.objects.get().owner == lease.owner == owner_id("next")
+    assert live_run_id() == "next"  # this process: alive
+
+
+def test_a_killed_holder_not_yet_reaped_is_dead() -> None:
+    """A zombie (killed, its parent has not waited for it) still has its pid; it is dead."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = _lock_of(proc.pid, timezone.now())
+        assert not holder_is_dead(lock)  # alive, and started before it took the lock
+        with pytest.raises(ExportLockedError):
+            acquire(EXPORT_LOCK, owner_id("next"), 3600)
+        proc.kill()
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.01)
+        assert holder_is_dead(lock)
+        acquire(EXPORT_LOCK, owner_id("next"), 3600)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_reused_pid_does_not_keep_a_dead_holder_alive() -> None:
+    """The pid runs again, but that process started after the lease was acquired."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = _lock_of(proc.pid, timezone.now() - datetime.timedelta(minutes=10))
+        assert holder_is_dead(lock)
+        assert acquire(EXPORT_LOCK, owner_id("next"), 3600).owner == owner_id("next")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_holders_elsewhere_keep_their_lease_until_it_expires() -> None:
+    """Another host's pid says nothing here; nor does an owner in an unknown format."""
+    lock = _lock_of(_exited_pid(), timezone.now(), host="another-host")
+    assert not holder_is_dead(lock)
+    assert live_run_id() == "held"
+    with pytest.raises(ExportLockedError, match="another-host"):
+        acquire(EXPORT_LOCK, owner_id("next"), 3600)
+    ExportLock.objects.update(owner="legacy owner", expires_at=timezone.now())
+    assert not holder_is_dead(ExportLock.objects.get())
+    assert live_run_id() is None  # expired: taken over by the next run
+    acquire(EXPORT_LOCK, owner_id("next"), 3600)

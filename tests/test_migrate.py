@@ -23,6 +23,8 @@ from smolqwery.warehouses.base import Warehouse
 from .fixtures.warehouses import make_batch
 from .migapp.harness import Project
 
+pytestmark = pytest.mark.source_db
+
 EXPECTED = ["email", "smolqwery_ledger", "user", "user_delta"]
 
 
@@ -187,6 +189,34 @@ def test_d11_every_migrate_reconciles_the_dataset(project: Project, target: Targ
     # Not on another database alias.
     proc = project.manage("migrate", "--database", "other")
     assert "reconciled" not in proc.stderr
+
+
+def test_migrate_with_nothing_to_apply_leaves_the_warehouse_alone(
+    project: Project, target: Target
+) -> None:
+    """Same settings, nothing to apply: the warehouse is not opened (issue 13), so a deploy's
+    migrate neither needs it nor waits for it. Here it could not: on DuckDB the file is gone
+    (opening would create it), on BigQuery the endpoint accepts connections and never answers
+    (opening would hang)."""
+    import socket
+
+    project.manage("migrate")
+    if target.name == "duckdb":
+        (project.run_dir / "warehouse.duckdb").unlink()
+        proc = project.manage("migrate", "-v", "2")
+        assert not (project.run_dir / "warehouse.duckdb").exists()
+    else:
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(16)
+            endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+            proc = project.manage("migrate", "-v", "2", env={"SQ_BQ_ENDPOINT": endpoint})
+    assert "No migrations to apply" in proc.stdout
+    assert "reconciled" not in proc.stderr
+    # Changed dataset settings still reach the warehouse, once.
+    labels = {"SQ_LABELS": '{"env": "prod"}'}
+    assert "reconciled with the settings" in project.manage("migrate", env=labels).stderr
+    assert "reconciled" not in project.manage("migrate", env=labels).stderr
 
 
 def test_no_warehouse_migrations_no_reconciliation(tmp_path: Path, target: Target) -> None:

@@ -114,3 +114,24 @@ def test_emulator_down_before_the_run_fails_within_the_deadline(
     again = scenario.run()
     assert again.returncode == 0 and not again.locked_out, again.describe()
     assert scenario.problems() == []
+
+
+def test_status_with_the_emulator_down_answers_within_its_own_deadline(
+    own_emulator: Restartable, crash_scenarios: ScenarioFactory
+) -> None:
+    """Monitoring during an outage: every table unreadable, exit 2, after the status deadline
+    (2 s), not the export's (600 s, per table). A hang is killed by the harness and fails."""
+    scenario = crash_scenarios.new(
+        "bigquery",
+        own_emulator.current,
+        days=2,
+        settings={"SMOLQWERY_RETRY_DEADLINE": 600, "SMOLQWERY_STATUS_DEADLINE": 2},
+    )
+    own_emulator.stop()
+    result = scenario.run(command="smolqwery_status", timeout=120)
+    assert result.returncode == 2, result.describe()
+    assert "Traceback" not in result.output, result.describe()
+    for table in ("crash_event", "crash_daily"):
+        assert f"{table} cannot be read" in result.stderr, result.describe()
+    assert "Connection refused" in result.stderr, result.describe()
+    assert "SMOLQWERY_STATUS_DEADLINE (2 s) spent" in result.stderr, result.describe()

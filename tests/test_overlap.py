@@ -2,7 +2,8 @@
 
 Real ``smolqwery_extract`` processes on one project: started together; started while another
 holds the lock in the middle of a transaction (it is paused there by the kill switch); with
-``--wait``; after the lock holder was killed (its lease must expire, then be taken over); and
+``--wait``; after the lock holder was killed on another host (its lease must expire, then be
+taken over; on this host it is taken over at once, ``tests/test_dead_holder.py``); and
 a holder stalled past its lease, which must stop rather than write over its successor.
 """
 
@@ -17,7 +18,7 @@ import pytest
 from tests.crashapp.killswitch import Plan
 from tests.fixtures.crash import LOCKED_MESSAGE, Scenario, ScenarioFactory, paused_child
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.source_db]
 
 KINDS = ["duckdb", pytest.param("bigquery", marks=pytest.mark.emulator)]
 
@@ -97,13 +98,23 @@ def test_wait_option_waits_for_the_running_export(make_scenario: Any) -> None:
     assert scenario.problems() == []
 
 
+#: The lock's owner as a run on another host would have written it (same pid and run id).
+MOVE_LOCK_ELSEWHERE = (
+    "from smolqwery.models import ExportLock; lock = ExportLock.objects.get(); "
+    "lock.owner = 'another-host:' + lock.owner.split(':', 1)[1]; lock.save()"
+)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_lock_of_a_killed_export_is_taken_over_once_expired(kind: str, make_scenario: Any) -> None:
+    """Killed on another host: nothing here can tell it is dead, its lease must run out."""
     lease = 10.0
     scenario = make_scenario(kind, SMOLQWERY_LOCK_TIMEOUT=lease)
     killed = scenario.run(plan=Plan("extract.yield", "at", 2))
     assert killed.killed, killed.describe()
     died = time.monotonic()
+    elsewhere = scenario.run("-c", MOVE_LOCK_ELSEWHERE, command="shell")
+    assert elsewhere.returncode == 0, elsewhere.describe()
     blocked = scenario.run()
     if time.monotonic() - died < lease - 1:  # the child started well within the lease
         assert blocked.locked_out, blocked.describe()

@@ -45,7 +45,7 @@ from tests.exportapp.testing import (
     source_counts,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.source_db]
 
 
 @pytest.fixture

@@ -184,6 +184,7 @@ def test_parse_date_refuses(value: object) -> None:
         ("SMOLQWERY_BATCH_DAYS", 1.5),
         ("SMOLQWERY_RETRY_DEADLINE", -1),
         ("SMOLQWERY_LOCK_TIMEOUT", "1h"),
+        ("SMOLQWERY_STATUS_DEADLINE", 0),
         ("SMOLQWERY_EXTRACTORS", "a.B"),
         ("SMOLQWERY_EXTRACTORS", [1]),
         ("SMOLQWERY_ACL_GROUPS", "group@example.com"),

@@ -162,3 +162,12 @@ def test_d20_status_and_admin_read_a_0_1_3_table_without_writing(wh: Warehouse) 
     assert events.rows == 3 + 5 * 2  # three legacy rows, two events a day from the 6th
     row = next(t for t in overview.tables if t.table == "event_row")
     assert (row.lag_days, row.exported_days, row.recent_rows) == (0, 10, 13)
+
+
+def test_invalid_settings_exit_2_status_unknown(settings: Any) -> None:
+    """Monitoring must not read "late" (1) when it cannot tell at all (2)."""
+    settings.SMOLQWERY_FIRST_DATE = d(6, 1)
+    settings.SMOLQWERY_STATUS_DEADLINE = "10 s"
+    with pytest.raises(CommandError, match="SMOLQWERY_STATUS_DEADLINE must be") as info:
+        status()
+    assert info.value.returncode == 2

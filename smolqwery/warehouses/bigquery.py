@@ -4,13 +4,15 @@ Replacing days (``replace_days``):
 
 1. the batch's record batches are written to a temporary Parquet file (streamed, bounded
    memory);
-2. a staging table ``smolqwery_staging_<table>_<hash>`` is created with the table's schema and
-   an expiration (a safety net if the process dies);
-3. the file is loaded into it by a load job — free, unlike streaming inserts — whose id is
-   derived from (table, first day, last day, run id, staging table): a retried request gets a
-   409 and waits for the job it already started instead of loading twice;
-4. one multi-statement transaction deletes the batch's days from the table, inserts the staged
-   rows and rewrites the ledger rows of those days — all or nothing;
+2. a staging table ``smolqwery_staging_<table>_<hash>_g<n>`` is created with the table's schema
+   and an expiration (a safety net if the process dies);
+3. the file is loaded into it by a load job — free, unlike streaming inserts — under a
+   deterministic id (see :meth:`BigQueryWarehouse._run_job`): a retried request gets a 409 and
+   polls the job it already started instead of loading twice; a job that ended in error is run
+   again as generation ``n + 1``, under a new id, into a fresh staging table;
+4. one multi-statement transaction, a query job under the same rules, deletes the batch's days
+   from the table, inserts the staged rows and rewrites the ledger rows of those days — all or
+   nothing;
 5. the staging table is dropped.
 
 Many days share one load job, which keeps backfills far below BigQuery's 1,500 table
@@ -25,7 +27,8 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, SchemaMismatchError, WarehouseError
@@ -39,7 +42,7 @@ from ..identifiers import (
 )
 from ..rows import arrow_schema
 from ..schema import Column, TableSchema
-from . import retry
+from . import bigquery_errors, retry
 from .base import (
     LEDGER_COLUMNS,
     LEDGER_TABLE,
@@ -125,6 +128,50 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
 
 
+def staging_name(batch: DayBatch, generation: int) -> str:
+    """The staging table of one generation of a batch's load (one table per job)."""
+    table = batch.table.name
+    digest = _digest(table, batch.first_day, batch.last_day, batch.run_id)[:10]
+    return validate_table_name(f"{RESERVED_PREFIX}staging_{table[:900]}_{digest}_g{generation}")
+
+
+def load_job_id(batch: DayBatch, created: str, generation: int) -> str:
+    """Deterministic per (table, days, run, staging table's creation), with the generation as
+    suffix: a retried request for the same staging table finds its job (409) and never loads
+    twice; a recreated staging table, or the next generation, gets a new id."""
+    table = batch.table.name
+    digest = _digest(table, batch.first_day, batch.last_day, batch.run_id, created)[:16]
+    return (
+        f"smolqwery_load_{table[:200]}_{batch.first_day:%Y%m%d}_{batch.last_day:%Y%m%d}_"
+        f"{digest}_g{generation}"
+    )
+
+
+def _wait(job: Any, timeout: float = JOB_TIMEOUT) -> None:
+    """Poll a job until it is done (raising its error); a query job is never resubmitted."""
+    from google.cloud import bigquery
+
+    if isinstance(job, bigquery.QueryJob):
+        job.result(retry=_ONCE, job_retry=None, timeout=timeout)
+    else:
+        job.result(retry=_ONCE, timeout=timeout)
+
+
+def _session(credentials: Any, limit: float) -> Any:
+    """An authorized HTTP session whose requests all give up after ``limit`` seconds."""
+    from google.auth.transport.requests import AuthorizedSession
+
+    class BoundedSession(AuthorizedSession):  # type: ignore[misc]
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            timeout = kwargs.get("timeout")
+            if timeout is None or isinstance(timeout, (int, float)):
+                kwargs["timeout"] = limit if timeout is None else min(float(timeout), limit)
+            kwargs["max_allowed_time"] = kwargs.get("max_allowed_time") or limit
+            return super().request(method, url, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    return BoundedSession(credentials, refresh_timeout=limit)  # type: ignore[no-untyped-call]
+
+
 class BigQueryWarehouse(Warehouse):
     """Export tables in a BigQuery dataset."""
 
@@ -148,14 +195,22 @@ class BigQueryWarehouse(Warehouse):
         self.labels = dict(labels or {})
         self.acl_groups = tuple(acl_groups)
         self.retry_deadline = retry_deadline
+        #: A job is waited for at most this long per attempt (shorter for status readers).
+        self.job_timeout = JOB_TIMEOUT
         #: The API address, named in errors when it cannot be reached.
         self.endpoint: str | None = getattr(
             getattr(client, "_connection", None), "API_BASE_URL", None
         )
 
     @classmethod
-    def from_settings(cls, config: SmolqwerySettings) -> BigQueryWarehouse:
-        """A client with the configured credentials, always with an explicit project."""
+    def from_settings(
+        cls, config: SmolqwerySettings, *, request_timeout: float | None = None
+    ) -> BigQueryWarehouse:
+        """A client with the configured credentials, always with an explicit project.
+
+        ``request_timeout`` bounds every HTTP request (connect and each read): without it a
+        request to an endpoint that accepts and never answers waits forever.
+        """
         from google.cloud import bigquery
 
         from ..settings import bigquery_credentials
@@ -178,8 +233,9 @@ class BigQueryWarehouse(Warehouse):
             credentials=credentials,
             client_options=options,
             location=config.dataset_location,
+            _http=None if request_timeout is None else _session(credentials, request_timeout),
         )
-        return cls(
+        warehouse = cls(
             client,
             config.dataset,
             location=config.dataset_location,
@@ -187,6 +243,9 @@ class BigQueryWarehouse(Warehouse):
             acl_groups=config.acl_groups,
             retry_deadline=config.retry_deadline,
         )
+        if request_timeout is not None:
+            warehouse.job_timeout = min(JOB_TIMEOUT, request_timeout)
+        return warehouse
 
     def __repr__(self) -> str:
         return f"BigQueryWarehouse(project={self.project!r}, dataset={self.dataset!r})"
@@ -197,7 +256,65 @@ class BigQueryWarehouse(Warehouse):
     # -- helpers -------------------------------------------------------------------------
 
     def _call(self, operation: str, fn: Any) -> Any:
-        return retry.call(operation, fn, self.retry_deadline, self.endpoint)
+        return retry.call(operation, fn, self.retry_deadline, self.endpoint, self._target)
+
+    @property
+    def _target(self) -> bigquery_errors.Target:
+        return bigquery_errors.Target(self.project, self.dataset)
+
+    def _run_job(
+        self,
+        operation: str,
+        submit: Callable[[str], Any],
+        job_id: Callable[[int], str],
+    ) -> Any:
+        """Run one job exactly once under retries; return it, done.
+
+        ``job_id(n)`` names generation ``n`` of the job (it may prepare what the job needs, a
+        fresh staging table) and is called once per generation. A retry after a lost answer or a
+        poll that timed out submits the same id again: the 409 means the job exists, and it is
+        polled, never submitted twice — a load that succeeded is not loaded again, a query still
+        running is waited for. Only a job that *ended in error* moves on to generation ``n + 1``:
+        at once if it was found by a 409 (a dead job of an earlier attempt), through the normal
+        retry rules if it was this attempt's own job (transient reasons are retried, others
+        raised).
+        """
+        from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
+
+        generation = 0
+        ids: dict[int, str] = {}
+
+        def once() -> Any:
+            nonlocal generation
+            current = generation
+            if current not in ids:
+                ids[current] = job_id(current)
+            attached = False
+            try:
+                job = submit(ids[current])
+            except Conflict:
+                attached = True
+                try:
+                    job = self.client.get_job(ids[current], location=self._location(), retry=_ONCE)
+                except NotFound as exc:  # BigQuery may answer 404 just after the 409
+                    raise retry.TryAgain(f"job {ids[current]} not visible yet") from exc
+                logger.info(
+                    "%s: job %s exists already (%s): polling it", operation, job.job_id, job.state
+                )
+            try:
+                _wait(job, self.job_timeout)
+            except GoogleAPICallError as exc:
+                if job.state != "DONE" or not job.error_result:
+                    raise  # the poll failed, not the job: poll it again
+                generation = current + 1
+                if attached:
+                    raise retry.TryAgain(
+                        f"job {job.job_id} had failed: running it again as generation {generation}"
+                    ) from exc
+                raise
+            return job
+
+        return self._call(operation, once)
 
     def _ref(self, name: str) -> str:
         """``project.dataset.table`` for the client's API calls."""
@@ -218,7 +335,7 @@ class BigQueryWarehouse(Warehouse):
             retry=_ONCE,
             job_retry=_ONCE,
         )
-        return list(job.result(retry=_ONCE, timeout=JOB_TIMEOUT))
+        return list(job.result(retry=_ONCE, timeout=self.job_timeout))
 
     def _location(self) -> str | None:
         """The dataset's location, where its jobs run (read once if not configured)."""
@@ -269,6 +386,7 @@ class BigQueryWarehouse(Warehouse):
                 logger.info("created dataset %s", ref)
             except Conflict:
                 dataset = self.client.get_dataset(ref, retry=_ONCE)
+        self._refuse_expiring(dataset)
         # Jobs run where the dataset is; jobs.get needs that location outside the US/EU.
         self._job_location = dataset.location or self.location
         if self.location and dataset.location and dataset.location.lower() != self.location.lower():
@@ -301,10 +419,21 @@ class BigQueryWarehouse(Warehouse):
                 raise retry.TryAgain("dataset changed meanwhile; reconciling again") from exc
             logger.info("updated %s of dataset %s", " and ".join(fields), ref)
 
+    def _refuse_expiring(self, dataset: bigquery.Dataset) -> None:
+        """Default expirations would delete exported days and the ledger: refuse (at migrate)."""
+        error = bigquery_errors.dataset_expiration_error(
+            self._target,
+            dataset.default_table_expiration_ms,
+            dataset.default_partition_expiration_ms,
+        )
+        if error is not None:
+            raise error
+
     # -- tables and views ----------------------------------------------------------------
 
     def create_table(self, table: TableSchema) -> bool:
         validate_table_identifiers(table)
+        bigquery_errors.check_limits(table)
         return self._ensure_table(table, partition=True)
 
     def _ensure_table(self, table: TableSchema, *, partition: bool) -> bool:
@@ -314,6 +443,10 @@ class BigQueryWarehouse(Warehouse):
         def once() -> bool:
             existing = self._get_table(table.name)
             if existing is None:
+                # A new table would inherit the dataset's default expirations.
+                self._refuse_expiring(
+                    self.client.get_dataset(f"{self.project}.{self.dataset}", retry=_ONCE)
+                )
                 new = bigquery.Table(self._ref(table.name), schema=schema_fields(table.columns))
                 new.description = table.description or None
                 if partition:
@@ -352,6 +485,14 @@ class BigQueryWarehouse(Warehouse):
                 + "; ".join(differences)
             )
         partitioning = existing.time_partitioning
+        expiring = bigquery_errors.table_expiration_error(
+            self._target,
+            table.name,
+            existing.expires is not None,
+            partitioning.expiration_ms if partitioning is not None else None,
+        )
+        if expiring is not None:
+            raise expiring
         if partition and (partitioning is None or partitioning.field != table.date_column):
             logger.warning(
                 "table %s is not partitioned by day on %s (made by an older smolqwery?): "
@@ -515,17 +656,15 @@ class BigQueryWarehouse(Warehouse):
         operation = f"replace days {batch.first_day}..{batch.last_day} of {table.name}"
         fd, path = tempfile.mkstemp(prefix="smolqwery-", suffix=".parquet")
         os.close(fd)
-        staging: str | None = None
+        staged: list[str] = []  # every generation's staging table, dropped at the end
         try:
             total = write_parquet(batch.chunks, relaxed_schema(arrow_schema(table)), path)
-            if total:
-                staging, created = self._create_staging(table, batch)
-                self._load(operation, table, batch, staging, created, path)
-            self._call(operation, lambda: self._replace_transaction(batch, staging))
+            staging = self._stage(operation, batch, path, staged) if total else None
+            self._replace_transaction(operation, batch, staging)
         finally:
             os.unlink(path)
-            if staging is not None:
-                self._drop_staging(staging)
+            for name in staged:
+                self._drop_staging(name)
         logger.info(
             "replaced %d day(s) of %s (%d rows)",
             len(batch.windows),
@@ -533,71 +672,71 @@ class BigQueryWarehouse(Warehouse):
             total,
         )
 
-    def _create_staging(self, table: TableSchema, batch: DayBatch) -> tuple[str, str]:
-        """A fresh, empty staging table; returns its name and creation time."""
+    def _stage(self, operation: str, batch: DayBatch, path: str, staged: list[str]) -> str:
+        """Load the Parquet file into a fresh staging table; return the table's name.
+
+        Each generation of the load job gets a staging table of its own (appended to
+        ``staged``), so a table only ever receives the rows of one job.
+        """
         from google.cloud import bigquery
 
-        digest = _digest(table.name, batch.first_day, batch.last_day, batch.run_id)[:10]
-        name = validate_table_name(f"{RESERVED_PREFIX}staging_{table.name[:900]}_{digest}")
-
-        def once() -> str:
-            self.client.delete_table(self._ref(name), not_found_ok=True, retry=_ONCE)
-            # All NULLABLE: a NULL in a REQUIRED column then fails inside the transaction,
-            # which leaves the table and the ledger as they were.
-            relaxed = [dataclasses.replace(c, mode="NULLABLE") for c in table.columns]
-            staging = bigquery.Table(self._ref(name), schema=schema_fields(relaxed))
-            staging.expires = datetime.datetime.now(datetime.timezone.utc) + STAGING_EXPIRATION
-            staging.description = f"smolqwery staging for {table.name}; dropped after the load"
-            made = self.client.create_table(staging, retry=_ONCE)
-            return made.created.isoformat() if made.created else ""
-
-        created: str = self._call(f"create staging table for {table.name}", once)
-        return name, created
-
-    def _load(
-        self,
-        operation: str,
-        table: TableSchema,
-        batch: DayBatch,
-        staging: str,
-        created: str,
-        path: str,
-    ) -> None:
-        from google.api_core.exceptions import Conflict
-        from google.cloud import bigquery
-
-        # Deterministic per (table, days, run, staging table): a retried request finds its job.
-        job_id = (
-            f"smolqwery_load_{table.name[:200]}_{batch.first_day:%Y%m%d}_{batch.last_day:%Y%m%d}_"
-            + _digest(table.name, batch.first_day, batch.last_day, batch.run_id, created)[:16]
-        )
+        table = batch.table
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
             # No schema here: the staging table has it (the emulator mangles BYTES otherwise).
         )
+        targets: dict[str, str] = {}
 
-        def once() -> None:
-            try:
-                with open(path, "rb") as fh:
-                    job = self.client.load_table_from_file(
-                        fh,
-                        self._ref(staging),
-                        job_id=job_id,
-                        job_config=config,
-                        location=self._location(),
-                        num_retries=0,
-                    )
-            except Conflict:
-                logger.info("load job %s exists already: waiting for it", job_id)
-                job = self.client.get_job(  # type: ignore[assignment]
-                    job_id, location=self._location(), retry=_ONCE
+        def job_id(generation: int) -> str:
+            name = staging_name(batch, generation)
+            if name not in staged:
+                staged.append(name)
+            created = self._create_staging_once(table, name)
+            ident = load_job_id(batch, created, generation)
+            targets[ident] = name
+            return ident
+
+        def submit(ident: str) -> Any:
+            with open(path, "rb") as fh:
+                return self.client.load_table_from_file(
+                    fh,
+                    self._ref(targets[ident]),
+                    job_id=ident,
+                    job_config=config,
+                    location=self._location(),
+                    num_retries=0,
                 )
-            job.result(retry=_ONCE, timeout=JOB_TIMEOUT)
 
-        self._call(f"{operation}: load", once)
+        job = self._run_job(f"{operation}: load", submit, job_id)
+        return targets[job.job_id]
 
-    def _replace_transaction(self, batch: DayBatch, staging: str | None) -> None:
+    def _create_staging(
+        self, table: TableSchema, batch: DayBatch, generation: int = 0
+    ) -> tuple[str, str]:
+        """A fresh, empty staging table; returns its name and creation time."""
+        name = staging_name(batch, generation)
+        created: str = self._call(
+            f"create staging table for {table.name}",
+            lambda: self._create_staging_once(table, name),
+        )
+        return name, created
+
+    def _create_staging_once(self, table: TableSchema, name: str) -> str:
+        """(Re)create staging table ``name`` empty; return its creation time."""
+        from google.cloud import bigquery
+
+        self.client.delete_table(self._ref(name), not_found_ok=True, retry=_ONCE)
+        # All NULLABLE: a NULL in a REQUIRED column then fails inside the transaction,
+        # which leaves the table and the ledger as they were.
+        relaxed = [dataclasses.replace(c, mode="NULLABLE") for c in table.columns]
+        staging = bigquery.Table(self._ref(name), schema=schema_fields(relaxed))
+        staging.expires = datetime.datetime.now(datetime.timezone.utc) + STAGING_EXPIRATION
+        staging.description = f"smolqwery staging for {table.name}; dropped after the load"
+        made = self.client.create_table(staging, retry=_ONCE)
+        return made.created.isoformat() if made.created else ""
+
+    def _replace_transaction(self, operation: str, batch: DayBatch, staging: str | None) -> None:
         from google.cloud import bigquery
 
         table = batch.table
@@ -651,7 +790,30 @@ class BigQueryWarehouse(Warehouse):
             "@exported_at FROM UNNEST(GENERATE_ARRAY(0, ARRAY_LENGTH(@days) - 1)) AS i;",
             "COMMIT TRANSACTION;",
         ]
-        self._query("\n".join(statements), params)
+        self._run_query(operation, "\n".join(statements), params, "replace")
+
+    def _run_query(
+        self, operation: str, sql: str, params: Sequence[Any], kind: str
+    ) -> bigquery.QueryJob:
+        """A query that changes data, run once through :meth:`_run_job` (polled if it is still
+        running, never resubmitted); returns the finished job."""
+        from google.cloud import bigquery
+
+        base = f"smolqwery_{kind}_{uuid.uuid4().hex}"
+        config = bigquery.QueryJobConfig(query_parameters=list(params))
+
+        def submit(ident: str) -> Any:
+            return self.client.query(
+                sql,
+                job_config=config,
+                job_id=ident,
+                location=self._location(),
+                retry=_ONCE,
+                job_retry=None,
+            )
+
+        job: bigquery.QueryJob = self._run_job(operation, submit, lambda n: f"{base}_g{n}")
+        return job
 
     def _drop_staging(self, staging: str) -> None:
         try:
@@ -740,19 +902,8 @@ class BigQueryWarehouse(Warehouse):
             f"WHERE d NOT IN (SELECT day FROM {ledger} WHERE table_name = @table_name)"
         )
         operation = f"adopt days {first_day}..{last_day} of {table.name} written by 0.1.3"
-
-        def once() -> int:
-            job = self.client.query(
-                sql,
-                job_config=bigquery.QueryJobConfig(query_parameters=params),
-                location=self._job_location,
-                retry=_ONCE,
-                job_retry=_ONCE,
-            )
-            job.result(retry=_ONCE, timeout=JOB_TIMEOUT)
-            return int(job.num_dml_affected_rows or 0)
-
-        adopted: int = self._call(operation, once)
+        job = self._run_query(operation, sql, params, "adopt")
+        adopted = int(job.num_dml_affected_rows or 0)
         logger.info("%s: %d day(s) recorded in the ledger", operation, adopted)
         return adopted
 

@@ -105,15 +105,31 @@ class DuckDBWarehouse(Warehouse):
 
     dialect: Dialect = "duckdb"
 
-    def __init__(self, path: Path | str, dataset: str, *, busy_timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        dataset: str,
+        *,
+        busy_timeout: float = 600.0,
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.dataset = validate_dataset_name(dataset)
         #: How long to wait for another process holding the file before giving up.
         self.busy_timeout = busy_timeout
+        #: Readers (status, admin) never write, nor create a missing file.
+        self.read_only = read_only
 
     @classmethod
-    def from_settings(cls, config: SmolqwerySettings) -> DuckDBWarehouse:
-        return cls(config.duckdb_path, config.dataset, busy_timeout=config.retry_deadline)
+    def from_settings(
+        cls, config: SmolqwerySettings, *, read_only: bool = False
+    ) -> DuckDBWarehouse:
+        return cls(
+            config.duckdb_path,
+            config.dataset,
+            busy_timeout=config.retry_deadline,
+            read_only=read_only,
+        )
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse(path={str(self.path)!r}, dataset={self.dataset!r})"
@@ -129,12 +145,18 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(
                 "the DuckDB warehouse needs the duckdb package: pip install 'smolqwery[duckdb]'"
             ) from None
+        if self.read_only and not self.path.is_file():
+            raise WarehouseError(
+                f"{operation}: DuckDB file {self.path} does not exist: check "
+                "SMOLQWERY_DUCKDB_PATH, or run manage.py migrate to create it"
+            )
         deadline = time.monotonic() + self.busy_timeout
         delay, attempts = 0.05, 0
         while True:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                con = duckdb.connect(str(self.path))
+                if not self.read_only:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                con = duckdb.connect(str(self.path), read_only=self.read_only)
                 break
             except duckdb.Error as exc:
                 if not _is_lock_conflict(exc):
@@ -161,7 +183,20 @@ class DuckDBWarehouse(Warehouse):
             con.execute("SET TimeZone = 'UTC'")
             yield con
         finally:
-            con.close()
+            try:
+                con.close()  # checkpoints the write-ahead log into the file: may fail too
+            except duckdb.Error as exc:
+                raise WarehouseError(self._failure(operation, exc, closing=True)) from exc
+
+    def _failure(self, operation: str, exc: BaseException, *, closing: bool = False) -> str:
+        """The message of a DuckDB error, with what to do when the disk is full."""
+        if _NO_SPACE in str(exc):
+            return (
+                f"{operation}: {_NO_SPACE} writing DuckDB file {self.path}: free space on its "
+                "disk (or move the file: SMOLQWERY_DUCKDB_PATH) and run the export again"
+                + ("" if closing else "; nothing of this change was written")
+            )
+        return f"{operation}: {exc}"
 
     @contextlib.contextmanager
     def _op(self, operation: str) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -172,7 +207,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 yield con
             except duckdb.Error as exc:
-                raise WarehouseError(f"{operation}: {exc}") from exc
+                raise WarehouseError(self._failure(operation, exc)) from exc
 
     def _q(self, name: str) -> str:
         return f"{quote_duckdb(self.dataset)}.{quote_duckdb(name)}"
@@ -197,7 +232,7 @@ class DuckDBWarehouse(Warehouse):
             self._set_comments(con, table)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
 
     def _set_comments(self, con: duckdb.DuckDBPyConnection, table: TableSchema) -> None:
@@ -338,7 +373,7 @@ class DuckDBWarehouse(Warehouse):
                     con.execute(f"DELETE FROM {self._q(LEDGER_TABLE)} WHERE table_name = ?", [name])
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         logger.info("dropped table %s", self._q(name))
 
@@ -400,7 +435,7 @@ class DuckDBWarehouse(Warehouse):
                 self._record_days(con, batch)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         logger.info(
             "replaced %d day(s) of %s (%d rows)",
@@ -506,6 +541,19 @@ class DuckDBWarehouse(Warehouse):
             cursor = con.execute(sql)
             names = [d[0] for d in cursor.description or ()]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+#: How the OS says ENOSPC, in DuckDB's I/O errors.
+_NO_SPACE = "No space left on device"
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back, keeping the error that caused it: a COMMIT that failed (a full disk) has
+    already ended the transaction, and "cannot rollback" would hide why."""
+    import duckdb
+
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
 
 
 @contextlib.contextmanager

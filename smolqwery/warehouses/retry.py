@@ -2,10 +2,11 @@
 
 One retry layer only: client calls are made without the client's own retries and each warehouse
 operation is retried as a whole, with exponential backoff, under ``SMOLQWERY_RETRY_DEADLINE``.
-That is safe because every operation is idempotent (loads use deterministic job ids; the
-replace transaction deletes what it inserts). Permanent failures (400, 403, 404, ...) are raised
-at once as :class:`~smolqwery.errors.WarehouseError` naming the operation and the table.
-Messages never carry credentials: authentication errors are reported by type only.
+That is safe because every operation is idempotent (jobs run under deterministic ids, see
+``BigQueryWarehouse._run_job``; the replace transaction deletes what it inserts). Permanent
+failures (400, 403, 404, ...) are raised at once, classified by
+:func:`~smolqwery.warehouses.bigquery_errors.classify` into an error naming the operation and
+what to do. Messages never carry credentials: authentication errors are reported by type only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..errors import WarehouseError
+from .bigquery_errors import Target, classify, one_line
 
 logger = logging.getLogger("smolqwery.warehouses.retry")
 
@@ -88,8 +90,15 @@ def describe(exc: BaseException, endpoint: str | None = None) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def call(operation: str, fn: Callable[[], T], deadline: float, endpoint: str | None = None) -> T:
-    """Run ``fn``, retrying transient failures under ``deadline`` seconds in total."""
+def call(
+    operation: str,
+    fn: Callable[[], T],
+    deadline: float,
+    endpoint: str | None = None,
+    target: Target | None = None,
+) -> T:
+    """Run ``fn``, retrying transient failures under ``deadline`` seconds in total; permanent
+    ones are raised at once as the error :func:`classify` chooses."""
     from google.api_core import exceptions as gexc
     from google.api_core.retry import Retry
     from google.auth import exceptions as auth_exc
@@ -110,16 +119,17 @@ def call(operation: str, fn: Callable[[], T], deadline: float, endpoint: str | N
     except gexc.RetryError as exc:
         cause = exc.cause if exc.cause is not None else exc
         raise WarehouseError(
-            f"{operation}: still failing after {deadline:g} s of retries "
-            f"(SMOLQWERY_RETRY_DEADLINE): {describe(cause, endpoint)}"
+            one_line(
+                f"{operation}: still failing after {deadline:g} s of retries "
+                f"(SMOLQWERY_RETRY_DEADLINE): {describe(cause, endpoint)}"
+            )
         ) from None
     except auth_exc.GoogleAuthError as exc:
         raise WarehouseError(f"{operation}: {describe(exc)}") from None
     except gexc.GoogleAPICallError as exc:
         if is_transient(exc):
             msg = f"{operation}: still failing after {deadline:g} s of retries: {describe(exc)}"
-        else:
-            msg = f"{operation}: {describe(exc)}"
-        raise WarehouseError(msg) from exc
+            raise WarehouseError(one_line(msg)) from exc
+        raise classify(exc, operation, target) from exc
     except (ConnectionError, TimeoutError, OSError) as exc:
         raise WarehouseError(f"{operation}: {describe(exc, endpoint)}") from exc

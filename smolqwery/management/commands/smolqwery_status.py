@@ -14,12 +14,17 @@ from smolqwery.runner import table_status
 from ._options import non_negative_arg
 from ._output import SmolqweryCommand
 
+#: Exit statuses, for monitoring (0: all tables read, none too late).
+EXIT_LATE = 1  # a table lags more than --max-lag days
+EXIT_UNKNOWN = 2  # a table could not be read, or the settings are invalid: status unknown
+
 
 class Command(SmolqweryCommand):
     help = (
         "Per table: first and last exported day, missing days, rows and lag behind yesterday "
-        "(in TIME_ZONE). With --max-lag N, exits with status 1 when a table is more than N days "
-        "behind or cannot be read: a check for monitoring."
+        "(in TIME_ZONE). Exits with status 2 when a table cannot be read (within "
+        "SMOLQWERY_STATUS_DEADLINE seconds) and, with --max-lag N, 1 when a table is more than "
+        "N days behind: a check for monitoring."
     )
     requires_system_checks: list[str] = []
 
@@ -43,7 +48,7 @@ class Command(SmolqweryCommand):
         try:
             last, statuses = table_status(options["extractors"])
         except SmolqweryError as exc:
-            raise CommandError(str(exc)) from exc
+            raise CommandError(str(exc), returncode=EXIT_UNKNOWN) from exc
         max_lag: int | None = options["max_lag"]
         if options["format"] == "json":
             self.stdout.write(
@@ -93,4 +98,6 @@ class Command(SmolqweryCommand):
         if broken or late:
             problems = [f"{s.table or s.extractor} cannot be read" for s in broken]
             problems += [f"{s.table} lags {s.lag} day(s) (max {max_lag})" for s in late]
-            raise CommandError("; ".join(problems), returncode=1 if not broken else 2)
+            raise CommandError(
+                "; ".join(problems), returncode=EXIT_UNKNOWN if broken else EXIT_LATE
+            )

@@ -1,0 +1,168 @@
+"""Exactly once when BigQuery's answers are lost: a loopback proxy between the real client and
+the emulator forwards every request, then drops the answer of chosen job submissions (the job
+exists, the client sees a broken connection). The retry submits the same job id, gets a 409
+and picks the job up: rows are loaded once, the transaction committed once."""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from smolqwery.warehouses.bigquery import BigQueryWarehouse
+
+from .fixtures.emulator import Emulator
+from .fixtures.warehouses import make_batch
+from .test_warehouse_contract import EVENTS, event, paris
+
+#: Job submissions: a query's jobs.insert, and the request that completes a load's upload.
+SUBMISSION = re.compile(r"^(POST /bigquery/v2/projects/[^/]+/jobs|PUT /upload/bigquery/v2/)")
+_HOP = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
+
+
+class LossyProxy:
+    """Forwards to ``upstream``; the answers of submissions whose rank is in ``lose`` are
+    dropped after the upstream handled them."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.lose: set[int] = set()
+        self.submissions = 0
+        self.lost = 0
+        self.conflicts = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def reset(self, lose: set[int]) -> None:
+        self.lose, self.submissions, self.lost, self.conflicts = set(lose), 0, 0, 0
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                answer = requests.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    headers=headers,
+                    data=body,
+                    timeout=60,
+                    allow_redirects=False,
+                )
+                line = f"{self.command} {self.path.split('?', 1)[0]}"
+                if SUBMISSION.match(line) and answer.status_code < 500:
+                    rank = proxy.submissions
+                    proxy.submissions += 1
+                    proxy.conflicts += answer.status_code == 409
+                    if rank in proxy.lose and answer.status_code != 409:
+                        proxy.lost += 1
+                        self.close_connection = True
+                        return  # the job exists; the client never hears of it
+                data = answer.content.replace(proxy.upstream.encode(), proxy.endpoint.encode())
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in _HOP and key.lower() != "content-encoding":
+                        self.send_header(key, value.replace(proxy.upstream, proxy.endpoint))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@pytest.fixture(scope="module")
+def lossy(bigquery_emulator: Emulator) -> Iterator[LossyProxy]:
+    proxy = LossyProxy(bigquery_emulator.endpoint)
+    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.server.shutdown()
+        proxy.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def lossy_warehouse(lossy: LossyProxy, bigquery_emulator: Emulator) -> Iterator[BigQueryWarehouse]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    client = bigquery.Client(
+        project=bigquery_emulator.project,
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": lossy.endpoint},
+    )
+    wh = BigQueryWarehouse(client, name, retry_deadline=60)
+    wh.ensure_dataset()
+    wh.create_table(EVENTS)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+def expected_lost(lose: set[int], jobs: int) -> int:
+    """Reference model: submissions are ranked in order; a job whose first submission loses
+    its answer is submitted once more (that 409 is always answered)."""
+    rank = lost = 0
+    for _ in range(jobs):
+        if rank in lose:
+            lost += 1
+            rank += 2
+        else:
+            rank += 1
+    return lost
+
+
+@pytest.mark.emulator
+@example(lose={0, 2}, hours=3, day=2)  # both the load's and the transaction's answers lost
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    lose=st.sets(st.integers(0, 3), max_size=3),
+    hours=st.integers(1, 5),
+    day=st.integers(1, 28),
+)
+def test_lost_answers_never_load_or_commit_twice(
+    lossy: LossyProxy, lossy_warehouse: BigQueryWarehouse, lose: set[int], hours: int, day: int
+) -> None:
+    """Whichever submissions lose their answer, the day holds exactly the batch's rows once."""
+    wh = lossy_warehouse
+    rows = [event(paris(2024, 3, day, h), h) for h in range(hours)]
+    batch = make_batch(EVENTS, datetime.date(2024, 3, day), rows=rows, run_id=uuid.uuid4().hex)
+    lossy.reset(lose)
+    wh.replace_days(batch)
+    # Each lost answer was followed by one resubmission of the same id, met by a 409.
+    lost = expected_lost(lose, jobs=2)
+    assert (lossy.lost, lossy.conflicts, lossy.submissions) == (lost, lost, 2 + lost)
+    stored = [
+        r["user_id"]
+        for r in wh.fetch_rows("events", order_by=["user_id"])
+        if r["timestamp"].astimezone(paris(2024, 3, day).tzinfo).date() == batch.first_day
+    ]
+    assert stored == list(range(hours))
+    ledger = wh.exported_days("events")[batch.first_day]
+    assert ledger.rows == hours and ledger.run_id == batch.run_id
+    assert not [t for t in wh.list_tables() if t.startswith("smolqwery_staging")]
