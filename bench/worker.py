@@ -150,9 +150,12 @@ def step_floor(args: argparse.Namespace) -> None:
 
 def _prepare_warehouse(extractor_paths: list[str]) -> Any:
     """Dataset and tables, created the way ``migrate`` would (outside the timed section)."""
+    from smolqwery.models import WarehouseRecord
     from smolqwery.settings import load_extractor_class
     from smolqwery.warehouses import get_warehouse
 
+    # Each measurement writes to a new warehouse on purpose: forget the previous one's place.
+    WarehouseRecord.objects.all().delete()
     warehouse = get_warehouse()
     warehouse.ensure_dataset()
     for path in extractor_paths:

@@ -21,6 +21,8 @@ E010       ``SMOLQWERY_DJANGO_APP`` is not an installed app label
 E011       any other invalid ``SMOLQWERY_*`` setting (``SMOLQWERY_DATABASE_ALIAS`` included)
 E012       the DuckDB warehouse is chosen, extractors are set, but duckdb is not installed
 W013       extractors are set but ``SMOLQWERY_FIRST_DATE`` or ``SMOLQWERY_DJANGO_APP`` is not
+W014       the warehouse, ``SMOLQWERY_DATASET`` or the DuckDB file changed after the first export
+W015       ``TIME_ZONE`` changed after the first export (day boundaries would move)
 E030       BigQuery is chosen and a table exceeds its limits: more than 4 clustering
            columns, a table description over 16,384 or a column one over 1,024 characters
 ========== ==========================================================================
@@ -402,6 +404,7 @@ def _table_name_error(path: str, detail: str) -> Error:
 
 
 @register(TAG)
+<<<<<<< HEAD
 def check_legacy_types(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
@@ -424,4 +427,29 @@ def check_legacy_types(
             id="smolqwery.W020",
         )
         for name, columns in pending.items()
+=======
+def check_recorded_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W014/W015: settings that changed since the first ``migrate``/export (issue 14).
+
+    Reads one row of the project's database; says nothing when it cannot (no database yet,
+    smolqwery's tables not migrated, invalid settings reported by the other checks).
+    """
+    if not _applies(app_configs):
+        return []
+    from .warehouse_record import changes
+
+    try:
+        found = changes(get_settings())
+    except Exception:  # a check never crashes `manage.py check`
+        return []
+    return [
+        Warning(
+            f"{change.message}.",
+            hint=change.hint,
+            id="smolqwery.W015" if change.time_zone else "smolqwery.W014",
+        )
+        for change in found
+>>>>>>> main
     ]

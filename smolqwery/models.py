@@ -63,3 +63,20 @@ class DatasetState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} reconciled at {self.reconciled_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WarehouseRecord(models.Model):
+    """Where the exports went and in which time zone, recorded at the first ``migrate`` or
+    export: a later change of ``SMOLQWERY_DATASET``, of the DuckDB file or of ``TIME_ZONE`` is
+    then reported (``manage.py check``) and refused (``migrate``, exports) instead of silently
+    starting an empty warehouse or moving day boundaries (issue 14)."""
+
+    name = models.CharField(max_length=64, primary_key=True, default="default")
+    warehouse = models.CharField(max_length=16)
+    dataset = models.CharField(max_length=1024)
+    duckdb_path = models.TextField(blank=True, default="")
+    time_zone = models.CharField(max_length=255)
+    recorded_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.warehouse} {self.dataset} ({self.time_zone})"

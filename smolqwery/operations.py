@@ -136,6 +136,14 @@ def create_view(warehouse: Warehouse, name: str, kind: str, table: TableSchema) 
     logger.info("created view %s", warehouse.qualified_name(name))
 
 
+def _require_unchanged() -> None:
+    """Never create or change warehouse objects in a place other than the exports' own."""
+    from .settings import get_settings
+    from .warehouse_record import require_unchanged
+
+    require_unchanged(get_settings())
+
+
 class WarehouseOperation(Operation):
     """Base of smolqwery's operations: no model state, applied to the warehouse only."""
 
@@ -158,6 +166,7 @@ class WarehouseOperation(Operation):
     ) -> None:
         if not warehouse_operations_enabled(schema_editor.connection.alias, self.describe()):
             return
+        _require_unchanged()
         with open_warehouse() as warehouse:
             self.forwards(warehouse)
 
@@ -172,6 +181,7 @@ class WarehouseOperation(Operation):
             schema_editor.connection.alias, f"reverse: {self.describe()}"
         ):
             return
+        _require_unchanged()
         with open_warehouse() as warehouse:
             self.backwards(warehouse)
 
@@ -437,7 +447,17 @@ def reconcile_dataset(
         return
     if not warehouse_operations_enabled(using, "reconcile the dataset", quiet=True):
         return
-    fingerprint = dataset_fingerprint(get_settings())
+    from .warehouse_record import changes, record_if_missing
+
+    config = get_settings()
+    fingerprint = dataset_fingerprint(config)
+    applied = _has_applied_warehouse_migrations(using)
+    if applied and changes(config):
+        # `manage.py check` (run by migrate) said what changed: create nothing in a new place.
+        logger.warning("dataset not reconciled: the settings changed (see smolqwery.W014)")
+        return
+    if applied:
+        record_if_missing(config)
     if plan and any(
         isinstance(op, EnsureDataset)
         for migration, backwards in plan
@@ -446,7 +466,7 @@ def reconcile_dataset(
     ):
         _remember(using, fingerprint)
         return  # this migrate just did it
-    if not _has_applied_warehouse_migrations(using):
+    if not applied:
         return
     if _reconciled_fingerprint(using) == fingerprint:
         logger.debug("dataset settings unchanged since the last migrate: warehouse not opened")

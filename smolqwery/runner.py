@@ -37,6 +37,7 @@ from .locking import Lease, export_lock, live_run_id, run_state
 from .reporting import Progress
 from .rows import DEFAULT_CHUNK_ROWS, ExtractorError, RowConverter
 from .settings import get_settings, load_extractor_class
+from .warehouse_record import record_if_missing, require_unchanged
 from .warehouses.base import DayBatch
 
 if TYPE_CHECKING:
@@ -345,6 +346,8 @@ def export(
     progress = progress or Progress()
     report = ExportReport(run_id=uuid.uuid4().hex, last_day=last)
 
+    require_unchanged(config)  # no export into a new place or in another time zone
+    record_if_missing(config)
     own = warehouse is None
     wh = warehouse or get_warehouse(config)
     try:
@@ -628,10 +631,10 @@ def table_status(
     last = yesterday(local_now(tz), tz)
     first = config.require_first_date()
     own = warehouse is None
-    # Monitoring must answer in seconds: a short deadline of its own, read-only, and once it
-    # has passed the remaining tables are reported unread instead of waited for one by one.
+    # Monitoring must answer in seconds: a short deadline of its own, read-only, and once the
+    # warehouse has failed to answer in time the remaining tables are reported unread instead
+    # of waited for one by one. A quick failure (a table not migrated) is that table's own.
     limit = config.status_deadline
-    ends = time.monotonic() + limit
     wh = warehouse or get_warehouse(config, deadline=limit, read_only=True)
     out: list[TableStatus] = []
     live = live_run_id()
@@ -650,16 +653,19 @@ def table_status(
             if item.table is None:
                 status.error = item.error
                 continue
-            if failure and time.monotonic() >= ends:
+            if failure:
                 status.error = (
                     f"not read, SMOLQWERY_STATUS_DEADLINE ({limit:g} s) spent on an earlier "
                     f"table: {failure}"
                 )
                 continue
+            started = time.monotonic()
             try:
                 found = done_days(wh, item.table, first, tz)  # reads only: no adoption here
             except Exception as exc:
-                status.error = failure = _message(exc)
+                status.error = _message(exc)
+                if time.monotonic() - started >= limit / 2:
+                    failure = status.error
                 continue
             ledger, done = found.ledger, found.days
             status.missing_days = pending_days(first, last, done)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -83,7 +84,8 @@ class SmolqwerySettings:
     bigquery_project: str | None
     bigquery_api_endpoint: str | None
     bigquery_anonymous: bool
-    duckdb_path: Path
+    #: None when no project directory is known to resolve it from (see :func:`project_root`).
+    duckdb_path: Path | None
     batch_days: int
     retry_deadline: float
     allow_drop: bool
@@ -101,6 +103,14 @@ class SmolqwerySettings:
                 "e.g. datetime.date(2024, 1, 1)"
             )
         return self.first_date
+
+    def require_duckdb_path(self) -> Path:
+        if self.duckdb_path is None:
+            raise ConfigurationError(
+                "the DuckDB file's location is unknown (no BASE_DIR, no settings module): set "
+                "SMOLQWERY_DUCKDB_PATH to an absolute path"
+            )
+        return self.duckdb_path
 
     def require_django_app(self) -> str:
         if not self.django_app:
@@ -140,9 +150,34 @@ def _choose_warehouse(key_info: Mapping[str, str] | None, key_file: str | None) 
     return "duckdb"
 
 
-def _default_duckdb_path() -> Path:
+def project_root() -> Path | None:
+    """The project's directory: ``BASE_DIR``, else the directory the settings module is
+    imported from (``mysite.settings`` in ``/srv/proj/mysite/settings.py`` → ``/srv/proj``,
+    where ``startproject`` puts ``manage.py``). Never the working directory: a command run from
+    elsewhere must find the same warehouse (issue 14)."""
     base = _get("BASE_DIR")
-    return Path(base) / DEFAULT_DUCKDB_FILENAME if base else Path.cwd() / DEFAULT_DUCKDB_FILENAME
+    if base:
+        return Path(base).resolve()
+    # override_settings() hides SETTINGS_MODULE; the variable Django read it from does not.
+    name = getattr(django_settings, "SETTINGS_MODULE", None) or os.environ.get(
+        "DJANGO_SETTINGS_MODULE"
+    )
+    module = sys.modules.get(name) if isinstance(name, str) else None
+    file = getattr(module, "__file__", None)
+    if not isinstance(name, str) or not file:
+        return None  # settings.configure(): no module to start from
+    path = Path(file).resolve()
+    levels = name.count(".") + (2 if path.stem == "__init__" else 1)
+    return path.parents[levels - 1]
+
+
+def _duckdb_path(value: object) -> Path | None:
+    """``SMOLQWERY_DUCKDB_PATH`` (relative to the project's directory) or the default."""
+    root = project_root()
+    path = Path(str(value)) if value else Path(DEFAULT_DUCKDB_FILENAME)
+    if path.is_absolute():
+        return path
+    return None if root is None else root / path
 
 
 def _positive(name: str, default: float) -> float:
@@ -201,7 +236,7 @@ def get_settings() -> SmolqwerySettings:
         bigquery_project=_get("SMOLQWERY_BIGQUERY_PROJECT") or None,
         bigquery_api_endpoint=_get("SMOLQWERY_BIGQUERY_API_ENDPOINT") or None,
         bigquery_anonymous=bool(_get("SMOLQWERY_BIGQUERY_ANONYMOUS", False)),
-        duckdb_path=Path(duckdb_path) if duckdb_path else _default_duckdb_path(),
+        duckdb_path=_duckdb_path(duckdb_path),
         batch_days=_positive_int("SMOLQWERY_BATCH_DAYS", 366),
         retry_deadline=_positive("SMOLQWERY_RETRY_DEADLINE", 600.0),
         allow_drop=bool(_get("SMOLQWERY_ALLOW_DROP", False)),

@@ -96,7 +96,7 @@ def render_delta(table: TableSchema, warehouse: Warehouse) -> str:
             f" END AS {name}"
         )
     columns = ",\n  ".join(select)
-    return f"SELECT\n  {columns}\nFROM {warehouse.qualified_name(table.name)}"
+    return f"SELECT\n  {columns}\nFROM {warehouse.view_reference(table.name)}"
 
 
 #: Candidate names of the rollup column counting days, first one not taken by a column wins.
@@ -160,7 +160,7 @@ def render_rollup(period: str, table: TableSchema, warehouse: Warehouse) -> str:
     outer_sql = ",\n  ".join(outer)
     return (
         f"SELECT\n  {outer_sql}\nFROM (\n  SELECT\n    {inner_sql}\n"
-        f"  FROM {warehouse.qualified_name(table.name)}\n) AS days_of_periods\nGROUP BY p"
+        f"  FROM {warehouse.view_reference(table.name)}\n) AS days_of_periods\nGROUP BY p"
     )
 
 

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.crash",
     "tests.fixtures.emulator",
     "tests.fixtures.legacy",
+    "tests.fixtures.packaging",
     "tests.fixtures.warehouses",
 ]
 

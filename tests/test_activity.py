@@ -587,7 +587,7 @@ def test_rollup_sql_is_quoted_and_per_dialect(warehouse: Warehouse) -> None:
         assert "DATE_TRUNC(`date`, ISOWEEK)" in week and "DATE_TRUNC(`date`, MONTH)" in month
     else:
         assert "date_trunc('week', \"date\")" in week and "date_trunc('month'" in month
-    assert warehouse.qualified_name("mixed") in week
+    assert warehouse.view_reference("mixed") in week
     assert "label" not in week and "flag" not in week  # non-numeric columns are left out
 
 

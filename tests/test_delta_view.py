@@ -145,7 +145,7 @@ def test_single_day_and_empty_table(warehouse: Warehouse) -> None:
 def test_sql_uses_window_functions_and_quoted_identifiers(warehouse: Warehouse) -> None:
     sql = render_view_sql("delta", USER, warehouse)
     assert "LAG(" in sql and "JOIN" not in sql.upper()
-    assert warehouse.qualified_name("user") in sql
+    assert warehouse.view_reference("user") in sql
     quote = "`" if warehouse.dialect == "bigquery" else '"'
     assert f"{quote}users{quote}" in sql
 

@@ -139,3 +139,82 @@ def test_ledger_survives_reopening_the_file(duckdb_warehouse: DuckDBWarehouse) -
     duckdb_warehouse.replace_days(make_batch(TABLE, day, run_id="r1"))
     again = DuckDBWarehouse(duckdb_warehouse.path, duckdb_warehouse.dataset)
     assert list(again.exported_days("events")) == [day]
+
+
+DAILY = TableSchema(
+    name="user",
+    columns=(Column("date", "DATE", "REQUIRED"), Column("users", "INT64", differentiate=True)),
+    kind=ExtractorType.date_aggregated,
+    date_column="date",
+)
+
+
+@pytest.mark.parametrize(
+    ("filename", "dataset"),
+    [
+        ("smolqwery.duckdb", "smolqwery"),  # the defaults (issue 14)
+        ("analytics.duckdb", "analytics"),
+        ("main.duckdb", "main"),  # DuckDB names that catalog main_db
+        ('we"ird.duckdb', "we"),
+    ],
+)
+def test_a_schema_named_like_the_file_is_not_ambiguous(
+    tmp_path: Path, filename: str, dataset: str
+) -> None:
+    from smolqwery.operations import create_view
+
+    wh = DuckDBWarehouse(tmp_path / filename, dataset, busy_timeout=10)
+    wh.ensure_dataset()
+    wh.create_table(DAILY)
+    wh.create_table(TABLE)
+    create_view(wh, "user_delta", "delta", DAILY)
+    day = datetime.date(2024, 5, 1)
+    wh.replace_days(make_batch(DAILY, day, rows=[{"date": day, "users": 3}]))
+    assert wh.fetch_rows("user_delta") == [{"date": day, "users": 3}]
+    assert wh.get_table_columns("user") is not None
+    assert wh.table_description("user_delta") is not None
+    assert set(wh.list_tables()) >= {"user", "user_delta", "events"}
+    assert list(wh.exported_days("user")) == [day]
+    assert wh.last_unledgered_day(DAILY, datetime.timezone.utc) == day
+    assert wh.qualified_name("user").endswith(f'"{dataset}"."user"')
+    wh.drop_table("events")
+    assert "events" not in wh.list_tables()
+    wh.close()
+
+
+def test_views_survive_a_renamed_file(duckdb_warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
+    """View SQL names tables relative to the view's schema: a copy under any name works."""
+    import shutil
+
+    from smolqwery.operations import create_view
+
+    duckdb_warehouse.create_table(DAILY)
+    create_view(duckdb_warehouse, "user_delta", "delta", DAILY)
+    day = datetime.date(2024, 5, 1)
+    duckdb_warehouse.replace_days(make_batch(DAILY, day, rows=[{"date": day, "users": 3}]))
+    copy = shutil.copy(duckdb_warehouse.path, tmp_path / "backup.duckdb")
+    moved = DuckDBWarehouse(copy, duckdb_warehouse.dataset)
+    assert moved.catalog == "backup"
+    assert moved.fetch_rows("user_delta") == [{"date": day, "users": 3}]
+
+
+def test_rows_are_produced_in_the_calling_thread(duckdb_warehouse: DuckDBWarehouse) -> None:
+    """extract() uses Django's per-thread connections: DuckDB must never pull the rows from a
+    worker thread (DuckDB before 2.0 does so for an Arrow stream, issue 14)."""
+    import threading
+
+    from .fixtures.warehouses import record_batches
+
+    day = datetime.date(2024, 5, 1)
+    rows = [{"date": day, "users": n} for n in (1,)]
+    threads: set[int] = set()
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for chunk in record_batches(DAILY, rows):
+            threads.add(threading.get_ident())
+            yield chunk
+
+    duckdb_warehouse.create_table(DAILY)
+    duckdb_warehouse.replace_days(make_batch(DAILY, day, rows=rows, chunks=chunks()))
+    assert threads == {threading.get_ident()}
+    assert duckdb_warehouse.fetch_rows("user") == rows

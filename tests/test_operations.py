@@ -66,6 +66,10 @@ LEGACY_USER: dict[str, Any] = {
 }
 
 
+# Warehouse operations read smolqwery's record of the warehouse settings (issue 14).
+pytestmark = pytest.mark.django_db
+
+
 @pytest.fixture
 def wh(warehouse: Warehouse, settings: Any, request: pytest.FixtureRequest) -> Iterator[Warehouse]:
     """The ``warehouse`` fixture, with Django settings pointing at it."""

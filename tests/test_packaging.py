@@ -1,6 +1,6 @@
 """A wheel built from the repository installs into a fresh virtualenv and works there.
 
-The wheel is built from a copy of the sources (the repository is left untouched) and installed
+The wheel (tests/fixtures/packaging.py: built from a copy of the sources) is installed
 with ``--no-deps`` into a new virtualenv whose dependencies come from this interpreter's
 site-packages through a ``.pth`` line, so no package index is needed for them. The check runs
 from a directory outside the repository, so only the installed copy can be imported.
@@ -8,7 +8,6 @@ from a directory outside the repository, so only the installed copy can be impor
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -34,20 +33,6 @@ def run(*args: str | Path, cwd: Path, timeout: float = 600) -> subprocess.Comple
     )
     assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
     return result
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy2(REPO / name, src / name)
-    shutil.copytree(
-        REPO / "smolqwery", src / "smolqwery", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, src, cwd=src)
-    (built,) = out.glob("smolqwery-*.whl")
-    return built
 
 
 def test_wheel_contents(wheel: Path) -> None:

@@ -67,6 +67,57 @@ def test_defaults(bare: None) -> None:
     assert (config.allow_drop, config.migrate_in_tests) == (False, False)
 
 
+def test_duckdb_path_never_depends_on_the_working_directory(
+    bare: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without BASE_DIR (a 0.1.3 project), the file is next to the settings module's package
+    (``tests.settings`` → the repository), wherever the command runs from (issue 14)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.settings")
+    with override_settings(BASE_DIR=None):
+        assert get_settings().duckdb_path == REPO / "smolqwery.duckdb"
+        with override_settings(SMOLQWERY_DUCKDB_PATH="var/w.duckdb"):
+            assert get_settings().duckdb_path == REPO / "var" / "w.duckdb"
+    with override_settings(SMOLQWERY_DUCKDB_PATH="w.duckdb"):
+        assert get_settings().duckdb_path == Path(settings.BASE_DIR) / "w.duckdb"
+    with override_settings(SMOLQWERY_DUCKDB_PATH=tmp_path / "abs.duckdb"):
+        assert get_settings().duckdb_path == tmp_path / "abs.duckdb"
+
+
+def test_duckdb_path_unknown_without_settings_module_is_an_error(
+    bare: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    with override_settings(BASE_DIR=None):
+        config = get_settings()  # reading settings never fails for this
+        assert config.duckdb_path is None
+        with pytest.raises(ConfigurationError, match="SMOLQWERY_DUCKDB_PATH to an absolute"):
+            config.require_duckdb_path()
+
+
+@pytest.mark.parametrize(
+    ("module", "file"),
+    [
+        ("mysite.settings", "mysite/settings.py"),
+        ("mysite.settings", "mysite/settings/__init__.py"),
+        ("mysite.settings.prod", "mysite/settings/prod.py"),
+    ],
+)
+def test_project_root_is_where_the_settings_package_is_imported_from(
+    bare: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, module: str, file: str
+) -> None:
+    import types
+
+    from smolqwery.settings import project_root
+
+    fake = types.ModuleType(module)
+    fake.__file__ = str(tmp_path / file)
+    monkeypatch.setitem(sys.modules, module, fake)
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", module)
+    with override_settings(BASE_DIR=None):
+        assert project_root() == tmp_path.resolve()
+
+
 def test_013_setting_names_keep_their_meaning(bare: None) -> None:
     with override_settings(
         SMOLQWERY_DJANGO_APP="testapp",

@@ -249,7 +249,7 @@ def test_drop_table_removes_the_table_and_its_ledger_entries(warehouse: Warehous
 
 
 def _q(wh: Warehouse) -> str:
-    return wh.qualified_name("daily_totals")
+    return wh.view_reference("daily_totals")
 
 
 def test_views_are_created_replaced_and_dropped(warehouse: Warehouse) -> None:

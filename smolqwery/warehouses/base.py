@@ -133,6 +133,10 @@ class Warehouse(ABC):
     def qualified_name(self, name: str) -> str:
         """The quoted, fully qualified SQL reference of a table or view of the dataset."""
 
+    def view_reference(self, name: str) -> str:
+        """How a view's SQL names a table of the same dataset (fully qualified by default)."""
+        return self.qualified_name(name)
+
     @abstractmethod
     def create_table(self, table: TableSchema) -> bool:
         """Create a table partitioned by day on its date column.

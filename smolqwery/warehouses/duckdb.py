@@ -46,7 +46,6 @@ from .base import (
 
 if TYPE_CHECKING:
     import duckdb
-    import pyarrow as pa
 
     from ..settings import SmolqwerySettings
 
@@ -94,6 +93,13 @@ def string_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def quote_catalog(name: str) -> str:
+    """Double-quote a catalog name, which comes from the file name and may hold any character."""
+    if not name or "\x00" in name:
+        raise ValueError(f"catalog name {name!r} cannot be quoted")
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _is_lock_conflict(exc: BaseException) -> bool:
     import duckdb
 
@@ -119,13 +125,15 @@ class DuckDBWarehouse(Warehouse):
         self.busy_timeout = busy_timeout
         #: Readers (status, admin) never write, nor create a missing file.
         self.read_only = read_only
+        #: The file's catalog name as DuckDB attached it (read on the first connection).
+        self._catalog: str | None = None
 
     @classmethod
     def from_settings(
         cls, config: SmolqwerySettings, *, read_only: bool = False
     ) -> DuckDBWarehouse:
         return cls(
-            config.duckdb_path,
+            config.require_duckdb_path(),
             config.dataset,
             busy_timeout=config.retry_deadline,
             read_only=read_only,
@@ -181,6 +189,8 @@ class DuckDBWarehouse(Warehouse):
         try:
             # Aware datetimes come back in UTC, whatever the machine's time zone.
             con.execute("SET TimeZone = 'UTC'")
+            row = con.execute("SELECT current_database()").fetchone()
+            self._catalog = str(row[0]) if row else None
             yield con
         finally:
             try:
@@ -209,17 +219,37 @@ class DuckDBWarehouse(Warehouse):
             except duckdb.Error as exc:
                 raise WarehouseError(self._failure(operation, exc)) from exc
 
+    @property
+    def catalog(self) -> str:
+        """The catalog DuckDB names after the file (``smolqwery.duckdb`` → ``smolqwery``)."""
+        if self._catalog is None:
+            with self._op("read the catalog name of the DuckDB file"):
+                pass
+        assert self._catalog is not None
+        return self._catalog
+
+    def _schema(self) -> str:
+        """``"catalog"."schema"``: a schema named like the file is never ambiguous (issue 14)."""
+        return f"{quote_catalog(self.catalog)}.{quote_duckdb(self.dataset)}"
+
     def _q(self, name: str) -> str:
-        return f"{quote_duckdb(self.dataset)}.{quote_duckdb(name)}"
+        return f"{self._schema()}.{quote_duckdb(name)}"
 
     def qualified_name(self, name: str) -> str:
         return self._q(_validate_table_name(name))
+
+    def view_reference(self, name: str) -> str:
+        """The bare table name: DuckDB binds a view's names in the view's own catalog and
+        schema, so the view keeps working when the file is renamed or attached under another
+        name (and a three-part name inside a view is reported ambiguous when the catalog and
+        schema share a name)."""
+        return quote_duckdb(_validate_table_name(name))
 
     # -- dataset -------------------------------------------------------------------------
 
     def ensure_dataset(self) -> None:
         with self._op(f"ensure schema {self.dataset}") as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema()}")
             if self._columns(con, LEDGER_TABLE) is None:
                 self._create(con, _LEDGER_SCHEMA)
 
@@ -250,7 +280,7 @@ class DuckDBWarehouse(Warehouse):
             if col.type not in DUCKDB_TYPES:
                 raise ValueError(f"table {table.name!r}: unsupported type {col.type!r}")
         with self._op(f"create table {table.name}") as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema()}")
             existing = self._columns(con, table.name)
             if existing is None:
                 self._create(con, table)
@@ -380,7 +410,7 @@ class DuckDBWarehouse(Warehouse):
     def create_or_replace_view(self, name: str, sql: str, description: str = "") -> None:
         _validate_table_name(name)
         with self._op(f"create view {name}") as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_duckdb(self.dataset)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema()}")
             con.execute(f"CREATE OR REPLACE VIEW {self._q(name)} AS {sql}")
             con.execute(f"COMMENT ON VIEW {self._q(name)} IS {string_literal(description)}")
 
@@ -409,23 +439,18 @@ class DuckDBWarehouse(Warehouse):
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"DELETE FROM {self._q(table.name)} WHERE {where}", params)
-                # Streamed: DuckDB pulls the record batches from the producer as it inserts.
-                # One thread, so the producer (extract(), using Django's per-thread database
-                # connections) runs in the calling thread, not in a DuckDB worker.
-                con.execute("SET threads = 1")
-                source = _Source(conform_chunks(batch.chunks, schema))
-                reader = pa.RecordBatchReader.from_batches(schema, source)
-                with _registered(con, "smolqwery_incoming", reader):
-                    try:
+                # One INSERT per chunk, pulled here: extract() must run in the calling thread
+                # (Django's connections are per thread), and DuckDB before 2.0 pulls an Arrow
+                # stream from a worker thread even with `SET threads = 1` (issue 14, found on
+                # the lowest supported versions). Memory stays bounded by one chunk.
+                inserted = 0
+                for chunk in conform_chunks(batch.chunks, schema):
+                    with _registered(con, "smolqwery_incoming", pa.Table.from_batches([chunk])):
                         row = con.execute(
                             f"INSERT INTO {self._q(table.name)} ({cols}) "
                             f"SELECT {cols} FROM smolqwery_incoming"
                         ).fetchone()
-                    except Exception:
-                        source.reraise()
-                        raise
-                source.reraise()
-                inserted = int(row[0]) if row else 0
+                    inserted += int(row[0]) if row else 0
                 within = con.execute(
                     f"SELECT count(*) FROM {self._q(table.name)} WHERE {where}", params
                 ).fetchone()
@@ -618,23 +643,3 @@ def _duckdb_cast(name: str, old: str, new: str) -> str:
 
 def _descriptions_of(table: TableSchema) -> tuple[str, tuple[str, ...]]:
     return table.description, tuple(c.description for c in table.columns)
-
-
-class _Source:
-    """Wraps the producer's chunks so that its own exception (say a RowError) reaches the
-    caller as itself, not as the DuckDB error the scan turns it into."""
-
-    def __init__(self, chunks: Iterator[pa.RecordBatch]) -> None:
-        self._chunks = chunks
-        self.error: BaseException | None = None
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        try:
-            yield from self._chunks
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    def reraise(self) -> None:
-        if self.error is not None:
-            raise self.error
