@@ -404,7 +404,6 @@ def _table_name_error(path: str, detail: str) -> Error:
 
 
 @register(TAG)
-<<<<<<< HEAD
 def check_legacy_types(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
@@ -427,7 +426,10 @@ def check_legacy_types(
             id="smolqwery.W020",
         )
         for name, columns in pending.items()
-=======
+    ]
+
+
+@register(TAG)
 def check_recorded_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
@@ -451,5 +453,4 @@ def check_recorded_settings(
             id="smolqwery.W015" if change.time_zone else "smolqwery.W014",
         )
         for change in found
->>>>>>> main
     ]
