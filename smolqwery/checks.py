@@ -49,7 +49,7 @@ from .identifiers import (
 )
 from .settings import bigquery_credentials, get_settings, parse_date
 
-__all__ = ["TAG", "check_extractors", "check_settings"]
+__all__ = ["TAG", "check_extractors", "check_legacy_types", "check_settings"]
 
 #: ``manage.py check --tag smolqwery`` runs only these checks.
 TAG = "smolqwery"
@@ -401,6 +401,32 @@ def _table_name_error(path: str, detail: str) -> Error:
         obj=path,
         id="smolqwery.E006",
     )
+
+
+@register(TAG)
+def check_legacy_types(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """0.1.3 tables with a bool stored as INT64 (D1) or a datetime as DATE (D2): warn before
+    an export refuses them."""
+    if not _applies(app_configs):
+        return []
+    from .migration_state import pending_rebuilds
+
+    try:
+        pending = pending_rebuilds()
+    except Exception:  # settings or extractors broken: the other checks say how
+        return []
+    return [
+        Warning(
+            f"table {name!r} was created by smolqwery 0.1.3 with the wrong column types: "
+            + ", ".join(columns),
+            hint="Run manage.py smolqwery_make_migrations, then manage.py migrate: the table "
+            "is rebuilt with the right types, its rows kept (docs/migrations.md).",
+            id="smolqwery.W020",
+        )
+        for name, columns in pending.items()
+    ]
 
 
 @register(TAG)

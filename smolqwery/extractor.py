@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from enum import Enum
@@ -59,17 +58,55 @@ def sq_field(
     return dataclasses.field(metadata=metadata, **kwargs)
 
 
-_CAPITAL = re.compile(r"(?<!^)(?=[A-Z])")
-_DIGITS = re.compile(r"(?<=[^0-9_])(?=[0-9])")
+def _upper(char: str) -> bool:
+    return "A" <= char <= "Z"
+
+
+def _lower(char: str) -> bool:
+    return "a" <= char <= "z"
+
+
+def name_words(name: str) -> tuple[str, ...]:
+    """The words of a class name, cut exactly as smolqwery 0.1.3 cut them (lower case).
+
+    Words are a capital and its lower-case letters (``Email``), a run of lower-case letters, a
+    run of digits, or a run of capitals — an acronym, whose last capital starts the next word
+    when a lower-case letter follows (``HTTPLog`` → ``http``, ``log``). Everything else
+    (underscores, other letters) only separates words. Letters are ASCII, as in 0.1.3's
+    patterns; digits and "a lower-case letter follows" are Unicode's, as there too.
+    """
+    words: list[str] = []
+    i, size = 0, len(name)
+    while i < size:
+        char, end = name[i], i + 1
+        if _upper(char):
+            while end < size and _upper(name[end]):
+                end += 1
+            if end - i == 1:  # one capital: a Capitalised word
+                while end < size and _lower(name[end]):
+                    end += 1
+            elif end < size and name[end].islower():
+                end -= 1  # HTTPLog: the L begins "Log"
+        elif _lower(char):
+            while end < size and _lower(name[end]):
+                end += 1
+        elif char.isdecimal():
+            while end < size and name[end].isdecimal():
+                end += 1
+        else:
+            i += 1
+            continue
+        words.append(name[i:end].lower())
+        i = end
+    return tuple(words)
 
 
 def snake_case(name: str) -> str:
-    """Table name from a class name, the 0.1.3 way (existing tables must keep their names).
-
-    An underscore goes before every capital letter but the first and before each run of digits:
-    ``EmailMessage`` → ``email_message``, ``User2`` → ``user_2``.
+    """Table name from a class name, the 0.1.3 way (existing tables must keep their names):
+    its words (:func:`name_words`) joined by underscores. ``EmailMessage`` → ``email_message``,
+    ``User2`` → ``user_2``, ``HTTPLog`` → ``http_log``, ``Daily__Stats`` → ``daily_stats``.
     """
-    return _DIGITS.sub("_", _CAPITAL.sub("_", name)).lower()
+    return "_".join(name_words(name))
 
 
 class BaseExtractor(ABC, Generic[D]):

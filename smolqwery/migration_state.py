@@ -14,6 +14,11 @@ too: historical rows would read NULL where the value was really unknown, and the
 not be re-filled by re-exporting. Views follow their table: new delta or rollup views are added
 by later migrations, and the delta views of 0.1.3 (wrong across gaps, D7) are replaced once.
 Tables of extractors removed from the settings are left alone (never dropped).
+
+One change is made instead of refused: a table created by 0.1.3 whose only differences are the
+types 0.1.3 got wrong — ``bool`` stored as INT64 (D1), ``datetime`` as DATE (D2) — gets a
+:class:`~smolqwery.operations.RebuildWarehouseTable`, so upgrading never means rewriting
+extractors or renaming tables; ``manage.py check`` warns about it first (``smolqwery.W020``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .errors import SchemaError, SmolqweryError
-from .operations import CreateWarehouseTable, CreateWarehouseView, EnsureDataset
+from .operations import (
+    CreateWarehouseTable,
+    CreateWarehouseView,
+    EnsureDataset,
+    RebuildWarehouseTable,
+)
 from .schema import TableSchema
 from .sql_views import views_of
 from .swallow import Coconut
@@ -89,6 +99,10 @@ class WarehouseState:
         self.tables.setdefault(schema.name, TableState(schema, origin, legacy))
         self._origin(origin)
 
+    def rebuild_table(self, schema: TableSchema, origin: MigrationKey) -> None:
+        self.tables[schema.name] = TableState(schema, origin, legacy=False)
+        self._origin(origin)
+
     def add_view(self, name: str, kind: str, table: TableSchema, origin: MigrationKey) -> None:
         self.views[name] = ViewState(name, kind, table, origin)  # create-or-replace semantics
         self._origin(origin)
@@ -127,6 +141,8 @@ def state_from_migrations(migrations: Iterable[Migration]) -> WarehouseState:
         for operation in migration.operations:
             if isinstance(operation, CreateWarehouseTable):
                 state.add_table(operation.schema, origin, legacy=False)
+            elif isinstance(operation, RebuildWarehouseTable):
+                state.rebuild_table(operation.schema, origin)
             elif isinstance(operation, CreateWarehouseView):
                 state.add_view(operation.name, operation.kind, operation.schema, origin)
     return state
@@ -206,6 +222,38 @@ def table_changes(existing: TableState, wanted: TableSchema) -> list[str]:
     return out
 
 
+#: The type changes a 0.1.3 table gets rebuilt for: bool as INT64 (D1), datetime as DATE (D2).
+LEGACY_TYPE_FIXES = frozenset({("INT64", "BOOL"), ("DATE", "TIMESTAMP")})
+
+
+def legacy_type_fixes(existing: TableState, wanted: TableSchema) -> list[str]:
+    """The columns of a 0.1.3 table to rebuild with ``wanted``'s types, as ``name (OLD ->
+    NEW)``; empty unless these fixes are the table's only changes."""
+    old = existing.schema
+    if not existing.legacy or [(c.name, c.mode, c.differentiate) for c in old.columns] != [
+        (c.name, c.mode, c.differentiate) for c in wanted.columns
+    ]:
+        return []
+    pairs = [(a, b) for a, b in zip(old.columns, wanted.columns, strict=True) if a.type != b.type]
+    if not all((a.type, b.type) in LEGACY_TYPE_FIXES for a, b in pairs):
+        return []
+    return [f"{a.name} ({a.type} -> {b.type})" for a, b in pairs]
+
+
+def pending_rebuilds(config: SmolqwerySettings | None = None) -> dict[str, list[str]]:
+    """0.1.3 tables that ``smolqwery_make_migrations`` would rebuild, with their columns."""
+    from .settings import get_settings, load_extractors
+
+    state, _ = load_state()
+    out: dict[str, list[str]] = {}
+    for table in desired_tables(load_extractors(config or get_settings())):
+        existing = state.tables.get(table.name)
+        fixes = legacy_type_fixes(existing, table) if existing is not None else []
+        if fixes:
+            out[table.name] = fixes
+    return out
+
+
 def _legacy_hint(existing: TableState, wanted: TableSchema) -> str:
     if not existing.legacy:
         return ""
@@ -257,13 +305,14 @@ class Plan:
     operations: list[Operation]
     new_tables: list[str]
     views: list[str]
+    rebuilt: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not self.operations
 
     def suggest_name(self) -> str:
-        parts = self.new_tables or self.views
+        parts = self.new_tables + [f"rebuild_{n}" for n in self.rebuilt] or self.views
         name = "smolqwery_" + "_".join(parts)
         if len(name) > _MAX_NAME:
             name = f"smolqwery_{parts[0]}_and_{len(parts) - 1}_more"
@@ -277,6 +326,7 @@ def plan_changes(state: WarehouseState, wanted: Sequence[TableSchema]) -> Plan:
     view_ops: list[Operation] = []
     new_tables: list[str] = []
     views: list[str] = []
+    rebuilt: list[str] = []
     for table in wanted:
         existing = state.tables.get(table.name)
         if existing is None:
@@ -286,7 +336,10 @@ def plan_changes(state: WarehouseState, wanted: Sequence[TableSchema]) -> Plan:
                 creates.append(CreateWarehouseView(name=name, kind=kind, table=table))
             continue
         changes = table_changes(existing, table)
-        if changes:
+        if changes and legacy_type_fixes(existing, table):
+            creates.append(RebuildWarehouseTable(table=table, previous=existing.schema))
+            rebuilt.append(table.name)
+        elif changes:
             refusals.append(refusal_message(table.name, existing, changes, table))
             continue
         for name, kind in views_of(table):
@@ -299,7 +352,7 @@ def plan_changes(state: WarehouseState, wanted: Sequence[TableSchema]) -> Plan:
     operations: list[Operation] = creates + view_ops
     if operations:
         operations.insert(0, EnsureDataset())
-    return Plan(operations=operations, new_tables=new_tables, views=views)
+    return Plan(operations=operations, new_tables=new_tables, views=views, rebuilt=rebuilt)
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -432,6 +485,7 @@ __all__ = [
     "desired_tables",
     "load_state",
     "make_migrations",
+    "pending_rebuilds",
     "plan_changes",
     "state_from_migrations",
 ]

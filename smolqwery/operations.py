@@ -48,6 +48,7 @@ __all__ = [
     "CreateWarehouseTable",
     "CreateWarehouseView",
     "EnsureDataset",
+    "RebuildWarehouseTable",
     "WarehouseOperation",
     "in_test_environment",
     "reconcile_dataset",
@@ -254,6 +255,63 @@ class CreateWarehouseTable(WarehouseOperation):
     @property
     def migration_name_fragment(self) -> str:
         return f"smolqwery_{self.table['name']}"
+
+
+class RebuildWarehouseTable(WarehouseOperation):
+    """Rebuild a table with corrected column types, every row kept (0.1.3 defects D1, D2).
+
+    smolqwery 0.1.3 created ``bool`` fields as INT64 and ``datetime`` fields as DATE. This
+    turns ``previous`` into ``table``: a new day-partitioned table filled by a ``SELECT`` with
+    casts, swapped in atomically (:meth:`Warehouse.rebuild_table`). A DATE becomes midnight UTC
+    (0.1.3 never stored a time of day: see docs/migrations.md), an INT64 0/1 a BOOL. Reversing
+    casts back: the old rows come back exactly; a time of day exported since is cut to its UTC
+    date, as a DATE column holds nothing else. Both ways are idempotent.
+    """
+
+    def __init__(
+        self, table: dict[str, Any] | TableSchema, previous: dict[str, Any] | TableSchema
+    ) -> None:
+        self.table: dict[str, Any] = _table_literal(table)
+        self.previous: dict[str, Any] = _table_literal(previous)
+
+    serialization_expand_args = ["table", "previous"]
+
+    @property
+    def schema(self) -> TableSchema:
+        return TableSchema.from_dict(self.table)
+
+    @property
+    def previous_schema(self) -> TableSchema:
+        return TableSchema.from_dict(self.previous)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (type(self).__qualname__, [], {"table": self.table, "previous": self.previous})
+
+    def forwards(self, warehouse: Warehouse) -> None:
+        self._rebuild(warehouse, self.previous_schema, self.schema)
+
+    def backwards(self, warehouse: Warehouse) -> None:
+        self._rebuild(warehouse, self.schema, self.previous_schema)
+
+    @staticmethod
+    def _rebuild(warehouse: Warehouse, old: TableSchema, new: TableSchema) -> None:
+        name = warehouse.qualified_name(new.name)
+        if warehouse.rebuild_table(old, new):
+            logger.info("rebuilt table %s with its new column types, rows kept", name)
+        else:
+            logger.info("table %s has its new column types already, unchanged", name)
+
+    def describe(self) -> str:
+        changed = [
+            f"{a.name} {a.type} -> {b.type}"
+            for a, b in zip(self.previous_schema.columns, self.schema.columns, strict=False)
+            if a.type != b.type
+        ]
+        return f"Rebuild warehouse table {self.table['name']} ({', '.join(changed)})"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"smolqwery_rebuild_{self.table['name']}"
 
 
 class CreateWarehouseView(WarehouseOperation):

@@ -3,11 +3,17 @@
 The runner calls a :class:`Progress`; it never prints. The management command picks
 :class:`RichProgress` on a terminal and :class:`LineProgress` otherwise, both writing to the
 command's own output — logging configuration is left to the project (0.1.3 defect D22).
+
+Without a terminal (cron), every line starts with the local time, every day read gets a line
+(a year-long backfill is never silent for hours), and each failure is written once, on
+stderr; its traceback follows with ``-v 2`` or ``--traceback`` when the extractor's own code
+raised (a refusal of ours is one line that says what to do).
 """
 
 from __future__ import annotations
 
 import datetime
+import traceback
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -44,20 +50,65 @@ class Progress:
     def close(self) -> None:
         """The run is over (stop a live display)."""
 
+    def note(self, text: str) -> None:
+        """A message of the command (the summary, say), shown like the progress."""
+
+
+def format_failure(label: str, error: str, exc: BaseException | None, tracebacks: bool) -> str:
+    """``label: FAILED: error``, then the traceback of ``exc`` when asked for and known."""
+    text = f"{label}: FAILED: {error}"
+    if tracebacks and exc is not None:
+        text += "\n" + "".join(traceback.format_exception(exc)).rstrip("\n")
+    return text
+
+
+def local_stamp() -> str:
+    """Now in ``TIME_ZONE``, to the second, with its UTC offset: ``2024-06-04 06:00:01+02:00``."""
+    from django.utils import timezone
+
+    return timezone.localtime().isoformat(sep=" ", timespec="seconds")
+
 
 class LineProgress(Progress):
-    """Plain lines, for cron mails and log files. Failures are shown at any verbosity."""
+    """Plain lines, for cron mails and log files. Failures go to ``write_error`` at any
+    verbosity; with ``stamp`` every line starts with the time it was written."""
 
-    def __init__(self, write: Callable[[str], None], verbosity: int = 1) -> None:
-        self.write = write
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        verbosity: int = 1,
+        *,
+        write_error: Callable[[str], None] | None = None,
+        stamp: Callable[[], str] | None = None,
+        tracebacks: bool = False,
+    ) -> None:
+        self._write = write
+        self._write_error = write_error or write
         self.verbosity = verbosity
+        self.stamp = stamp
+        self.tracebacks = tracebacks
+
+    def _lines(self, text: str) -> str:
+        if self.stamp is None:
+            return text
+        now = self.stamp()
+        return "\n".join(f"{now} {line}" for line in text.split("\n"))
+
+    def write(self, text: str) -> None:
+        self._write(self._lines(text))
+
+    def write_error(self, text: str) -> None:
+        self._write_error(self._lines(text))
+
+    def note(self, text: str) -> None:
+        self.write(text)
 
     def extractor_started(self, name: str, table: str, days: int) -> None:
         if self.verbosity >= 1:
             self.write(f"{table}: {days} day(s) to export" if days else f"{table}: up to date")
 
     def day_done(self, name: str, table: str, day: datetime.date, rows: int) -> None:
-        if self.verbosity >= 2:
+        if self.verbosity >= 1:
             self.write(f"{table}: {day.isoformat()} read, {rows} row(s)")
 
     def batch_done(
@@ -72,13 +123,20 @@ class LineProgress(Progress):
 
     def extractor_finished(self, result: ExtractorResult) -> None:
         if result.failed:
-            self.write(f"{result.table or result.extractor}: FAILED: {result.error}")
+            self.write_error(
+                format_failure(
+                    result.table or result.extractor,
+                    result.error,
+                    result.exception,
+                    self.tracebacks,
+                )
+            )
 
 
 class RichProgress(Progress):
     """A live progress bar per extractor: days done out of days to do, and rows."""
 
-    def __init__(self, file: IO[str]) -> None:
+    def __init__(self, file: IO[str], *, tracebacks: bool = False) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as RichBar
@@ -95,6 +153,7 @@ class RichProgress(Progress):
             transient=False,
         )
         self.tasks: dict[str, Any] = {}
+        self.tracebacks = tracebacks
         self.bar.start()
 
     def extractor_started(self, name: str, table: str, days: int) -> None:
@@ -112,28 +171,55 @@ class RichProgress(Progress):
             label = result.table if not result.failed else f"[red]{result.table} (failed)"
             self.bar.update(task, description=label, rows=result.rows)
         if result.failed:
-            self.console.print(f"[red]{result.table or result.extractor}: FAILED:[/] ", end="")
-            self.console.print(result.error, markup=False, highlight=False)
+            # Above the bar, on the same terminal: a live display owns the screen.
+            self.console.print(
+                format_failure(
+                    result.table or result.extractor,
+                    result.error,
+                    result.exception,
+                    self.tracebacks,
+                ),
+                style="red",
+                markup=False,
+                highlight=False,
+            )
 
     def close(self) -> None:
         self.bar.stop()
 
+    def note(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
 
-def make_progress(stream: IO[str], *, verbosity: int = 1, bar: bool | None = None) -> Progress:
-    """A bar when ``stream`` is a terminal (and rich is installed), plain lines otherwise."""
-    if bar is None:
-        bar = verbosity >= 1 and hasattr(stream, "isatty") and stream.isatty()
-    if bar:
-        try:
-            return RichProgress(stream)
-        except ImportError:
-            pass
 
+def _writer(stream: IO[str]) -> Callable[[str], None]:
     def write(line: str) -> None:
         stream.write(line + "\n")
         stream.flush()
 
-    return LineProgress(write, verbosity)
+    return write
+
+
+def make_progress(
+    stream: IO[str],
+    *,
+    errors: IO[str] | None = None,
+    verbosity: int = 1,
+    bar: bool | None = None,
+    tracebacks: bool = False,
+) -> Progress:
+    """A bar when ``stream`` is a terminal, else timestamped lines (failures to ``errors``)."""
+    terminal = hasattr(stream, "isatty") and stream.isatty()
+    if bar is None:
+        bar = verbosity >= 1 and terminal
+    if bar:
+        return RichProgress(stream, tracebacks=tracebacks)
+    return LineProgress(
+        _writer(stream),
+        verbosity,
+        write_error=_writer(errors) if errors is not None else None,
+        stamp=None if terminal else local_stamp,
+        tracebacks=tracebacks,
+    )
 
 
 def format_summary(report: ExportReport) -> str:

@@ -39,7 +39,7 @@ __all__ = [
     "arrow_type",
 ]
 
-#: NUMERIC is BigQuery's DECIMAL(38, 9).
+#: NUMERIC is BigQuery's DECIMAL(38, 9) (DuckDB: the same DECIMAL(38, 9)).
 NUMERIC_PRECISION = 38
 NUMERIC_SCALE = 9
 NUMERIC_INTEGER_DIGITS = NUMERIC_PRECISION - NUMERIC_SCALE
@@ -58,7 +58,14 @@ _TZINFO = operator.attrgetter("tzinfo")
 #: tzinfo classes whose utcoffset() is never None.
 _FIXED_OR_IANA: frozenset[type] = frozenset({datetime.timezone, zoneinfo.ZoneInfo})
 _NUMERIC_QUANTUM = decimal.Decimal(1).scaleb(-NUMERIC_SCALE)
-_WIDE_CONTEXT = decimal.Context(prec=200)
+#: BigQuery's default rounding when it writes a NUMERIC with more decimals than 9
+#: (``RoundingMode`` ROUNDING_MODE_UNSPECIFIED = ROUND_HALF_AWAY_FROM_ZERO, Python's HALF_UP).
+NUMERIC_ROUNDING = decimal.ROUND_HALF_UP
+#: Exact for any value under 10**29 quantized to 9 places (38 digits, one spare).
+_NUMERIC_CONTEXT = decimal.Context(
+    prec=NUMERIC_PRECISION + 1, rounding=NUMERIC_ROUNDING, traps=[decimal.InvalidOperation]
+)
+_NUMERIC_LIMIT = decimal.Decimal(10) ** NUMERIC_INTEGER_DIGITS
 
 
 class ExtractorError(SmolqweryError):
@@ -180,21 +187,33 @@ def _timestamp_problem(value: object) -> str | None:
     return None
 
 
+def numeric_value(value: decimal.Decimal | int) -> decimal.Decimal:
+    """``value`` as NUMERIC stores it: rounded to 9 decimals half away from zero, like BigQuery.
+
+    SQLite's ``Sum()`` gives e.g. ``Decimal('98777.9299999999')``: refusing it would block a
+    whole batch for a digit NUMERIC never keeps. Callers check the range first.
+    """
+    number = decimal.Decimal(value)
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -NUMERIC_SCALE:
+        return number.quantize(_NUMERIC_QUANTUM, context=_NUMERIC_CONTEXT)
+    return number
+
+
 def _numeric_problem(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (decimal.Decimal, int)):
         return f"expects decimal.Decimal, got {_type_name(value)}"
     number = decimal.Decimal(value)
     if not number.is_finite():
         return "must be a finite Decimal (NaN and infinities are refused)"
-    if number and number.adjusted() >= NUMERIC_INTEGER_DIGITS:
-        return f"has more than {NUMERIC_INTEGER_DIGITS} digits before the decimal point (NUMERIC)"
-    exponent = number.as_tuple().exponent
-    if (
-        isinstance(exponent, int)
-        and exponent < -NUMERIC_SCALE
-        and _WIDE_CONTEXT.quantize(number, _NUMERIC_QUANTUM) != number
-    ):
-        return f"has more than {NUMERIC_SCALE} digits after the decimal point (NUMERIC)"
+    if (number and number.adjusted() >= NUMERIC_INTEGER_DIGITS) or abs(
+        numeric_value(number)
+    ) >= _NUMERIC_LIMIT:
+        return (
+            f"has more than {NUMERIC_INTEGER_DIGITS} digits before the decimal point once "
+            f"rounded to {NUMERIC_SCALE} decimals (NUMERIC is DECIMAL(38, 9)); scale it down, "
+            "or round it your way first, e.g. value.quantize(Decimal('0.01'))"
+        )
     return None
 
 
@@ -218,7 +237,7 @@ _NORMALISE: dict[str, Callable[[Any], Any]] = {
     "BYTES": bytes,
     "DATE": lambda d: datetime.date(d.year, d.month, d.day),
     "TIMESTAMP": lambda t: t.astimezone(datetime.timezone.utc),
-    "NUMERIC": decimal.Decimal,
+    "NUMERIC": numeric_value,
 }
 
 
@@ -419,7 +438,8 @@ class RowConverter:
     ) -> list[Any]:
         """Find and report the first bad value; if none, return the values normalised."""
         normalise = _NORMALISE[column.type]
-        fast = FAST_TYPES[column.type]
+        # NUMERIC values are always normalised: a Decimal may need rounding to 9 places.
+        fast = FAST_TYPES[column.type] if column.type != "NUMERIC" else frozenset()
         out: list[Any] = []
         for index, value in enumerate(values):
             why = value_problem(column, value)
@@ -451,7 +471,14 @@ class RowConverter:
             ):
                 values = self._slow(column, values, segments)
         try:
-            array = pa.array(values, type=arrow_type(column.type))
+            try:
+                array = pa.array(values, type=arrow_type(column.type))
+            except pa.ArrowInvalid:
+                if column.type != "NUMERIC":
+                    raise
+                # Arrow refuses to drop decimals: round (and range-check) in Python, retry.
+                values = self._slow(column, values, segments)
+                array = pa.array(values, type=arrow_type(column.type))
         except (pa.ArrowException, OverflowError, ValueError, TypeError, UnicodeError) as exc:
             self._slow(column, values, segments)
             raise RowError(

@@ -34,7 +34,7 @@ from .days import (
 from .errors import ConfigurationError, ExportLockedError, SmolqweryError
 from .locking import Lease, export_lock, live_run_id, run_state
 from .reporting import Progress
-from .rows import DEFAULT_CHUNK_ROWS, RowConverter
+from .rows import DEFAULT_CHUNK_ROWS, ExtractorError, RowConverter
 from .settings import get_settings, load_extractor_class
 from .warehouse_record import record_if_missing, require_unchanged
 from .warehouses.base import DayBatch
@@ -63,6 +63,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("smolqwery.runner")
+#: ``extra`` of a log record the command's output shows already (not repeated on stderr).
+REPORTED = {"smolqwery_reported": True}
 
 Status = Literal["success", "failed"]
 
@@ -80,6 +82,8 @@ class ExtractorResult:
     last_day: datetime.date | None = None
     seconds: float = 0.0
     error: str = ""
+    #: What failed, for ``--traceback`` and ``-v 2`` (None on success or a plain refusal).
+    exception: BaseException | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def failed(self) -> bool:
@@ -120,6 +124,7 @@ class _Selected:
     extractor: BaseExtractor[Any] | None = None
     table: TableSchema | None = None
     error: str = ""
+    exception: Exception | None = None
 
     @property
     def name(self) -> str:
@@ -131,7 +136,7 @@ def _load(path: str) -> _Selected:
         extractor = load_extractor_class(path)()
         return _Selected(path, extractor, extractor.get_schema())
     except Exception as exc:  # an import or schema error stays this extractor's problem
-        return _Selected(path, error=_message(exc))
+        return _Selected(path, error=_message(exc), exception=exc)
 
 
 def select_extractors(
@@ -162,6 +167,16 @@ def select_extractors(
             )
         chosen.extend(m for m in matches if m not in chosen)
     return chosen
+
+
+def user_traceback(exc: BaseException | None) -> BaseException | None:
+    """The exception whose traceback helps the user: what an extractor's own code raised (not
+    our wrapper around it), or an unexpected error; None for our one-line refusals."""
+    if isinstance(exc, ExtractorError):
+        return exc.__cause__ or exc
+    if exc is None or isinstance(exc, SmolqweryError):
+        return None
+    return exc
 
 
 def _message(exc: BaseException) -> str:
@@ -434,7 +449,7 @@ def _export_one(
     record = _start_record(run_id, item)
     try:
         if item.extractor is None or item.table is None:
-            raise ConfigurationError(item.error)
+            raise item.exception or ConfigurationError(item.error)  # its own traceback
         extractor, table = item.extractor, item.table
         _check_table(warehouse, table)
         days = plan_days(
@@ -489,10 +504,9 @@ def _export_one(
         raise
     except Exception as exc:
         _fail(result, record, exc, started)
-        if isinstance(exc, SmolqweryError):
-            logger.error("%s failed: %s", item.name, result.error)
-        else:
-            logger.error("%s failed: %s", item.name, result.error, exc_info=exc)
+        logger.error(
+            "%s failed: %s", item.name, result.error, exc_info=result.exception, extra=REPORTED
+        )
     except BaseException as exc:  # KeyboardInterrupt, SystemExit: record, then stop
         _fail(result, record, exc, started, error=f"interrupted ({type(exc).__name__})")
         raise
@@ -512,6 +526,7 @@ def _fail(
 ) -> None:
     result.status = "failed"
     result.error = error or _message(exc)
+    result.exception = user_traceback(exc)
     result.seconds = time.monotonic() - started
     try:
         _save_record(record, result, final=True)
@@ -539,6 +554,7 @@ class PreviewFailure:
     extractor: str
     table: str
     error: str
+    exception: BaseException | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 def preview(
@@ -562,7 +578,7 @@ def preview(
     tz = timezone.get_default_timezone()
     for item in select_extractors(extractors):
         if item.extractor is None or item.table is None:
-            yield PreviewFailure(item.name, "", item.error)
+            yield PreviewFailure(item.name, "", item.error, user_traceback(item.exception))
             continue
         converter = RowConverter(item.extractor, item.table, chunk_rows=chunk_rows)
         try:
@@ -574,8 +590,9 @@ def preview(
                 rows = [row for batch in batches for row in batch.to_pylist()]
                 yield PreviewChunk(item.name, item.table, day, rows)
         except Exception as exc:
-            logger.error("%s failed: %s", item.name, _message(exc))
-            yield PreviewFailure(item.name, item.table.name, _message(exc))
+            shown = user_traceback(exc)
+            logger.error("%s failed: %s", item.name, _message(exc), exc_info=shown, extra=REPORTED)
+            yield PreviewFailure(item.name, item.table.name, _message(exc), shown)
 
 
 # -- status --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.crash",
     "tests.fixtures.emulator",
+    "tests.fixtures.legacy",
     "tests.fixtures.packaging",
     "tests.fixtures.warehouses",
 ]

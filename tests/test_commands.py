@@ -7,6 +7,7 @@ import datetime
 import io
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,17 @@ def run(command: str, *args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
+#: The local time that starts every line of an export without a terminal (cron).
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d ", re.MULTILINE)
+
+
+def unstamp(text: str) -> str:
+    """``text`` without its timestamps, after checking that every line has one."""
+    lines = text.splitlines()
+    assert all(STAMP.match(line) for line in lines), text
+    return STAMP.sub("", text)
+
+
 def test_extract_exports_then_has_nothing_to_do(wh: Warehouse, configure: Any) -> None:
     configure([EVENTS, DAILY], d(6, 1))
     create_tables(wh, EventExtractor, DailyEventsExtractor)
@@ -65,7 +77,10 @@ def test_extract_exports_then_has_nothing_to_do(wh: Warehouse, configure: Any) -
     with at(MORNING):
         out, err = run("smolqwery_extract")
         assert err == ""
+        assert out.startswith(f"{YEAR}-06-04 06:00:")  # Paris time, to the second
+        out = unstamp(out)
         assert "event_row: 3 day(s) to export" in out
+        assert f"event_row: {YEAR}-06-02 read, 0 row(s)" in out  # a line per day
         assert f"event_row: exported {YEAR}-06-01..{YEAR}-06-03 (3 day(s), 6 row(s))" in out
         summary = out[out.index("table  ") :].splitlines()
         assert summary[0].split() == [
@@ -106,18 +121,20 @@ def test_extract_a_failing_extractor_exits_non_zero_after_exporting_the_others(
     configure([HOSTILE, EVENTS], d(6, 1))
     create_tables(duckdb_warehouse, HostileExtractor, EventExtractor)
     add_events(d(6, 2), 3, PARIS)
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     with at(MORNING), pytest.raises(CommandError) as info:
-        call_command("smolqwery_extract", stdout=out)
+        call_command("smolqwery_extract", "-v", "2", stdout=out, stderr=err)
     assert info.value.returncode == 1
     assert str(info.value) == "1 extractor(s) failed: hostile_row"
-    text = out.getvalue()
-    assert (
-        f"hostile_row: FAILED: tests.exportapp.extractors.HostileExtractor: day {YEAR}-06-01"
-        in text
+    assert info.value.__cause__ is None  # our own refusal: no traceback to show
+    failure = unstamp(err.getvalue())  # once, on stderr, even at -v 2 (no traceback)
+    assert failure == (
+        f"hostile_row: FAILED: tests.exportapp.extractors.HostileExtractor: day {YEAR}-06-01, "
+        "row 3: field 'name' (STRING) is not valid UTF-8 (lone surrogate at position 3): "
+        "'abc\\ud800'\n"
     )
-    assert "field 'name' (STRING) is not valid UTF-8 (lone surrogate at position 3)" in text
-    assert "1 failed" in text
+    assert "FAILED" not in out.getvalue()
+    assert "1 failed" in out.getvalue()
     assert duckdb_warehouse.exported_days("hostile_row") == {}
     assert sum(ledger_counts(duckdb_warehouse, "event_row").values()) == 3
 
@@ -186,7 +203,7 @@ def test_extract_exits_zero_when_another_export_holds_the_lock(
             acquired_at=MORNING - datetime.timedelta(minutes=5),
             expires_at=MORNING + datetime.timedelta(minutes=55),
         )
-        out, _ = run("smolqwery_extract")
+        out = unstamp(run("smolqwery_extract")[0])
     assert out.startswith(
         f"another export is running (owner cron-host:4242:abc, since {YEAR}-06-04 05:55:00 CEST"
     )

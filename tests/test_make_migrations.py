@@ -6,6 +6,7 @@ Generated files go to a temporary migrations package of ``tests.migapp`` (``MIGR
 from __future__ import annotations
 
 import ast
+import datetime
 import textwrap
 from pathlib import Path
 
@@ -277,12 +278,63 @@ def test_0_1_3_migration_is_state_no_spurious_table(project: Project) -> None:
     assert wh.list_tables() == ["flags", "smolqwery_ledger", "user", "user_delta"]
 
 
-def test_0_1_3_bool_and_datetime_columns_are_named_in_the_refusal(project: Project) -> None:
+def test_0_1_3_bool_and_datetime_columns_are_named_in_a_refusal(project: Project) -> None:
+    """With another change on top, the 0.1.3 types are named in the refusal."""
     (project.migrations_dir / "0001_smolqwery_user.py").write_text(LEGACY_0_1_3)
-    project.extractors = ["UserExtractor", "FlagsExtractor"]
+    project.extractors = ["UserExtractor", "FlagsWithNoteExtractor"]
     proc = project.make_migrations(ok=False)
     err = " ".join(proc.stderr.split())
     assert "table 'flags'" in err
     assert "column 'opened' changed from INT64 REQUIRED to BOOL REQUIRED" in err
+    assert "column 'note' (STRING REQUIRED) was added" in err
     assert "stored as INT64 (D1)" in err and "stored as DATE (D2)" in err
     assert "'flags2'" in err
+
+
+def test_0_1_3_bool_and_datetime_columns_are_rebuilt_with_their_rows(project: Project) -> None:
+    """An upgrade needs no extractor rewrite: check warns, make_migrations writes the rebuild,
+    migrate converts every row in place, and reversing gives the 0.1.3 table back."""
+    import duckdb
+
+    (project.migrations_dir / "0001_smolqwery_user.py").write_text(LEGACY_0_1_3)
+    project.extractors = ["UserExtractor", "FlagsExtractor"]
+    project.manage("migrate")  # what the upgrading project has: 0.1.3's flags table
+    table = project.duckdb().qualified_name("flags")
+    con = duckdb.connect(str(project.run_dir / "warehouse.duckdb"))
+    con.execute(f"INSERT INTO {table} VALUES ('2022-03-07', 1), ('2022-03-08', 0)")
+    con.close()
+
+    warned = " ".join(project.manage("check").stderr.split())
+    assert "smolqwery.W020" in warned and "table 'flags'" in warned
+    assert "timestamp (DATE -> TIMESTAMP), opened (INT64 -> BOOL)" in warned
+
+    project.make_migrations()
+    files = project.migration_files()
+    assert files[1].name == "0002_smolqwery_rebuild_flags.py"
+    assert _operations(files[1]) == [
+        "smolqwery.operations.EnsureDataset",
+        "smolqwery.operations.RebuildWarehouseTable",
+        "smolqwery.operations.CreateWarehouseView",
+    ]
+    previous = _literal(files[1], "smolqwery.operations.RebuildWarehouseTable", "previous")
+    assert isinstance(previous, dict) and previous["columns"][0]["type"] == "DATE"
+    assert "smolqwery.W020" not in project.manage("check").stderr
+    assert project.make_migrations("--check").returncode == 0
+
+    project.manage("migrate")
+    wh = project.duckdb()
+    assert [(c.name, c.type) for c in wh.get_table_columns("flags") or ()] == [
+        ("timestamp", "TIMESTAMP"),
+        ("opened", "BOOL"),
+    ]
+    midnight = datetime.datetime(2022, 3, 7, tzinfo=datetime.timezone.utc)
+    assert wh.fetch_rows("flags", order_by=["timestamp"]) == [
+        {"timestamp": midnight, "opened": True},
+        {"timestamp": midnight + datetime.timedelta(days=1), "opened": False},
+    ]
+
+    project.manage("migrate", "migapp", "0001")
+    assert wh.fetch_rows("flags", order_by=["timestamp"]) == [
+        {"timestamp": datetime.date(2022, 3, 7), "opened": 1},
+        {"timestamp": datetime.date(2022, 3, 8), "opened": 0},
+    ]

@@ -31,6 +31,7 @@ from smolqwery.operations import (
     CreateWarehouseTable,
     CreateWarehouseView,
     EnsureDataset,
+    RebuildWarehouseTable,
     WarehouseOperation,
     in_test_environment,
 )
@@ -105,6 +106,7 @@ def backwards(op: Any) -> None:
         EnsureDataset(),
         CreateWarehouseTable(table=USER.to_dict()),
         CreateWarehouseView(name="user_delta", kind="delta", table=USER.to_dict()),
+        RebuildWarehouseTable(table=USER.to_dict(), previous=legacy_table_schema(LEGACY_USER)),
     ],
 )
 def test_operations_serialise_to_plain_literals_and_back(op: WarehouseOperation) -> None:

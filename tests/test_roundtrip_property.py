@@ -57,6 +57,9 @@ _aware = st.datetimes(
         [datetime.timezone.utc, PARIS, ZoneInfo("Asia/Kathmandu"), ZoneInfo("America/St_Johns")]
     ),
 )
+#: BigQuery's rounding of NUMERIC (ROUND_HALF_AWAY_FROM_ZERO), the reference for >9 decimals.
+_ROUND = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_UP)
+_HALF_UP = decimal.Decimal("12345678901234567890123456789.1234567895")
 #: NUMERIC values of up to 38 digits, 9 after the point (hypothesis' decimals() rounds to the
 #: default 28-digit context at these sizes).
 _numeric = st.integers(-(10**38) + 1, 10**38 - 1).map(
@@ -85,13 +88,17 @@ VALUES: dict[type, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     decimal.Decimal: (
         _numeric
         | st.sampled_from([MAX_NUMERIC, MIN_NUMERIC, decimal.Decimal("1E-9"), 10**28])
-        | st.integers(-(10**28), 10**28),
+        | st.integers(-(10**28), 10**28)
+        # More than 9 decimals (SQLite's Sum()): rounded half away from zero, as BigQuery does.
+        | st.sampled_from(
+            [decimal.Decimal("98777.9299999999"), decimal.Decimal("-0.0000000005"), _HALF_UP]
+        ),
         st.sampled_from(
             [
                 decimal.Decimal("NaN"),
                 decimal.Decimal("-Infinity"),
                 decimal.Decimal("1E29"),
-                decimal.Decimal("0.0000000001"),
+                decimal.Decimal("-99999999999999999999999999999.99999999951"),
                 1.5,
                 "1",
             ]
@@ -202,7 +209,7 @@ def expected_value(annotation: Any, value: Any) -> Any:
     if annotation is float:
         return float(value)
     if annotation is decimal.Decimal:
-        return decimal.Decimal(value)
+        return decimal.Decimal(value).quantize(decimal.Decimal("1E-9"), context=_ROUND)
     return value
 
 

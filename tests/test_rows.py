@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smolqwery import BaseExtractor
 from smolqwery.days import date_range, day_window, day_windows
@@ -126,7 +128,7 @@ HOSTILE = [
     ("nan", "ratio", "finite number"),
     ("inf", "ratio", "finite number"),
     ("decimal_digits", "price", "more than 29 digits before the decimal point"),
-    ("decimal_scale", "price", "more than 9 digits after the decimal point"),
+    ("decimal_rounds_over", "price", "once rounded to 9 decimals"),
     ("decimal_nan", "price", "finite Decimal"),
 ]
 
@@ -212,3 +214,54 @@ def test_short_repr_truncates_long_values() -> None:
     assert short_repr("a" * 200) == repr("a" * 200)[:77] + "..."
     assert len(short_repr("a" * 200)) == 80
     assert short_repr(12) == "12"
+
+
+# -- NUMERIC: rounded to 9 decimals like BigQuery, refused only beyond DECIMAL(38, 9) -------
+
+#: The reference: BigQuery's default NUMERIC rounding, ROUND_HALF_AWAY_FROM_ZERO.
+_REFERENCE = decimal.Context(prec=200, rounding=decimal.ROUND_HALF_UP)
+_NUMERIC_MAX = decimal.Decimal("99999999999999999999999999999.999999999")
+
+
+@st.composite
+def _decimals(draw: st.DrawFn) -> decimal.Decimal:
+    """Decimals of any scale, dense around NUMERIC's limits and at the rounding midpoint."""
+    digits = draw(st.integers(0, 10**45))
+    exponent = draw(st.integers(-20, 5))
+    if draw(st.booleans()):  # ...5 in the 10th decimal: exactly half a NUMERIC step
+        digits, exponent = digits * 10 + 5, -10
+    sign = draw(st.sampled_from((1, -1)))
+    return decimal.Decimal(sign * digits).scaleb(exponent, _REFERENCE)
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=_decimals())
+def test_numeric_is_rounded_half_away_from_zero_and_refused_only_out_of_range(
+    value: decimal.Decimal,
+) -> None:
+    class One(HostileExtractor):
+        def extract(
+            self, date_start: datetime.datetime, date_end: datetime.datetime
+        ) -> Iterator[Any]:
+            yield HostileRow(date_start, "x", 1, 0.5, value)
+
+    expected = value.quantize(decimal.Decimal("1e-9"), context=_REFERENCE)
+    if abs(expected) > _NUMERIC_MAX:
+        with pytest.raises(RowError, match=r"quantize\(Decimal\('0.01'\)\)"):
+            convert(One(), [DAY])
+        return
+    batches, _ = convert(One(), [DAY])
+    assert batches[0].to_pylist()[0]["price"] == expected
+
+
+def test_sqlite_sum_decimal_is_rounded_not_refused() -> None:
+    """The issue's value: SQLite's Sum() gives ten decimals; one such day blocked a batch."""
+
+    class Summed(HostileExtractor):
+        def extract(
+            self, date_start: datetime.datetime, date_end: datetime.datetime
+        ) -> Iterator[Any]:
+            yield HostileRow(date_start, "x", 1, 0.5, decimal.Decimal("98777.9299999999"))
+
+    batches, _ = convert(Summed(), [DAY])
+    assert batches[0].to_pylist()[0]["price"] == decimal.Decimal("98777.93")

@@ -9,6 +9,7 @@ import enum
 import keyword
 import typing
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any, Optional, Union
 
 import pytest
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from smolqwery import BaseExtractor, ExtractorType, sq_field
 from smolqwery.errors import SchemaError
-from smolqwery.extractor import snake_case
+from smolqwery.extractor import name_words, snake_case
 from smolqwery.schema import Column, TableSchema, build_table_schema
 from tests.checkapp import future_annotations
 
@@ -364,12 +365,35 @@ def test_table_description_from_docstring_only_when_written() -> None:
         ("User", "user"),
         ("email", "email"),
         ("DailyStats2024", "daily_stats_2024"),
+        ("HTTPLog", "http_log"),
+        ("setIBAN", "set_iban"),
+        ("Daily_Stats", "daily_stats"),
+        ("IOError2", "io_error_2"),
     ],
 )
-def test_table_name_is_snake_case_the_013_way(class_name: str, table: str) -> None:
+def test_table_name_is_snake_case_the_013_way(
+    class_name: str, table: str, legacy_utils: ModuleType
+) -> None:
     assert snake_case(class_name) == table
+    assert legacy_utils.to_snake(legacy_utils.smart_split_name(class_name)) == table
     cls = dataclasses.make_dataclass(class_name, [("timestamp", datetime.datetime)])
     assert schema_of(cls).name == table
+
+
+#: Letters where 0.1.3's cutting has its corners: acronyms, digits (Unicode ones too),
+#: underscores, non-ASCII letters of both cases.
+_NAME_CHARS = "ABCHLPTXZabcghlxyz0129_éÉßİ٣"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.text(_NAME_CHARS, max_size=24)
+    | st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,30}", fullmatch=True)
+)
+def test_table_names_match_013s_own_function(name: str, legacy_utils: ModuleType) -> None:
+    """Every existing 0.1.3 table is found under its name: same words, same table name."""
+    assert name_words(name) == legacy_utils.smart_split_name(name)
+    assert snake_case(name) == legacy_utils.to_snake(legacy_utils.smart_split_name(name))
 
 
 def test_table_name_overridable() -> None:

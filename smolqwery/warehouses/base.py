@@ -153,6 +153,18 @@ class Warehouse(ABC):
         """
 
     @abstractmethod
+    def rebuild_table(self, old: TableSchema, new: TableSchema) -> bool:
+        """Turn table ``old`` into ``new`` (same columns, types changed as :func:`rebuild_casts`
+        allows), every row kept and converted by a CAST, swapped in atomically.
+
+        The new table is partitioned by day like :meth:`create_table`'s. Returns True when
+        rebuilt, False when the table has ``new``'s layout already (a re-run); raises
+        :class:`~smolqwery.errors.SchemaMismatchError` when it has neither layout, and
+        :class:`~smolqwery.errors.WarehouseError` (changing nothing) when an INT64 value is not
+        0, 1 or NULL on its way to BOOL.
+        """
+
+    @abstractmethod
     def list_tables(self) -> list[str]:
         """Names of the tables and views of the dataset, sorted."""
 
@@ -271,6 +283,42 @@ def conform_chunks(chunks: Iterable[pa.RecordBatch], schema: pa.Schema) -> Itera
         else:
             table = pa.Table.from_batches([chunk]).select(schema.names).cast(schema)
             yield from table.combine_chunks().to_batches()
+
+
+#: Type changes :meth:`Warehouse.rebuild_table` makes, both ways: 0.1.3 stored bools as INT64
+#: (D1) and datetimes as DATE (D2). DATE → TIMESTAMP gives midnight UTC and TIMESTAMP → DATE
+#: the UTC day, so DATE → TIMESTAMP → DATE gives back every value; INT64 → BOOL takes 0 and 1
+#: only (anything else stops the rebuild), so INT64 → BOOL → INT64 does too.
+REBUILD_CASTS: frozenset[tuple[str, str]] = frozenset(
+    {("INT64", "BOOL"), ("BOOL", "INT64"), ("DATE", "TIMESTAMP"), ("TIMESTAMP", "DATE")}
+)
+#: Message of the SQL error raised by an INT64 value that is not a bool.
+NOT_A_BOOL = "smolqwery: an INT64 value other than 0 and 1 cannot become a BOOL; nothing changed"
+
+
+def rebuild_casts(old: TableSchema, new: TableSchema) -> dict[str, tuple[str, str]]:
+    """``{column: (old type, new type)}`` of the columns a rebuild converts (ValueError if
+    the two tables differ in anything else than types of :data:`REBUILD_CASTS`)."""
+    validate_table_identifiers(old)
+    validate_table_identifiers(new)
+    if old.name != new.name or [(c.name, c.mode) for c in old.columns] != [
+        (c.name, c.mode) for c in new.columns
+    ]:
+        raise ValueError(f"table {old.name!r}: a rebuild changes column types only")
+    casts = {
+        a.name: (a.type, b.type)
+        for a, b in zip(old.columns, new.columns, strict=True)
+        if a.type != b.type
+    }
+    wrong = [f"{n} {a} -> {b}" for n, (a, b) in casts.items() if (a, b) not in REBUILD_CASTS]
+    if wrong:
+        raise ValueError(f"table {old.name!r}: cannot rebuild {', '.join(wrong)}")
+    return casts
+
+
+def rebuild_name(name: str) -> str:
+    """The working table of a rebuild of ``name`` (reserved prefix: never an export table)."""
+    return validate_table_name(f"{RESERVED_PREFIX}rebuild_{name}")
 
 
 def validate_table_identifiers(table: TableSchema) -> None:

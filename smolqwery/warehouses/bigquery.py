@@ -47,6 +47,7 @@ from .base import (
     LEDGER_COLUMNS,
     LEDGER_TABLE,
     LEGACY_FINGERPRINT,
+    NOT_A_BOOL,
     OUTSIDE_DAYS,
     RESERVED_PREFIX,
     DayBatch,
@@ -54,6 +55,8 @@ from .base import (
     LedgerEntry,
     Warehouse,
     conform_chunks,
+    rebuild_casts,
+    rebuild_name,
     relaxed_schema,
     time_zone_name,
     validate_table_identifiers,
@@ -107,6 +110,18 @@ def _assert_message(text: str) -> str:
     if "'" in text or "\\" in text or "\n" in text:
         raise ValueError(f"not a plain message: {text!r}")
     return f"'{text}'"
+
+
+def _bigquery_cast(name: str, old: str, new: str) -> str:
+    """One column converted for a rebuild: DATE → TIMESTAMP is midnight UTC, TIMESTAMP → DATE
+    the UTC day (BigQuery's default time zone), INT64 → BOOL takes 0, 1 and NULL only."""
+    col = quote_bigquery(name)
+    if (old, new) == ("INT64", "BOOL"):
+        return (
+            f"IF({col} IS NULL OR {col} IN (0, 1), CAST({col} AS BOOL), "
+            f"ERROR({_assert_message(NOT_A_BOOL)}))"
+        )
+    return f"CAST({col} AS {new})"
 
 
 def _digest(*parts: object) -> str:
@@ -182,6 +197,8 @@ class BigQueryWarehouse(Warehouse):
         self.retry_deadline = retry_deadline
         #: A job is waited for at most this long per attempt (shorter for status readers).
         self.job_timeout = JOB_TIMEOUT
+        #: The setting ``retry_deadline`` comes from, named when it runs out.
+        self.deadline_setting = "SMOLQWERY_RETRY_DEADLINE"
         #: The API address, named in errors when it cannot be reached.
         self.endpoint: str | None = getattr(
             getattr(client, "_connection", None), "API_BASE_URL", None
@@ -228,8 +245,9 @@ class BigQueryWarehouse(Warehouse):
             acl_groups=config.acl_groups,
             retry_deadline=config.retry_deadline,
         )
-        if request_timeout is not None:
+        if request_timeout is not None:  # a reader that must answer fast: status, admin
             warehouse.job_timeout = min(JOB_TIMEOUT, request_timeout)
+            warehouse.deadline_setting = "SMOLQWERY_STATUS_DEADLINE"
         return warehouse
 
     def __repr__(self) -> str:
@@ -241,7 +259,9 @@ class BigQueryWarehouse(Warehouse):
     # -- helpers -------------------------------------------------------------------------
 
     def _call(self, operation: str, fn: Any) -> Any:
-        return retry.call(operation, fn, self.retry_deadline, self.endpoint, self._target)
+        return retry.call(
+            operation, fn, self.retry_deadline, self.endpoint, self._target, self.deadline_setting
+        )
 
     @property
     def _target(self) -> bigquery_errors.Target:
@@ -492,6 +512,80 @@ class BigQueryWarehouse(Warehouse):
             existing.description = table.description or None
             existing.schema = schema_fields(table.columns)
             self.client.update_table(existing, ["description", "schema"], retry=_ONCE)
+
+    def rebuild_table(self, old: TableSchema, new: TableSchema) -> bool:
+        """See :meth:`Warehouse.rebuild_table`. The rows are first copied to a working table,
+        then one ``CREATE OR REPLACE TABLE … AS SELECT`` (casts) from that copy replaces the
+        table: a single DDL job, so readers see the old table or the new one, never a mix."""
+        casts = rebuild_casts(old, new)
+        work = rebuild_name(new.name)
+        operation = f"rebuild table {new.name}"
+        existing = self._call(operation, lambda: self._get_table(new.name))
+        if existing is None:
+            raise SchemaMismatchError(f"table {self.qualified_name(new.name)} does not exist")
+        found = TableSchema(
+            name=new.name,
+            columns=tuple(column_from_field(f) for f in existing.schema),
+            kind=new.kind,
+            date_column=new.date_column,
+        )
+        if not new.differences(found):
+            return False
+        if old.differences(found):
+            raise SchemaMismatchError(
+                f"table {self.qualified_name(new.name)} has neither the layout to rebuild nor "
+                "the rebuilt one: " + "; ".join(old.differences(found))
+            )
+        target, copy = self.qualified_name(new.name), self.qualified_name(work)
+        defs = ", ".join(
+            f"{quote_bigquery(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}"
+            for c in new.columns
+        )
+        select = ", ".join(
+            _bigquery_cast(c.name, *casts[c.name]) if c.name in casts else quote_bigquery(c.name)
+            for c in new.columns
+        )
+        day = quote_bigquery(new.date_column)
+        clauses = f"PARTITION BY {f'DATE({day})' if new.date_column_type == 'TIMESTAMP' else day}"
+        if new.clustering:
+            clauses += " CLUSTER BY " + ", ".join(quote_bigquery(c) for c in new.clustering)
+        try:
+            snapshot = f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {target}"
+            self._call(operation, lambda: self._query(snapshot))
+            bools = [quote_bigquery(n) for n, pair in casts.items() if pair == ("INT64", "BOOL")]
+            if bools:
+                # Checked on the copy the swap reads, before it: the table is never touched.
+                where = " OR ".join(f"NOT ({c} IS NULL OR {c} IN (0, 1))" for c in bools)
+                check = f"SELECT COUNT(*) FROM {copy} WHERE {where}"
+                if self._call(operation, lambda: self._query(check))[0][0]:
+                    raise WarehouseError(f"{operation}: {NOT_A_BOOL}")
+            self._call(
+                operation,
+                lambda: self._query(
+                    f"CREATE OR REPLACE TABLE {target} ({defs}) {clauses} AS "
+                    f"SELECT {select} FROM {copy}"
+                ),
+            )
+        except WarehouseError as exc:
+            if NOT_A_BOOL in str(exc):
+                raise WarehouseError(f"{operation}: {NOT_A_BOOL}") from exc
+            raise
+        finally:
+            self._drop_staging(work)
+
+        def describe() -> None:
+            table = self.client.get_table(self._ref(new.name), retry=_ONCE)
+            table.description = new.description or None
+            table.schema = schema_fields(new.columns)
+            self.client.update_table(table, ["description", "schema"], retry=_ONCE)
+
+        self._call(operation, describe)
+        logger.info(
+            "rebuilt table %s (%s)",
+            target,
+            ", ".join(f"{n} {a} -> {b}" for n, (a, b) in casts.items()),
+        )
+        return True
 
     def get_table_columns(self, name: str) -> tuple[Column, ...] | None:
         validate_table_name(name)

@@ -30,12 +30,15 @@ from .base import (
     LEDGER_COLUMNS,
     LEDGER_TABLE,
     LEGACY_FINGERPRINT,
+    NOT_A_BOOL,
     OUTSIDE_DAYS,
     DayBatch,
     Dialect,
     LedgerEntry,
     Warehouse,
     conform_chunks,
+    rebuild_casts,
+    rebuild_name,
     relaxed_schema,
     time_zone_name,
     validate_table_identifiers,
@@ -236,10 +239,10 @@ class DuckDBWarehouse(Warehouse):
         return self._q(_validate_table_name(name))
 
     def view_reference(self, name: str) -> str:
-        """The bare table name: DuckDB binds a view's names in the view's own catalog and
-        schema, so the view keeps working when the file is renamed or attached under another
-        name (and a three-part name inside a view is reported ambiguous when the catalog and
-        schema share a name)."""
+        """The bare table name: DuckDB (1.2 and later) binds a view's names in the view's own
+        catalog and schema, so the view keeps working when the file is renamed or attached
+        under another name (and a three-part name inside a view is reported ambiguous when the
+        catalog and schema share a name)."""
         return quote_duckdb(_validate_table_name(name))
 
     # -- dataset -------------------------------------------------------------------------
@@ -253,13 +256,9 @@ class DuckDBWarehouse(Warehouse):
     # -- tables and views ----------------------------------------------------------------
 
     def _create(self, con: duckdb.DuckDBPyConnection, table: TableSchema) -> None:
-        cols = ", ".join(
-            f"{quote_duckdb(c.name)} {DUCKDB_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
-            for c in table.columns
-        )
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"CREATE TABLE {self._q(table.name)} ({cols})")
+            con.execute(f"CREATE TABLE {self._q(table.name)} ({_column_defs(table)})")
             self._set_comments(con, table)
             con.execute("COMMIT")
         except BaseException:
@@ -299,6 +298,42 @@ class DuckDBWarehouse(Warehouse):
             if self._descriptions(con, table.name) != _descriptions_of(table):
                 self._set_comments(con, table)
             return False
+
+    def rebuild_table(self, old: TableSchema, new: TableSchema) -> bool:
+        casts = rebuild_casts(old, new)
+        work = rebuild_name(new.name)
+        with self._op(f"rebuild table {new.name}") as con:
+            existing = self._columns(con, new.name)
+            if existing is None:
+                raise SchemaMismatchError(f"table {self._q(new.name)} does not exist")
+            if _same_layout(existing, new):
+                return False
+            if not _same_layout(existing, old):
+                raise SchemaMismatchError(
+                    f"table {self._q(new.name)} has neither the layout to rebuild nor the "
+                    "rebuilt one: " + "; ".join(old.differences(_found(old, existing)))
+                )
+            select = ", ".join(
+                _duckdb_cast(c.name, *casts[c.name]) if c.name in casts else quote_duckdb(c.name)
+                for c in new.columns
+            )
+            # DDL is transactional in DuckDB: the swap is all or nothing.
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DROP TABLE IF EXISTS {self._q(work)}")
+                con.execute(f"CREATE TABLE {self._q(work)} ({_column_defs(new)})")
+                con.execute(f"INSERT INTO {self._q(work)} SELECT {select} FROM {self._q(new.name)}")
+                con.execute(f"DROP TABLE {self._q(new.name)}")
+                con.execute(f"ALTER TABLE {self._q(work)} RENAME TO {quote_duckdb(new.name)}")
+                self._set_comments(con, new)
+                con.execute("COMMIT")
+            except BaseException as exc:
+                con.execute("ROLLBACK")
+                if NOT_A_BOOL in str(exc):
+                    raise WarehouseError(f"rebuild table {new.name}: {NOT_A_BOOL}") from exc
+                raise
+        logger.info("rebuilt table %s (%s)", self._q(new.name), _describe_casts(casts))
+        return True
 
     def _columns(self, con: duckdb.DuckDBPyConnection, name: str) -> tuple[Column, ...] | None:
         rows = con.execute(
@@ -567,6 +602,39 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iter
         # Fails inside an aborted transaction; the connection is closed right after anyway.
         with contextlib.suppress(duckdb.Error):
             con.unregister(name)
+
+
+def _column_defs(table: TableSchema) -> str:
+    return ", ".join(
+        f"{quote_duckdb(c.name)} {DUCKDB_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
+        for c in table.columns
+    )
+
+
+def _found(table: TableSchema, columns: tuple[Column, ...]) -> TableSchema:
+    return TableSchema(
+        name=table.name, columns=columns, kind=table.kind, date_column=table.date_column
+    )
+
+
+def _same_layout(columns: tuple[Column, ...], table: TableSchema) -> bool:
+    return not table.differences(_found(table, columns))
+
+
+def _describe_casts(casts: dict[str, tuple[str, str]]) -> str:
+    return ", ".join(f"{name} {a} -> {b}" for name, (a, b) in casts.items())
+
+
+def _duckdb_cast(name: str, old: str, new: str) -> str:
+    """One column converted for a rebuild; the session's TimeZone is UTC (see ``_connect``),
+    so DATE → TIMESTAMPTZ is midnight UTC and TIMESTAMPTZ → DATE the UTC day."""
+    col = quote_duckdb(name)
+    if (old, new) == ("INT64", "BOOL"):
+        return (
+            f"CASE WHEN {col} IS NULL OR {col} IN (0, 1) THEN CAST({col} AS BOOLEAN) "
+            f"ELSE error({string_literal(NOT_A_BOOL)}) END"
+        )
+    return f"CAST({col} AS {DUCKDB_TYPES[new]})"
 
 
 def _descriptions_of(table: TableSchema) -> tuple[str, tuple[str, ...]]:

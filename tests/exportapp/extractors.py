@@ -216,7 +216,7 @@ def hostile_rows(mode: str, start: datetime.datetime, end: datetime.datetime) ->
         "nan": {"ratio": float("nan")},
         "inf": {"ratio": float("-inf")},
         "decimal_digits": {"price": decimal.Decimal("1" + "0" * 29)},
-        "decimal_scale": {"price": decimal.Decimal("0.1234567891")},
+        "decimal_rounds_over": {"price": decimal.Decimal("9" * 29 + ".9999999995")},
         "decimal_nan": {"price": decimal.Decimal("NaN")},
         "big": {"name": "x" * (11 * 1024 * 1024)},
     }[mode]

@@ -112,3 +112,20 @@ class FlagsExtractor(BaseExtractor[Flags]):
         self, date_start: datetime.datetime, date_end: datetime.datetime
     ) -> Iterator[Flags]:
         yield from ()
+
+
+@dataclasses.dataclass
+class FlagsWithNote:
+    """Flags with a column 0.1.3's table never had: a change no rebuild makes."""
+
+    timestamp: datetime.datetime
+    opened: bool
+    note: str
+
+
+class FlagsWithNoteExtractor(FlagsExtractor):
+    def get_dataclass(self) -> type[FlagsWithNote]:  # type: ignore[override]
+        return FlagsWithNote
+
+    def get_table_name(self) -> str:
+        return "flags"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from smolqwery.errors import ExportLockedError, SmolqweryError
 from smolqwery.locking import LeaseLostError
@@ -13,9 +13,10 @@ from smolqwery.reporting import format_summary, make_progress
 from smolqwery.runner import export
 
 from ._options import day_arg, non_negative_arg
+from ._output import SmolqweryCommand
 
 
-class Command(BaseCommand):
+class Command(SmolqweryCommand):
     help = (
         "Export every day from SMOLQWERY_FIRST_DATE to yesterday (in TIME_ZONE) that is not "
         "exported yet. Safe to run from cron as often as you like: each day is written exactly "
@@ -68,10 +69,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity: int = options["verbosity"]
-        # The wrapped stream itself: a progress bar must not get a newline after every write.
+        # The wrapped streams themselves: a bar must not get a newline after every write.
         stream: IO[str] = getattr(self.stdout, "_out", sys.stdout)
+        errors: IO[str] = getattr(self.stderr, "_out", sys.stderr)
         progress = make_progress(
-            stream, verbosity=verbosity, bar=False if options["no_progress"] else None
+            stream,
+            errors=errors,
+            verbosity=verbosity,
+            bar=False if options["no_progress"] else None,
+            tracebacks=verbosity >= 2 or bool(options.get("traceback")),
         )
         try:
             report = export(
@@ -86,12 +92,16 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         except ExportLockedError as exc:
             # Not a failure: the running export does the work (cron must not mail an error).
-            self.stdout.write(f"{exc}: nothing done (--wait waits for it)")
+            progress.note(f"{exc}: nothing done (--wait waits for it)")
             return
         except SmolqweryError as exc:
             raise CommandError(str(exc)) from exc
         if verbosity >= 1:
-            self.stdout.write(format_summary(report))
+            progress.note(format_summary(report))
         if not report.ok:
             names = ", ".join(r.table or r.extractor for r in report.failed)
-            raise CommandError(f"{len(report.failed)} extractor(s) failed: {names}", returncode=1)
+            # Chained, so that --traceback shows the first failure's own frames.
+            cause = next((r.exception for r in report.failed if r.exception), None)
+            raise CommandError(
+                f"{len(report.failed)} extractor(s) failed: {names}", returncode=1
+            ) from cause

@@ -5,16 +5,18 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from smolqwery.errors import SmolqweryError
 from smolqwery.migration_state import make_migrations
+
+from ._output import SmolqweryCommand
 
 #: Checks that need the warehouse's credentials: writing a migration never does (0.1.3 D19).
 CREDENTIAL_CHECKS = frozenset({"smolqwery.E009"})
 
 
-class Command(BaseCommand):
+class Command(SmolqweryCommand):
     # The system checks run in handle(), without the credentials check.
     requires_system_checks: list[str] = []
     help = (

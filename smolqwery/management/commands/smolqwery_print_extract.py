@@ -9,14 +9,16 @@ import decimal
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from smolqwery.days import local_now, yesterday
 from smolqwery.errors import SmolqweryError
+from smolqwery.reporting import format_failure
 from smolqwery.runner import PreviewChunk, preview
 
 from ._options import day_arg
+from ._output import SmolqweryCommand
 
 
 def _plain(value: Any) -> Any:
@@ -34,7 +36,7 @@ def _cell(value: Any) -> str:
     return "NULL" if value is None else str(_plain(value))
 
 
-class Command(BaseCommand):
+class Command(SmolqweryCommand):
     help = (
         "Print, per extractor and day, exactly the rows smolqwery_extract would write (same "
         "validation), without writing anything anywhere. Both days are included."
@@ -77,6 +79,7 @@ class Command(BaseCommand):
         first: datetime.date = options["first_date"] or last
         fmt: str = options["format"]
         failures = 0
+        tracebacks = options["verbosity"] >= 2 or bool(options.get("traceback"))
         printer = {"table": self._table, "json": self._json, "csv": self._csv}[fmt]
         self._started = False
         self._csv_tables: set[str] = set()
@@ -86,7 +89,8 @@ class Command(BaseCommand):
                     printer(item)
                 else:
                     failures += 1
-                    self.stderr.write(f"{item.table or item.extractor}: FAILED: {item.error}")
+                    label = item.table or item.extractor
+                    self.stderr.write(format_failure(label, item.error, item.exception, tracebacks))
         except SmolqweryError as exc:
             raise CommandError(str(exc)) from exc
         finally:

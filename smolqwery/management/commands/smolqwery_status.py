@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from smolqwery.errors import SmolqweryError
 from smolqwery.reporting import format_days
 from smolqwery.runner import table_status
 
 from ._options import non_negative_arg
+from ._output import SmolqweryCommand
 
 #: Exit statuses, for monitoring (0: all tables read, none too late).
 EXIT_LATE = 1  # a table lags more than --max-lag days
 EXIT_UNKNOWN = 2  # a table could not be read, or the settings are invalid: status unknown
 
 
-class Command(BaseCommand):
+class Command(SmolqweryCommand):
     help = (
         "Per table: first and last exported day, missing days, rows and lag behind yesterday "
         "(in TIME_ZONE). Exits with status 2 when a table cannot be read (within "
