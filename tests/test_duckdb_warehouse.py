@@ -175,7 +175,7 @@ def test_a_schema_named_like_the_file_is_not_ambiguous(
     assert wh.table_description("user_delta") is not None
     assert set(wh.list_tables()) >= {"user", "user_delta", "events"}
     assert list(wh.exported_days("user")) == [day]
-    assert wh.last_unledgered_day(DAILY, datetime.timezone.utc) == day
+    assert wh.legacy_days(DAILY, datetime.timezone.utc, day, day) == [day]
     assert wh.qualified_name("user").endswith(f'"{dataset}"."user"')
     wh.drop_table("events")
     assert "events" not in wh.list_tables()
