@@ -23,6 +23,8 @@ E012       the DuckDB warehouse is chosen, extractors are set, but duckdb is not
 W013       extractors are set but ``SMOLQWERY_FIRST_DATE`` or ``SMOLQWERY_DJANGO_APP`` is not
 W014       the warehouse, ``SMOLQWERY_DATASET`` or the DuckDB file changed after the first export
 W015       ``TIME_ZONE`` changed after the first export (day boundaries would move)
+W020       a table made by 0.1.3 has DATE/INT64 where the dataclass says datetime/bool: a
+           migration will rebuild it with the right types
 E030       BigQuery is chosen and a table exceeds its limits: more than 4 clustering
            columns, a table description over 16,384 or a column one over 1,024 characters
 ========== ==========================================================================
