@@ -430,13 +430,14 @@ class ExactlyOnce(RuleBasedStateMachine):
         missing = {s.table: set(s.missing_days) for s in statuses}
         assert all(not s.error for s in statuses), [s.error for s in statuses]
         entries = wh.fetch_rows(LEDGER_TABLE)
+        held_rows: dict[str, list[dict[str, Any]]] = {}
         for table in (EVENT_TABLE.name, TOTAL_TABLE.name):
             ledger = {e["day"]: e["rows"] for e in entries if e["table_name"] == table}
             assert len(ledger) == len([e for e in entries if e["table_name"] == table])
             exported = model.exported.get(table, {})
             assert ledger == {d: len(r) for d, r in exported.items()}, table
             held: dict[datetime.date, list[tuple[Any, ...]]] = {}
-            rows = wh.fetch_rows(table)
+            rows = held_rows[table] = wh.fetch_rows(table)
             keys = [row_key(table, r) for r in rows]
             duplicates = [k for k, n in Counter(keys).items() if n > 1]
             assert not duplicates, (table, duplicates)
@@ -452,7 +453,7 @@ class ExactlyOnce(RuleBasedStateMachine):
                     assert day not in missing[table], (table, day)
                 else:
                     assert day in missing[table], (table, day, "not in the ledger, not missing")
-        totals = wh.fetch_rows(TOTAL_TABLE.name)
+        totals = held_rows[TOTAL_TABLE.name]
         delta = wh.fetch_rows(TOTAL_TABLE.delta_view_name)
         assert sorted((r["date"], r["events"], r["amount"]) for r in delta) == expected_delta(
             totals
