@@ -206,9 +206,10 @@ def _numeric_problem(value: object) -> str | None:
     number = decimal.Decimal(value)
     if not number.is_finite():
         return "must be a finite Decimal (NaN and infinities are refused)"
-    if (number and number.adjusted() >= NUMERIC_INTEGER_DIGITS) or abs(
-        numeric_value(number)
-    ) >= _NUMERIC_LIMIT:
+    # copy_abs(), not abs(): abs() rounds to the 28 digits of the default context.
+    if (number and number.adjusted() >= NUMERIC_INTEGER_DIGITS) or numeric_value(
+        number
+    ).copy_abs() >= _NUMERIC_LIMIT:
         return (
             f"has more than {NUMERIC_INTEGER_DIGITS} digits before the decimal point once "
             f"rounded to {NUMERIC_SCALE} decimals (NUMERIC is DECIMAL(38, 9)); scale it down, "
