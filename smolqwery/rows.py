@@ -66,6 +66,14 @@ _NUMERIC_CONTEXT = decimal.Context(
     prec=NUMERIC_PRECISION + 1, rounding=NUMERIC_ROUNDING, traps=[decimal.InvalidOperation]
 )
 _NUMERIC_LIMIT = decimal.Decimal(10) ** NUMERIC_INTEGER_DIGITS
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+#: TIMESTAMP's range (0001-01-01 to 9999-12-31 UTC) in microseconds since the epoch.
+_TIMESTAMP_MIN_US = (datetime.datetime.min.replace(tzinfo=datetime.timezone.utc) - _EPOCH) // (
+    datetime.timedelta(microseconds=1)
+)
+_TIMESTAMP_MAX_US = (datetime.datetime.max.replace(tzinfo=datetime.timezone.utc) - _EPOCH) // (
+    datetime.timedelta(microseconds=1)
+)
 
 
 class ExtractorError(SmolqweryError):
@@ -490,6 +498,11 @@ class RowConverter:
             bad = pc.invert(pc.is_finite(array))
         elif column.type == "STRING":
             bad = pc.match_substring(array, "\x00")
+        elif column.type == "TIMESTAMP":
+            # An aware datetime near year 1 or 9999 can leave the range once in UTC; Arrow
+            # keeps it (as microseconds), the warehouses would not: compare in microseconds.
+            micros = pc.cast(array, pa.int64())
+            bad = pc.or_(pc.less(micros, _TIMESTAMP_MIN_US), pc.greater(micros, _TIMESTAMP_MAX_US))
         if bad is not None and pc.any(bad).as_py():
             index = pc.index(bad, True).as_py()
             value = values[index]

@@ -265,3 +265,23 @@ def test_sqlite_sum_decimal_is_rounded_not_refused() -> None:
 
     batches, _ = convert(Summed(), [DAY])
     assert batches[0].to_pylist()[0]["price"] == decimal.Decimal("98777.93")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime.datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo")),
+        datetime.datetime(9999, 12, 31, 23, 0, tzinfo=ZoneInfo("America/New_York")),
+    ],
+)
+def test_a_timestamp_out_of_range_once_in_utc_is_refused(moment: datetime.datetime) -> None:
+    """Year 1 in Tokyo is year 0 in UTC: Arrow would keep it, the warehouses cannot."""
+
+    class Edge(HostileExtractor):
+        def extract(
+            self, date_start: datetime.datetime, date_end: datetime.datetime
+        ) -> Iterator[Any]:
+            yield HostileRow(date_start, "x", 1, 0.5, decimal.Decimal(1), when=moment)
+
+    with pytest.raises(RowError, match=r"field 'when' \(TIMESTAMP\) is outside the TIMESTAMP"):
+        convert(Edge(), [DAY])
