@@ -15,7 +15,7 @@ import pytest
 from tests.crashapp.killswitch import Plan
 from tests.fixtures.crash import ScenarioFactory
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.source_db]
 
 
 def last_runs(output: str) -> set[str]:

@@ -109,8 +109,14 @@ def project(
     purelib = run(
         python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=home
     ).stdout.strip()
-    # Django, duckdb, … from this interpreter: the install below needs no package index.
-    (Path(purelib) / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # Django, duckdb, … from this interpreter (the install below needs no package index), but
+    # not this interpreter's smolqwery: pip would take it for the wheel, already installed.
+    deps = home / "deps"
+    deps.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if not entry.name.lower().startswith(("smolqwery", "__editable__", "_deps.pth")):
+            (deps / entry.name).symlink_to(entry)
+    (Path(purelib) / "_deps.pth").write_text(f"{deps}\n")
 
     # The README's install command for a built wheel, with this wheel's path.
     (install_line,) = [
@@ -124,6 +130,8 @@ def project(
     command = shlex.split(install_line.split("#")[0])
     assert command[:2] == ["pip", "install"], install_line
     run(python, "-m", *command, "--no-index", "-q", cwd=home)
+    installed = run(python, "-c", "import smolqwery; print(smolqwery.__file__)", cwd=home)
+    assert installed.stdout.startswith(str(venv)), installed.stdout  # the wheel, not a checkout
 
     (home / "project").mkdir()
     run(python, "-m", "django", "startproject", "mysite", home / "project", cwd=home)

@@ -134,4 +134,5 @@ def test_status_with_the_emulator_down_answers_within_its_own_deadline(
     for table in ("crash_event", "crash_daily"):
         assert f"{table} cannot be read" in result.stderr, result.describe()
     assert "Connection refused" in result.stderr, result.describe()
+    assert "after 2 s of retries (SMOLQWERY_STATUS_DEADLINE)" in result.stderr, result.describe()
     assert "SMOLQWERY_STATUS_DEADLINE (2 s) spent" in result.stderr, result.describe()

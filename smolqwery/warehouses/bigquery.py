@@ -197,6 +197,8 @@ class BigQueryWarehouse(Warehouse):
         self.retry_deadline = retry_deadline
         #: A job is waited for at most this long per attempt (shorter for status readers).
         self.job_timeout = JOB_TIMEOUT
+        #: The setting ``retry_deadline`` comes from, named when it runs out.
+        self.deadline_setting = "SMOLQWERY_RETRY_DEADLINE"
         #: The API address, named in errors when it cannot be reached.
         self.endpoint: str | None = getattr(
             getattr(client, "_connection", None), "API_BASE_URL", None
@@ -243,8 +245,9 @@ class BigQueryWarehouse(Warehouse):
             acl_groups=config.acl_groups,
             retry_deadline=config.retry_deadline,
         )
-        if request_timeout is not None:
+        if request_timeout is not None:  # a reader that must answer fast: status, admin
             warehouse.job_timeout = min(JOB_TIMEOUT, request_timeout)
+            warehouse.deadline_setting = "SMOLQWERY_STATUS_DEADLINE"
         return warehouse
 
     def __repr__(self) -> str:
@@ -256,7 +259,9 @@ class BigQueryWarehouse(Warehouse):
     # -- helpers -------------------------------------------------------------------------
 
     def _call(self, operation: str, fn: Any) -> Any:
-        return retry.call(operation, fn, self.retry_deadline, self.endpoint, self._target)
+        return retry.call(
+            operation, fn, self.retry_deadline, self.endpoint, self._target, self.deadline_setting
+        )
 
     @property
     def _target(self) -> bigquery_errors.Target:

@@ -239,10 +239,10 @@ class DuckDBWarehouse(Warehouse):
         return self._q(_validate_table_name(name))
 
     def view_reference(self, name: str) -> str:
-        """The bare table name: DuckDB binds a view's names in the view's own catalog and
-        schema, so the view keeps working when the file is renamed or attached under another
-        name (and a three-part name inside a view is reported ambiguous when the catalog and
-        schema share a name)."""
+        """The bare table name: DuckDB (1.2 and later) binds a view's names in the view's own
+        catalog and schema, so the view keeps working when the file is renamed or attached
+        under another name (and a three-part name inside a view is reported ambiguous when the
+        catalog and schema share a name)."""
         return quote_duckdb(_validate_table_name(name))
 
     # -- dataset -------------------------------------------------------------------------

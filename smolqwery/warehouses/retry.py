@@ -96,9 +96,11 @@ def call(
     deadline: float,
     endpoint: str | None = None,
     target: Target | None = None,
+    setting: str = "SMOLQWERY_RETRY_DEADLINE",
 ) -> T:
     """Run ``fn``, retrying transient failures under ``deadline`` seconds in total; permanent
-    ones are raised at once as the error :func:`classify` chooses."""
+    ones are raised at once as the error :func:`classify` chooses. ``setting`` names the
+    setting the deadline comes from, in the error."""
     from google.api_core import exceptions as gexc
     from google.api_core.retry import Retry
     from google.auth import exceptions as auth_exc
@@ -121,7 +123,7 @@ def call(
         raise WarehouseError(
             one_line(
                 f"{operation}: still failing after {deadline:g} s of retries "
-                f"(SMOLQWERY_RETRY_DEADLINE): {describe(cause, endpoint)}"
+                f"({setting}): {describe(cause, endpoint)}"
             )
         ) from None
     except auth_exc.GoogleAuthError as exc:
