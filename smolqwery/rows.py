@@ -66,6 +66,14 @@ _NUMERIC_CONTEXT = decimal.Context(
     prec=NUMERIC_PRECISION + 1, rounding=NUMERIC_ROUNDING, traps=[decimal.InvalidOperation]
 )
 _NUMERIC_LIMIT = decimal.Decimal(10) ** NUMERIC_INTEGER_DIGITS
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+#: TIMESTAMP's range (0001-01-01 to 9999-12-31 UTC) in microseconds since the epoch.
+_TIMESTAMP_MIN_US = (datetime.datetime.min.replace(tzinfo=datetime.timezone.utc) - _EPOCH) // (
+    datetime.timedelta(microseconds=1)
+)
+_TIMESTAMP_MAX_US = (datetime.datetime.max.replace(tzinfo=datetime.timezone.utc) - _EPOCH) // (
+    datetime.timedelta(microseconds=1)
+)
 
 
 class ExtractorError(SmolqweryError):
@@ -206,9 +214,10 @@ def _numeric_problem(value: object) -> str | None:
     number = decimal.Decimal(value)
     if not number.is_finite():
         return "must be a finite Decimal (NaN and infinities are refused)"
-    if (number and number.adjusted() >= NUMERIC_INTEGER_DIGITS) or abs(
-        numeric_value(number)
-    ) >= _NUMERIC_LIMIT:
+    # copy_abs(), not abs(): abs() rounds to the 28 digits of the default context.
+    if (number and number.adjusted() >= NUMERIC_INTEGER_DIGITS) or numeric_value(
+        number
+    ).copy_abs() >= _NUMERIC_LIMIT:
         return (
             f"has more than {NUMERIC_INTEGER_DIGITS} digits before the decimal point once "
             f"rounded to {NUMERIC_SCALE} decimals (NUMERIC is DECIMAL(38, 9)); scale it down, "
@@ -489,6 +498,11 @@ class RowConverter:
             bad = pc.invert(pc.is_finite(array))
         elif column.type == "STRING":
             bad = pc.match_substring(array, "\x00")
+        elif column.type == "TIMESTAMP":
+            # An aware datetime near year 1 or 9999 can leave the range once in UTC; Arrow
+            # keeps it (as microseconds), the warehouses would not: compare in microseconds.
+            micros = pc.cast(array, pa.int64())
+            bad = pc.or_(pc.less(micros, _TIMESTAMP_MIN_US), pc.greater(micros, _TIMESTAMP_MAX_US))
         if bad is not None and pc.any(bad).as_py():
             index = pc.index(bad, True).as_py()
             value = values[index]

@@ -226,7 +226,7 @@ _NUMERIC_MAX = decimal.Decimal("99999999999999999999999999999.999999999")
 @st.composite
 def _decimals(draw: st.DrawFn) -> decimal.Decimal:
     """Decimals of any scale, dense around NUMERIC's limits and at the rounding midpoint."""
-    digits = draw(st.integers(0, 10**45))
+    digits = draw(st.integers(0, 10**45) | st.sampled_from([10**38 - 1, 10**39 - 5]))
     exponent = draw(st.integers(-20, 5))
     if draw(st.booleans()):  # ...5 in the 10th decimal: exactly half a NUMERIC step
         digits, exponent = digits * 10 + 5, -10
@@ -246,7 +246,7 @@ def test_numeric_is_rounded_half_away_from_zero_and_refused_only_out_of_range(
             yield HostileRow(date_start, "x", 1, 0.5, value)
 
     expected = value.quantize(decimal.Decimal("1e-9"), context=_REFERENCE)
-    if abs(expected) > _NUMERIC_MAX:
+    if expected.copy_abs() > _NUMERIC_MAX:
         with pytest.raises(RowError, match=r"quantize\(Decimal\('0.01'\)\)"):
             convert(One(), [DAY])
         return
@@ -265,3 +265,23 @@ def test_sqlite_sum_decimal_is_rounded_not_refused() -> None:
 
     batches, _ = convert(Summed(), [DAY])
     assert batches[0].to_pylist()[0]["price"] == decimal.Decimal("98777.93")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime.datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo")),
+        datetime.datetime(9999, 12, 31, 23, 0, tzinfo=ZoneInfo("America/New_York")),
+    ],
+)
+def test_a_timestamp_out_of_range_once_in_utc_is_refused(moment: datetime.datetime) -> None:
+    """Year 1 in Tokyo is year 0 in UTC: Arrow would keep it, the warehouses cannot."""
+
+    class Edge(HostileExtractor):
+        def extract(
+            self, date_start: datetime.datetime, date_end: datetime.datetime
+        ) -> Iterator[Any]:
+            yield HostileRow(date_start, "x", 1, 0.5, decimal.Decimal(1), when=moment)
+
+    with pytest.raises(RowError, match=r"field 'when' \(TIMESTAMP\) is outside the TIMESTAMP"):
+        convert(Edge(), [DAY])
