@@ -56,6 +56,9 @@ _aware = st.datetimes(
     timezones=st.sampled_from(
         [datetime.timezone.utc, PARIS, ZoneInfo("Asia/Kathmandu"), ZoneInfo("America/St_Johns")]
     ),
+    # A wall time skipped by a DST change names no instant Python compares consistently; a
+    # database never returns one.
+    allow_imaginary=False,
 )
 #: BigQuery's rounding of NUMERIC (ROUND_HALF_AWAY_FROM_ZERO), the reference for >9 decimals.
 _ROUND = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_UP)
