@@ -14,7 +14,6 @@ Each kill point gets a fresh scenario; scenarios run a few at a time.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +23,6 @@ import pytest
 from tests.crashapp.killswitch import Plan
 from tests.fixtures.crash import (
     EXTRACTORS,
-    LOCK_TIMEOUT,
     Scenario,
     ScenarioFactory,
     choose_kill_points,
@@ -65,7 +63,6 @@ def kill_then_recover(scenario: Scenario, plan: Plan) -> Outcome:
         if partial:
             outcome.failure = f"{where}: inconsistent right after the kill: {partial}"
             return outcome
-        time.sleep(LOCK_TIMEOUT)  # the dead run's lease expires; the next run takes it over
     elif first.returncode != 0:
         outcome.failure = f"{where}: the run failed instead of dying:\n{first.describe()}"
         return outcome
