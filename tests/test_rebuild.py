@@ -75,8 +75,10 @@ def converted(row: dict[str, Any]) -> dict[str, Any]:
 
 def fill(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
     wh.create_table(LEGACY)
-    days = sorted({r["timestamp"] for r in rows})
-    wh.replace_days(make_batch(LEGACY, days[0], days[-1], rows, tz=UTC))
+    # One batch per day: a batch spanning year 1 to 9999 would carry millions of empty days.
+    for day in sorted({r["timestamp"] for r in rows}):
+        of_day = [r for r in rows if r["timestamp"] == day]
+        wh.replace_days(make_batch(LEGACY, day, day, of_day, tz=UTC))
 
 
 def layout(wh: Warehouse) -> list[tuple[str, str, str]]:
