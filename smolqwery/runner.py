@@ -302,24 +302,7 @@ def plan_days(
 
 def _check_table(warehouse: Warehouse, table: TableSchema) -> None:
     """The warehouse table must exist with the layout the extractor produces."""
-    from .schema import TableSchema as _TableSchema
-
-    columns = warehouse.get_table_columns(table.name)
-    if columns is None:
-        raise ConfigurationError(
-            f"table {table.name!r} does not exist in the warehouse: run "
-            "manage.py smolqwery_make_migrations, then manage.py migrate"
-        )
-    found = _TableSchema(
-        name=table.name, columns=columns, kind=table.kind, date_column=table.date_column
-    )
-    differences = table.differences(found)
-    if differences:
-        raise ConfigurationError(
-            f"table {table.name!r} in the warehouse does not match the extractor's dataclass ("
-            + "; ".join(differences)
-            + "): run manage.py smolqwery_make_migrations, then manage.py migrate"
-        )
+    warehouse.check_layout(table)
 
 
 # -- export --------------------------------------------------------------------------------
