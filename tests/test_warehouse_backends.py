@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smolqwery.errors import ConfigurationError
 from smolqwery.extractor import ExtractorType
@@ -198,3 +200,36 @@ def test_without_the_bigquery_extra_the_error_names_it(
         [message] = BigQueryWarehouse.check_settings(config)
     assert message.id == "smolqwery.E012"
     assert "smolqwery[bigquery]" in message.hint
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    values=st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=15),
+    data=st.data(),
+)
+def test_duckdb_binds_exactly_the_parameters_a_statement_uses(
+    values: list[int], data: st.DataObject
+) -> None:
+    """One ``Params`` serves several statements (``$p1`` is not ``$p10``): each statement gets
+    the values it names, in any order, and DuckDB refuses none."""
+    import duckdb
+
+    from smolqwery.warehouses.duckdb import DuckDBOperations
+
+    p = DuckDBOperations().params()
+    placeholders = [p(v, "INT64") for v in values]
+    used = data.draw(st.lists(st.sampled_from(range(len(values))), min_size=1, max_size=6))
+    sql = "SELECT " + ", ".join(placeholders[i] for i in used)
+    with duckdb.connect() as con:
+        assert con.execute(sql, p.bind(sql)).fetchone() == tuple(values[i] for i in used)
+
+
+def test_settings_know_the_short_names_the_registry_resolves() -> None:
+    from smolqwery.settings import WAREHOUSES
+    from smolqwery.warehouses import BACKENDS
+
+    assert set(WAREHOUSES) == set(BACKENDS)
+    assert {backend_class(name).vendor for name in BACKENDS} == set(BACKENDS)

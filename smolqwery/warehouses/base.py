@@ -161,11 +161,14 @@ class Warehouse(ABC):
     days, write the ledger — and a backend supplies its steps: :meth:`_replacement` (the unit
     of work: a transaction, a script, or whatever makes :meth:`_apply` all or nothing),
     :meth:`_stage` (the rows somewhere readable that no reader sees) and :meth:`_apply` (the
-    checks, then the changes, at once). A backend with transactions runs the changes in one; a
-    backend without them (writing whole day partitions, say) keeps the contract by making
-    each change idempotent per day and the ledger write last: a replayed batch overwrites its
-    days, and days whose ledger entry is missing are pending, so a half-applied batch is
-    exported again, never counted.
+    checks, then the changes, at once). A backend with transactions runs the changes in one
+    (DuckDB), or in one script whose checks come first (BigQuery). A backend without
+    transactions keeps the contract another way: by writing each day's partition whole, in a
+    write that replaces that partition atomically, and the ledger last — a replayed batch then
+    overwrites its days instead of adding to them, and a batch stopped halfway leaves days
+    without ledger entries, which are pending and exported again, never counted twice. (Its
+    readers may see some days of a batch before the others: the contract then holds per day,
+    and the backend's docstring must say so.)
     """
 
     #: Short name of the backend ("duckdb"): what ``WarehouseRecord`` remembers and the
@@ -384,14 +387,18 @@ class Warehouse(ABC):
         )
         try:
             with self._replacement(operation, batch) as unit:
-                staged = self._stage(unit, batch)  # consumes the chunks: row_counts complete
+                # 1. stage the rows where no reader sees them
+                staged = self._stage(unit, batch)
                 checks: list[tuple[str, str]] = []
                 changes = [f"DELETE FROM {target} WHERE {where}"]
                 if staged is not None:
+                    # 2. check their days: rows outside would survive the next replacement
                     checks.append((f"SELECT 1 FROM {staged} WHERE NOT ({where})", OUTSIDE_DAYS))
                     changes.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged}")
-                changes += self._ledger_changes(p, batch)
-                self._apply(unit, operation, p, checks, changes)
+                # 3. replace the days
+                self._apply(unit, p, checks, changes)
+                # 4. write the ledger: the rows are consumed by now, so row_counts is complete
+                self._apply(unit, p, [], self._ledger_changes(p, batch))
         except WarehouseError as exc:
             if OUTSIDE_DAYS in str(exc) and str(exc) != f"{operation}: {OUTSIDE_DAYS}":
                 raise WarehouseError(f"{operation}: {OUTSIDE_DAYS}") from exc
@@ -430,26 +437,36 @@ class Warehouse(ABC):
     ) -> contextlib.AbstractContextManager[Any]:
         """The unit of work of one replacement, handed to :meth:`_stage` and :meth:`_apply`.
 
-        Leaving it by an exception undoes whatever was staged or applied; leaving it normally
-        makes the applied changes durable. Cleans up staging either way.
+        Leaving it normally makes everything applied durable at once (a commit, or running the
+        collected script); leaving it by an exception undoes it all. Cleans up staging either
+        way.
         """
 
     @abstractmethod
     def _stage(self, unit: Any, batch: DayBatch) -> str | None:
-        """Consume ``batch.chunks`` into a relation readers of the table never see; return how
-        SQL names it, or None when the batch has no rows."""
+        """Make the batch's rows readable by SQL under a name no reader of the table sees, and
+        return that name; None when the batch has no rows.
+
+        A staging table filled now (BigQuery), or the record batches themselves, scanned one
+        at a time while :meth:`_apply` runs the statements that read them (DuckDB: memory stays
+        bounded by one chunk). ``batch.row_counts`` is complete once the chunks are consumed.
+        """
 
     @abstractmethod
     def _apply(
         self,
         unit: Any,
-        operation: str,
         params: Params,
         checks: Sequence[tuple[str, str]],
         changes: Sequence[str],
     ) -> None:
-        """Run ``checks`` (``(query, message)``: a query returning a row fails the
-        replacement with ``message``, changing nothing), then every change, all or nothing."""
+        """Add ``checks``, then ``changes``, to the unit of work (run now inside a transaction,
+        or collected into one script).
+
+        A check is ``(query, message)``: a query returning a row fails the replacement with
+        ``message`` and nothing is changed. Checks hold for every staged row. Changes run in
+        order and become visible together, when the unit ends.
+        """
 
     # -- reads and the 0.1.3 adoption (written once) -------------------------------------
 

@@ -121,7 +121,7 @@ class BigQueryOperations(BaseOperations):
     """BigQuery's SQL: backticks, typed ``@name`` parameters, ``DATE(ts, tz)``,
     ``DATE_TRUNC``, ``ERROR()``, arrays by ``OFFSET``."""
 
-    capabilities = Capabilities(type_mapper=IDENTITY_TYPES, max_clustering_columns=4, scripted=True)
+    capabilities = Capabilities(type_mapper=IDENTITY_TYPES)
 
     def quote_name(self, name: str) -> str:
         return quote_bigquery(name)
@@ -174,11 +174,6 @@ class BigQueryOperations(BaseOperations):
             f"{n}[OFFSET(i)] AS {self.quote_name('rows')} "
             f"FROM UNNEST(GENERATE_ARRAY(0, ARRAY_LENGTH({d}) - 1)) AS i"
         )
-
-
-def _bigquery_cast(name: str, old: str, new: str) -> str:
-    """Former helper: :meth:`BigQueryOperations.rebuild_cast_sql`."""
-    return BigQueryOperations().rebuild_cast_sql(name, old, new, NOT_A_BOOL)
 
 
 def _digest(*parts: object) -> str:
@@ -725,13 +720,15 @@ class BigQueryWarehouse(Warehouse):
 
     @contextlib.contextmanager
     def _replacement(self, operation: str, batch: DayBatch) -> Iterator[_Replacement]:
-        """A temporary Parquet file and the staging tables of the replacement, removed at the
-        end whatever happens (staging tables also expire on their own)."""
+        """The replacement's script, run as one query job when the unit ends normally; its
+        temporary Parquet file and staging tables, removed at the end whatever happens
+        (staging tables also expire on their own)."""
         fd, path = tempfile.mkstemp(prefix="smolqwery-", suffix=".parquet")
         os.close(fd)
         unit = _Replacement(operation, path)
         try:
             yield unit
+            self._run_script(unit)
         finally:
             os.unlink(path)
             for name in unit.staged:
@@ -747,22 +744,29 @@ class BigQueryWarehouse(Warehouse):
     def _apply(
         self,
         unit: _Replacement,
-        operation: str,
         params: Params,
         checks: Sequence[tuple[str, str]],
         changes: Sequence[str],
     ) -> None:
+        """Collected into the unit's script (run by :meth:`_run_script`)."""
+        unit.params = params
+        unit.checks += checks
+        unit.changes += changes
+
+    def _run_script(self, unit: _Replacement) -> None:
         """One script, one query job: the checks as ASSERTs before the transaction (if one
         fails, the script stops there and nothing was changed), then the changes in one
         transaction."""
+        if unit.params is None:
+            return
         statements = [
             f"ASSERT NOT EXISTS ({query}) AS {_assert_message(message)};"
-            for query, message in checks
+            for query, message in unit.checks
         ]
         statements.append("BEGIN TRANSACTION;")
-        statements += [f"{sql};" for sql in changes]
+        statements += [f"{sql};" for sql in unit.changes]
         statements.append("COMMIT TRANSACTION;")
-        self._run_query(operation, "\n".join(statements), params.bind(), "replace")
+        self._run_query(unit.operation, "\n".join(statements), unit.params.bind(), "replace")
 
     def _fetch(
         self, operation: str, sql: str, params: Params, *, missing_ok: bool = False
@@ -886,11 +890,14 @@ class BigQueryWarehouse(Warehouse):
 
 @dataclasses.dataclass
 class _Replacement:
-    """What one replacement stages: its Parquet file and staging tables (dropped at the end)."""
+    """One replacement: its Parquet file, staging tables (dropped at the end) and script."""
 
     operation: str
     path: str
     staged: list[str] = dataclasses.field(default_factory=list)
+    params: Params | None = None
+    checks: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    changes: list[str] = dataclasses.field(default_factory=list)
 
 
 def write_parquet(chunks: Iterable[pa.RecordBatch], schema: pa.Schema, path: str) -> int:

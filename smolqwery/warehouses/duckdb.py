@@ -12,8 +12,10 @@ Values travel as query parameters or as Arrow data scanned by name; the one exce
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import importlib.util
+import itertools
 import logging
 import random
 import re
@@ -44,6 +46,7 @@ from .ops import BaseOperations, Capabilities, Params, TypeMapper
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
     from django.core.checks import CheckMessage
 
     from ..settings import SmolqwerySettings
@@ -73,8 +76,8 @@ BIGQUERY_TYPES: dict[str, str] = {
     f"DECIMAL({NUMERIC_PRECISION},{NUMERIC_SCALE})": "NUMERIC",
 }
 _LEDGER_SCHEMA = ledger_schema()
-#: Where a replacement stages its rows: a temporary table of its own connection.
-STAGING_TABLE = f"{RESERVED_PREFIX}staging"
+#: The name under which a replacement's record batches are scanned, one at a time.
+STAGED_ROWS = f"{RESERVED_PREFIX}incoming"
 
 
 def string_literal(text: str) -> str:
@@ -102,10 +105,7 @@ class DuckDBOperations(BaseOperations):
     """DuckDB's SQL: named ``$p`` parameters cast to their type, ``timezone()``, ``date_trunc``,
     ``error()``, lists for arrays."""
 
-    capabilities = Capabilities(
-        type_mapper=TypeMapper(to_db=DUCKDB_TYPES, from_db=BIGQUERY_TYPES),
-        transactional_ddl=True,
-    )
+    capabilities = Capabilities(type_mapper=TypeMapper(to_db=DUCKDB_TYPES, from_db=BIGQUERY_TYPES))
 
     def quote_name(self, name: str) -> str:
         return quote_duckdb(name)
@@ -506,56 +506,59 @@ class DuckDBWarehouse(Warehouse):
                 pass
 
     @contextlib.contextmanager
-    def _replacement(self, operation: str, batch: DayBatch) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One connection, one transaction: staging included, so a failure undoes it all."""
+    def _replacement(self, operation: str, batch: DayBatch) -> Iterator[_Replacement]:
+        """One connection, one transaction: a failure anywhere undoes it all."""
         with self._op(operation) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                yield con
+                yield _Replacement(operation, con)
                 con.execute("COMMIT")
             except BaseException:
                 _rollback(con)
                 raise
 
-    def _stage(self, unit: duckdb.DuckDBPyConnection, batch: DayBatch) -> str | None:
-        """A temporary table of the connection, filled one chunk at a time.
+    def _stage(self, unit: _Replacement, batch: DayBatch) -> str | None:
+        """The record batches themselves, scanned one at a time by name (no copy, no row-by-row
+        ``INSERT``) while :meth:`_apply` runs the statements that read them.
 
-        The chunks are pulled here: extract() must run in the calling thread (Django's
+        The chunks are pulled in the calling thread: extract() must run there (Django's
         connections are per thread), and DuckDB before 2.0 pulls an Arrow stream from a worker
         thread even with ``SET threads = 1`` (issue 14, found on the lowest supported versions).
-        Memory stays bounded by one chunk. All columns nullable: a NULL in a REQUIRED column is
-        refused by the table itself, inside the transaction.
+        Memory stays bounded by one chunk. Every column is nullable: a NULL in a REQUIRED column
+        is refused by the table itself, inside the transaction.
         """
-        import pyarrow as pa
-
-        table = batch.table
-        staging = quote_duckdb(STAGING_TABLE)
-        defs = self._column_defs(table, relaxed=True)
-        unit.execute(f"CREATE OR REPLACE TEMPORARY TABLE {staging} ({defs})")
-        cols = ", ".join(quote_duckdb(c) for c in table.column_names)
-        inserted = 0
-        for chunk in conform_chunks(batch.chunks, relaxed_schema(arrow_schema(table))):
-            with _registered(unit, "smolqwery_incoming", pa.Table.from_batches([chunk])):
-                row = unit.execute(
-                    f"INSERT INTO {staging} ({cols}) SELECT {cols} FROM smolqwery_incoming"
-                ).fetchone()
-            inserted += int(row[0]) if row else 0
-        return staging if inserted else None
+        chunks = conform_chunks(batch.chunks, relaxed_schema(arrow_schema(batch.table)))
+        first = next(chunks, None)
+        if first is None:
+            return None
+        unit.chunks = itertools.chain([first], chunks)
+        return STAGED_ROWS
 
     def _apply(
         self,
-        unit: duckdb.DuckDBPyConnection,
-        operation: str,
+        unit: _Replacement,
         params: Params,
         checks: Sequence[tuple[str, str]],
         changes: Sequence[str],
     ) -> None:
-        for query, message in checks:
-            found = unit.execute(f"SELECT EXISTS ({query})", params.bind(query)).fetchone()
-            if found and found[0]:
-                raise WarehouseError(f"{operation}: {message}")
+        """Run the statements now; those reading the staged rows run once per chunk, each
+        chunk checked first (a failed check rolls the whole transaction back)."""
+        import pyarrow as pa
+
+        con = unit.con
         for sql in changes:
-            unit.execute(sql, params.bind(sql))
+            if STAGED_ROWS not in sql:
+                con.execute(sql, params.bind(sql))
+                continue
+            for chunk in unit.chunks:
+                with _registered(con, STAGED_ROWS, pa.Table.from_batches([chunk])):
+                    for query, message in checks:
+                        found = con.execute(f"SELECT EXISTS ({query})", params.bind(query))
+                        row = found.fetchone()
+                        if row and row[0]:
+                            raise WarehouseError(f"{unit.operation}: {message}")
+                    con.execute(sql, params.bind(sql))
+            unit.chunks = iter(())
 
     def _fetch(
         self, operation: str, sql: str, params: Params, *, missing_ok: bool = False
@@ -603,6 +606,15 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iter
         # Fails inside an aborted transaction; the connection is closed right after anyway.
         with contextlib.suppress(duckdb.Error):
             con.unregister(name)
+
+
+@dataclasses.dataclass
+class _Replacement:
+    """One replacement's connection (in its transaction) and the chunks still to insert."""
+
+    operation: str
+    con: duckdb.DuckDBPyConnection
+    chunks: Iterator[pa.RecordBatch] = dataclasses.field(default_factory=lambda: iter(()))
 
 
 def _describe_casts(casts: dict[str, tuple[str, str]]) -> str:

@@ -68,17 +68,12 @@ IDENTITY_TYPES = TypeMapper(
 
 @dataclasses.dataclass(frozen=True)
 class Capabilities:
-    """What a backend can do, read by the shared code instead of asking which backend it is."""
+    """What a backend can do, read by the shared code instead of asking which backend it is
+    (one object per backend, as dlt's destination capabilities). Add a field when shared code
+    needs to know something; a backend never needs to be named."""
 
     #: Types of this warehouse.
     type_mapper: TypeMapper = IDENTITY_TYPES
-    #: DDL (create, drop, rename) rolls back with the transaction.
-    transactional_ddl: bool = False
-    #: Clustering columns a table may have (0: no clustering).
-    max_clustering_columns: int = 0
-    #: The warehouse runs many statements as one job (BigQuery scripts): checks and changes of
-    #: a replacement are sent together; otherwise they are executed one by one on a connection.
-    scripted: bool = False
 
 
 class Params:
