@@ -32,7 +32,8 @@ from django.utils import timezone
 
 from .days import day_window
 from .errors import ConfigurationError, SchemaError
-from .extractor import BaseExtractor, ExtractorType, snake_case, sq_field
+from .interface import BaseExtractor
+from .vocabulary import ExtractorType, snake_case, sq_field
 
 __all__ = [
     "ActiveUsers",

@@ -24,8 +24,9 @@ from .days import local_now, pending_days, yesterday
 from .errors import SmolqweryError
 from .locking import live_run_id, run_state
 from .models import ExportRun
-from .runner import done_days
-from .settings import get_settings, load_extractor_class
+from .registry import load_extractor_class
+from .settings import get_settings
+from .status import done_days
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin

@@ -338,7 +338,7 @@ def _bigquery_limit_messages(path: str, schema: Any) -> list[CheckMessage]:
 
 def _extractor_schema(path: str, cls: object) -> Any:
     """The extractor's :class:`TableSchema`, or the list of messages saying why there is none."""
-    from .extractor import BaseExtractor
+    from .interface import BaseExtractor
     from .schema import build_table_schema
 
     if not (isinstance(cls, type) and issubclass(cls, BaseExtractor)):

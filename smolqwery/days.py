@@ -7,12 +7,12 @@ when the clocks change.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Iterable
 
-from .warehouses.base import DayWindow
-
 __all__ = [
+    "DayWindow",
     "contiguous_batches",
     "date_range",
     "day_of",
@@ -25,6 +25,15 @@ __all__ = [
 ]
 
 ONE_DAY = datetime.timedelta(days=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DayWindow:
+    """One local day: ``[start, end)`` from local midnight to the next (23 h or 25 h on DST)."""
+
+    day: datetime.date
+    start: datetime.datetime
+    end: datetime.datetime
 
 
 def _local_midnight(day: datetime.date, tz: datetime.tzinfo) -> datetime.datetime:

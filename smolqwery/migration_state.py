@@ -36,10 +36,10 @@ from .operations import (
     CreateWarehouseView,
     EnsureDataset,
     RebuildWarehouseTable,
+    WarehouseRunPython,
 )
 from .schema import TableSchema
 from .sql_views import views_of
-from .swallow import Coconut
 from .warehouses.base import RESERVED_PREFIX
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from django.db.migrations.graph import MigrationGraph
     from django.db.migrations.operations.base import Operation
 
-    from .extractor import BaseExtractor
+    from .interface import BaseExtractor
     from .settings import SmolqwerySettings
 
 logger = logging.getLogger("smolqwery.migrations")
@@ -133,7 +133,7 @@ def state_from_migrations(migrations: Iterable[Migration]) -> WarehouseState:
     for migration in migrations:
         origin = (migration.app_label, migration.name)
         coconut = getattr(migration, "coconut", None)
-        if isinstance(coconut, Coconut):
+        if isinstance(coconut, WarehouseRunPython):
             for table in coconut.tables:
                 state.add_table(table, origin, legacy=True)
                 if any(c.differentiate for c in table.columns):
@@ -242,7 +242,8 @@ def legacy_type_fixes(existing: TableState, wanted: TableSchema) -> list[str]:
 
 def pending_rebuilds(config: SmolqwerySettings | None = None) -> dict[str, list[str]]:
     """0.1.3 tables that ``smolqwery_make_migrations`` would rebuild, with their columns."""
-    from .settings import get_settings, load_extractors
+    from .registry import load_extractors
+    from .settings import get_settings
 
     state, _ = load_state()
     out: dict[str, list[str]] = {}
@@ -442,7 +443,8 @@ def make_migrations(
     """
     from django.apps import apps
 
-    from .settings import get_settings, load_extractors
+    from .registry import load_extractors
+    from .settings import get_settings
 
     config = config or get_settings()
     app_label = config.require_django_app()

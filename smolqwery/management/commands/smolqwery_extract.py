@@ -7,10 +7,9 @@ from typing import IO, Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from smolqwery.errors import ExportLockedError, SmolqweryError
-from smolqwery.locking import LeaseLostError
+from smolqwery.errors import ExportLockedError, LeaseLostError, SmolqweryError
+from smolqwery.exporter import export
 from smolqwery.reporting import format_summary, make_progress
-from smolqwery.runner import export
 
 from ._options import day_arg, non_negative_arg
 from ._output import SmolqweryCommand
