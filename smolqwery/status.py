@@ -1,8 +1,20 @@
 """Where each export table stands: the one reading shared by the export, ``smolqwery_status``
-and the admin page.
+and the admin page (so that they never disagree).
 
-The ledger says which days are done (:func:`done_days`; a table filled by 0.1.3 counts its days
-holding rows until an export adopts them, D20 in ``docs/defects-0.1.3.md``).
+Definitions, per table (one extractor's table):
+
+* **done days**: the days its ledger records (:func:`done_days`); a table filled by 0.1.3 (rows,
+  no ledger) counts its days holding rows until an export adopts them (D20, catalogued in
+  ``docs/defects-0.1.3.md``);
+* **first day, last day, exported days**: the done days up to yesterday, whatever
+  ``SMOLQWERY_FIRST_DATE`` says: what the table holds (a first date moved later does not hide
+  the days exported before it);
+* **missing days**: the days from ``SMOLQWERY_FIRST_DATE`` (without it: from the first done day)
+  to yesterday in ``TIME_ZONE`` that are not done; **lag**: the days from the oldest missing
+  one to yesterday, both included, 0 when none is missing;
+* **last run**: the newest :class:`~smolqwery.models.ExportRun` *of the table*, whichever
+  extractor class wrote it (a class moved or renamed keeps its table and its ledger); of the
+  extractor's dotted path only when its table is unknown (it does not load).
 """
 
 from __future__ import annotations
@@ -19,14 +31,23 @@ from django.utils import timezone
 from .days import local_now, pending_days, yesterday
 from .errors import user_message
 from .locking import live_run_id, run_state
-from .registry import select_extractors
+from .models import ExportRun
+from .registry import Selected, select_extractors
 from .settings import get_settings
+from .warehouses import get_warehouse
 
 if TYPE_CHECKING:
     from .schema import TableSchema
     from .warehouses.base import LedgerEntry, Warehouse
 
-__all__ = ["DoneDays", "TableStatus", "done_days", "table_status"]
+__all__ = [
+    "DoneDays",
+    "TableStatus",
+    "done_days",
+    "last_run_of",
+    "read_statuses",
+    "table_status",
+]
 
 logger = logging.getLogger("smolqwery.runner")
 
@@ -82,7 +103,7 @@ def done_days(
 
 @dataclasses.dataclass
 class TableStatus:
-    """Where one table stands, for ``smolqwery_status`` and monitoring."""
+    """Where one table stands (see the module docstring for each definition)."""
 
     extractor: str
     table: str
@@ -90,10 +111,23 @@ class TableStatus:
     last_day: datetime.date | None = None
     exported_days: int = 0
     missing_days: list[datetime.date] = dataclasses.field(default_factory=list)
+    #: Rows the ledger records, all days together (0 for days 0.1.3 wrote, not adopted yet).
     rows: int = 0
     lag: int = 0
+    #: ``<state> <local start, to the minute>`` of the last run, for the command and JSON.
     last_run: str = ""
     error: str = ""
+    # Not in the command's JSON: what the admin page shows besides.
+    kind: str = ""
+    #: The day missing days count from: ``SMOLQWERY_FIRST_DATE``, else the first done day.
+    since: datetime.date | None = None
+    rows_by_day: dict[datetime.date, int] = dataclasses.field(default_factory=dict, repr=False)
+    run: ExportRun | None = dataclasses.field(default=None, repr=False)
+    #: The last run's status; ``interrupted`` for a run marked running whose process is gone.
+    run_state: str = ""
+    #: Whether the ledger was read (False: the extractor does not load, or the reading failed).
+    read: bool = False
+    exception: BaseException | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,68 +144,115 @@ class TableStatus:
         }
 
 
+def last_run_of(item: Selected) -> ExportRun | None:
+    """The newest run of the item's table; of its dotted path when the table is unknown."""
+    runs = ExportRun.objects.order_by("-started_at")
+    if item.table is not None:
+        run: ExportRun | None = runs.filter(table_name=item.table.name).first()
+    else:
+        run = runs.filter(extractor=item.name[:255], table_name="").first()
+    return run
+
+
+def _new_status(item: Selected, live: str | None) -> TableStatus:
+    status = TableStatus(item.name, item.table.name if item.table else "", error=item.error)
+    status.exception = item.exception
+    if item.table is not None:
+        status.kind = item.table.kind.value
+    status.run = last_run_of(item)
+    if status.run is not None:
+        status.run_state = run_state(status.run, live)
+        started = timezone.localtime(status.run.started_at)
+        status.last_run = f"{status.run_state} {started:%Y-%m-%d %H:%M}"
+    return status
+
+
+def _read(
+    status: TableStatus,
+    warehouse: Warehouse,
+    table: TableSchema,
+    first: datetime.date | None,
+    last: datetime.date,
+    tz: datetime.tzinfo,
+) -> None:
+    """Fill ``status`` from the table's done days (reads only: no adoption here)."""
+    found = done_days(warehouse, table, first, tz)
+    exported = sorted(d for d in found.days if d <= last)
+    status.since = first or (exported[0] if exported else None)
+    status.missing_days = pending_days(status.since, last, found.days) if status.since else []
+    if exported:
+        status.first_day, status.last_day = exported[0], exported[-1]
+    status.exported_days = len(exported)
+    status.rows_by_day = {day: entry.rows for day, entry in found.ledger.items()}
+    status.rows = sum(status.rows_by_day.values())
+    status.lag = (last - status.missing_days[0]).days + 1 if status.missing_days else 0
+    status.read = True
+
+
+def read_statuses(
+    selected: Iterable[Selected],
+    warehouse: Warehouse | None,
+    *,
+    first: datetime.date | None,
+    last: datetime.date,
+    tz: datetime.tzinfo,
+    deadline: float,
+    stop_at_failure: bool = False,
+) -> list[TableStatus]:
+    """The status of each selected extractor's table, read from ``warehouse`` (None: unread).
+
+    Monitoring must answer in seconds: once the warehouse has failed to answer in time (half of
+    ``deadline``), the remaining tables are reported unread instead of waited for one by one;
+    a quick failure (a table not migrated) is that table's own. With ``stop_at_failure`` (the
+    admin page, which shows one message for the warehouse) the tables after a failure are left
+    unread, without an error of their own.
+    """
+    live = live_run_id()
+    out: list[TableStatus] = []
+    failure = ""
+    stopped = warehouse is None
+    for item in selected:
+        status = _new_status(item, live)
+        out.append(status)
+        if item.table is None or stopped or warehouse is None:
+            continue
+        if failure:
+            status.error = (
+                f"not read, SMOLQWERY_STATUS_DEADLINE ({deadline:g} s) spent on an earlier "
+                f"table: {failure}"
+            )
+            continue
+        started = time.monotonic()
+        try:
+            _read(status, warehouse, item.table, first, last, tz)
+        except Exception as exc:
+            status.error, status.exception = user_message(exc), exc
+            if stop_at_failure:
+                stopped = True
+            elif time.monotonic() - started >= deadline / 2:
+                failure = status.error
+    return out
+
+
 def table_status(
     extractors: Iterable[str] | None = None, warehouse: Warehouse | None = None
 ) -> tuple[datetime.date, list[TableStatus]]:
-    """Yesterday, and per table: exported range, missing days, rows, lag behind yesterday.
+    """Yesterday, and the status of each configured (or named) extractor's table.
 
-    ``lag`` counts the days from the oldest missing one to yesterday, both included (0 when
-    every day is exported): it is how far behind the table is, gaps included.
+    ``smolqwery_status`` reports this; it needs ``SMOLQWERY_FIRST_DATE`` (missing days and
+    lag count from it). The warehouse is opened read-only with ``SMOLQWERY_STATUS_DEADLINE``.
     """
-    from .models import ExportRun
-    from .warehouses import get_warehouse
-
     config = get_settings()
     tz = timezone.get_default_timezone()
     last = yesterday(local_now(tz), tz)
     first = config.require_first_date()
     own = warehouse is None
-    # Monitoring must answer in seconds: a short deadline of its own, read-only, and once the
-    # warehouse has failed to answer in time the remaining tables are reported unread instead
-    # of waited for one by one. A quick failure (a table not migrated) is that table's own.
     limit = config.status_deadline
     wh = warehouse or get_warehouse(config, deadline=limit, read_only=True)
-    out: list[TableStatus] = []
-    live = live_run_id()
-    failure = ""
     try:
-        for item in select_extractors(extractors, config):
-            status = TableStatus(item.name, item.table.name if item.table else "")
-            out.append(status)
-            run = (
-                ExportRun.objects.filter(extractor=item.name[:255]).order_by("-started_at").first()
-            )
-            if run is not None:
-                status.last_run = (
-                    f"{run_state(run, live)} {timezone.localtime(run.started_at):%Y-%m-%d %H:%M}"
-                )
-            if item.table is None:
-                status.error = item.error
-                continue
-            if failure:
-                status.error = (
-                    f"not read, SMOLQWERY_STATUS_DEADLINE ({limit:g} s) spent on an earlier "
-                    f"table: {failure}"
-                )
-                continue
-            started = time.monotonic()
-            try:
-                found = done_days(wh, item.table, first, tz)  # reads only: no adoption here
-            except Exception as exc:
-                status.error = user_message(exc)
-                if time.monotonic() - started >= limit / 2:
-                    failure = status.error
-                continue
-            ledger, done = found.ledger, found.days
-            status.missing_days = pending_days(first, last, done)
-            exported = sorted(d for d in done if first <= d <= last) or sorted(done)
-            if exported:
-                status.first_day, status.last_day = exported[0], exported[-1]
-            status.exported_days = len([d for d in done if first <= d <= last])
-            status.rows = sum(e.rows for e in ledger.values())
-            if status.missing_days:
-                status.lag = (last - status.missing_days[0]).days + 1
+        selected = select_extractors(extractors, config)
+        statuses = read_statuses(selected, wh, first=first, last=last, tz=tz, deadline=limit)
     finally:
         if own:
             wh.close()
-    return last, out
+    return last, statuses
