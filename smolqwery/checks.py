@@ -28,6 +28,8 @@ W020       a table made by 0.1.3 has DATE/INT64 where the dataclass says datetim
 E030       BigQuery is chosen and a table exceeds its limits: more than 4 clustering
            columns, a table description over 16,384 or a column one over 1,024 characters
 ========== ==========================================================================
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Every day here is a day of Django's ``TIME_ZONE``, never a UTC date (0.1.3 defects D3 and D4):
 a day starts at local midnight and ends at the next local midnight, so it lasts 23 or 25 hours
 when the clocks change.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

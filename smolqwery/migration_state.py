@@ -19,6 +19,8 @@ One change is made instead of refused: a table created by 0.1.3 whose only diffe
 types 0.1.3 got wrong — ``bool`` stored as INT64 (D1), ``datetime`` as DATE (D2) — gets a
 :class:`~smolqwery.operations.RebuildWarehouseTable`, so upgrading never means rewriting
 extractors or renaming tables; ``manage.py check`` warns about it first (``smolqwery.W020``).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ When they run, and against what:
   error listing the differences (D10);
 * backwards never drop an export table unless ``SMOLQWERY_ALLOW_DROP = True``; otherwise they
   warn and leave it (D12). Views hold no data and are dropped.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

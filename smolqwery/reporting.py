@@ -9,6 +9,8 @@ Without a terminal (cron), every line starts with the local time, every day read
 (a year-long backfill is never silent for hours), and each failure is written once, on
 stderr; its traceback follows with ``-v 2`` or ``--traceback`` when the extractor's own code
 raised (a refusal of ours is one line that says what to do).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 The result, :class:`TableSchema`, is plain data: it is what migrations carry as literals, what
 warehouses create and compare, and what the runner validates rows against.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

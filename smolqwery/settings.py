@@ -3,6 +3,8 @@
 Settings are read when needed, not at import or app-ready time (0.1.3 defect D17: every process,
 web servers included, needed all 16 settings). Only what the chosen warehouse needs is required,
 and the error says which setting is missing.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

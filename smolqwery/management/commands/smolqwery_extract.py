@@ -1,4 +1,7 @@
-"""``manage.py smolqwery_extract``: export every complete local day not exported yet."""
+"""``manage.py smolqwery_extract``: export every complete local day not exported yet.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 
