@@ -15,6 +15,14 @@ class SchemaError(SmolqweryError, ValueError):
     """An extractor's dataclass cannot be turned into a warehouse table."""
 
 
+class ActivityConfigurationError(SchemaError, ConfigurationError):
+    """A built-in activity extractor is missing a class attribute or names a wrong one."""
+
+
+class TableChangedError(SmolqweryError):
+    """An extractor's table differs from the table its migrations created (tables are immutable)."""
+
+
 class RowError(SmolqweryError, ValueError):
     """A row yielded by an extractor does not fit its table."""
 

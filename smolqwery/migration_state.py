@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import SchemaError, SmolqweryError
+from .errors import SchemaError, SmolqweryError, TableChangedError
 from .operations import (
     CreateWarehouseTable,
     CreateWarehouseView,
@@ -61,10 +61,6 @@ LEGACY_VIEW_KIND = "legacy_delta"
 _MAX_NAME = 60
 
 MigrationKey = tuple[str, str]
-
-
-class TableChangedError(SmolqweryError):
-    """An extractor's table differs from the table its migrations created (tables are immutable)."""
 
 
 @dataclasses.dataclass(frozen=True)
