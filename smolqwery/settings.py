@@ -3,6 +3,8 @@
 Settings are read when needed, not at import or app-ready time (0.1.3 defect D17: every process,
 web servers included, needed all 16 settings). Only what the chosen warehouse needs is required,
 and the error says which setting is missing.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
@@ -14,15 +16,11 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings as django_settings
-from django.utils.module_loading import import_string
 
 from .errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from .extractor import BaseExtractor
 
 #: A ``SMOLQWERY_WAREHOUSE`` value: a short name of :data:`WAREHOUSES` or the dotted path of a
 #: backend class (resolved by :func:`smolqwery.warehouses.backend_class`).
@@ -250,25 +248,6 @@ def get_settings() -> SmolqwerySettings:
         database_alias=str(_get("SMOLQWERY_DATABASE_ALIAS") or "default"),
         status_deadline=_positive("SMOLQWERY_STATUS_DEADLINE", 10.0),
     )
-
-
-def load_extractor_class(path: str) -> type[BaseExtractor[Any]]:
-    """Import one ``SMOLQWERY_EXTRACTORS`` entry, with an error naming the path."""
-    from .extractor import BaseExtractor
-
-    try:
-        cls = import_string(path)
-    except ImportError as exc:
-        raise ConfigurationError(f"extractor {path!r} cannot be imported: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, BaseExtractor)):
-        raise ConfigurationError(f"extractor {path!r} is not a subclass of BaseExtractor")
-    return cls
-
-
-def load_extractors(config: SmolqwerySettings | None = None) -> list[BaseExtractor[Any]]:
-    """Instances of every configured extractor, in settings order."""
-    config = config or get_settings()
-    return [load_extractor_class(path)() for path in config.extractors]
 
 
 #: Names that moved into the BigQuery backend (:mod:`smolqwery.warehouses.bigquery_auth`),

@@ -16,11 +16,10 @@ from django.test import override_settings
 from google.oauth2 import service_account
 
 from smolqwery.errors import ConfigurationError
+from smolqwery.registry import load_extractor_class, load_extractors
 from smolqwery.settings import (
     GOOGLE_SETTING_NAMES,
     get_settings,
-    load_extractor_class,
-    load_extractors,
     parse_date,
 )
 from smolqwery.warehouses.bigquery_auth import CredentialsError, bigquery_credentials

@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ..days import DayWindow as DayWindow  # re-exported: its home before 1.0
 from ..errors import SchemaMismatchError, WarehouseError
 from ..identifiers import validate_column_name, validate_table_name
 from ..schema import Column, TableSchema
@@ -66,7 +67,7 @@ LEDGER_COLUMNS: tuple[Column, ...] = (
 
 def ledger_schema(clustering: tuple[str, ...] = ()) -> TableSchema:
     """The ledger as a table (one row per exported table and day)."""
-    from ..extractor import ExtractorType
+    from ..vocabulary import ExtractorType
 
     return TableSchema(
         name=LEDGER_TABLE,
@@ -76,15 +77,6 @@ def ledger_schema(clustering: tuple[str, ...] = ()) -> TableSchema:
         description="Days exported by smolqwery, one row per table and day",
         clustering=clustering,
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class DayWindow:
-    """One local day: ``[start, end)`` from local midnight to the next (23 h or 25 h on DST)."""
-
-    day: datetime.date
-    start: datetime.datetime
-    end: datetime.datetime
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,8 +39,7 @@ from ..identifiers import (
     validate_project_id,
     validate_table_name,
 )
-from ..rows import arrow_schema
-from ..schema import Column, TableSchema
+from ..schema import Column, TableSchema, arrow_schema
 from . import bigquery_errors, retry
 from .base import (
     LEDGER_TABLE,

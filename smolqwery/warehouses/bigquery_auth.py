@@ -2,6 +2,8 @@
 
 Part of the BigQuery backend: importing google-auth is this module's business only, so a project
 on another warehouse needs no Google package (they come with ``smolqwery[bigquery]``).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

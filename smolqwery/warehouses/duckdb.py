@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import WarehouseError
 from ..identifiers import quote_duckdb, validate_dataset_name
 from ..identifiers import validate_table_name as _validate_table_name
-from ..rows import NUMERIC_PRECISION, NUMERIC_SCALE, arrow_schema
-from ..schema import Column, TableSchema
+from ..schema import NUMERIC_PRECISION, NUMERIC_SCALE, Column, TableSchema, arrow_schema
 from .base import (
     LEDGER_TABLE,
     NOT_A_BOOL,
