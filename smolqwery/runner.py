@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from django.utils import timezone
 
+from .arrow_validation import make_converter
 from .days import (
     contiguous_batches,
     date_range,
@@ -34,7 +35,7 @@ from .days import (
 from .errors import ConfigurationError, ExportLockedError, SmolqweryError
 from .locking import Lease, export_lock, live_run_id, run_state
 from .reporting import Progress
-from .rows import DEFAULT_CHUNK_ROWS, ExtractorError, RowConverter
+from .rows import DEFAULT_CHUNK_ROWS, ExtractorError
 from .settings import get_settings, load_extractor_class
 from .warehouse_record import record_if_missing, require_unchanged
 from .warehouses.base import DayBatch
@@ -465,7 +466,7 @@ def _export_one(
         )
         progress.extractor_started(item.name, table.name, len(days))
         logger.info("%s: %d day(s) to export into %s", item.name, len(days), table.name)
-        converter = RowConverter(extractor, table, chunk_rows=chunk_rows)
+        converter = make_converter(extractor, table, chunk_rows=chunk_rows)
 
         def on_day(day: datetime.date, rows: int) -> None:
             progress.day_done(item.name, table.name, day, rows)
@@ -580,7 +581,7 @@ def preview(
         if item.extractor is None or item.table is None:
             yield PreviewFailure(item.name, "", item.error, user_traceback(item.exception))
             continue
-        converter = RowConverter(item.extractor, item.table, chunk_rows=chunk_rows)
+        converter = make_converter(item.extractor, item.table, chunk_rows=chunk_rows)
         try:
             for day in date_range(first, last):
                 counts: dict[datetime.date, int] = {}

@@ -1,0 +1,466 @@
+"""A compiled queryset read as Arrow columns, in record batches, per source database.
+
+Django compiles the queryset (``query.get_compiler(using).as_sql()``): the SQL text is Django's,
+the values stay parameters. Then, by measurement (bench/RESULTS.md, issue 16):
+
+* **PostgreSQL, SQLite (a file)**: ADBC (``adbc-driver-postgresql``, ``adbc-driver-sqlite``,
+  the ``smolqwery[arrow]`` extra). The driver binds the parameters and builds Arrow arrays in
+  C; reading 1M rows costs 0.7 s of CPU on PostgreSQL (connectorx: 0.9 s, and it takes no
+  parameters; psycopg's binary COPY: 0.8 s to read the bytes alone, with no Arrow yet and no
+  parameters either) and 0.6 s on SQLite (the sqlite3 module into Arrow: 1.3 s).
+* **Elsewhere** (MariaDB/MySQL, an in-memory SQLite, ADBC not installed, or Django's
+  connection inside a transaction, whose rows another connection could not see): the DB-API
+  cursor of Django's own connection (unbuffered on MySQL), ``fetchmany`` straight into one
+  Python list per column, then one Arrow array per column.
+
+Either way the columns are then brought to what Django itself would hand to Python for the
+queryset's output fields (SQLite's text datetimes and integer booleans, naive UTC datetimes of
+MySQL, PostgreSQL's NUMERIC) — vectorised where Arrow can, through Django's own converters per
+value where it cannot. A column stays a Python list only in that last case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import logging
+import operator
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from .errors import SmolqweryError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import QuerySet
+
+__all__ = [
+    "Column",
+    "CompiledQuery",
+    "QueryShapeError",
+    "Reader",
+    "SourceReader",
+    "compile_queryset",
+    "numbered_placeholders",
+]
+
+logger = logging.getLogger("smolqwery.arrow_source")
+
+#: One column of a piece of a result: an Arrow array, or Python values (see module docstring).
+Column = Union["pa.Array", list[Any]]
+Reader = Literal["auto", "adbc", "dbapi"]
+
+#: Rows fetched per DB-API round trip (and per array built from them).
+FETCH_ROWS = 20_000
+#: Parameter types ADBC binds the way Django's own drivers do; anything else goes through the
+#: DB-API cursor.
+_ADBC_PARAM_TYPES: frozenset[type] = frozenset(
+    {int, float, str, bytes, bool, datetime.datetime, datetime.date}
+)
+#: libpq connection keywords passed on from ``DATABASES[...]["OPTIONS"]``; any other option
+#: (a role to assume, a pool) could change what the query sees: the DB-API path is used then.
+_LIBPQ_OPTIONS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcrl",
+        "application_name",
+        "connect_timeout",
+        "options",
+        "target_session_attrs",
+        "gssencmode",
+        "channel_binding",
+        "passfile",
+        "service",
+        "keepalives",
+        "keepalives_idle",
+    }
+)
+
+
+class QueryShapeError(SmolqweryError):
+    """The queryset does not select the columns the dataclass declares."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledQuery:
+    """A queryset compiled by Django: SQL in Django's ``%s`` paramstyle and its parameters."""
+
+    using: str
+    sql: str
+    params: tuple[Any, ...]
+    #: For each wanted column (dataclass order): its position in the SELECT list.
+    positions: tuple[int, ...]
+    #: For each wanted column: the expression Django selects (its ``output_field``).
+    expressions: tuple[Any, ...]
+    #: True when Django found the result empty without asking the database (``id__in=[]``).
+    empty: bool = False
+
+
+def compile_queryset(queryset: QuerySet[Any, Any], names: Sequence[str]) -> CompiledQuery:
+    """Compile ``queryset`` with Django's own compiler, its columns matched to ``names``.
+
+    A ``.values()``/``.values_list()`` queryset keeps its columns (they must be exactly
+    ``names``, in any order); a model queryset gets ``.values(*names)``.
+    """
+    from django.core.exceptions import EmptyResultSet
+    from django.db.models import QuerySet
+
+    if not isinstance(queryset, QuerySet):
+        raise QueryShapeError(
+            f"get_queryset() must return a QuerySet, got {type(queryset).__name__}"
+        )
+    if getattr(queryset, "_fields", None) is None:
+        queryset = queryset.values(*names)
+    query = queryset.query
+    # The order in which Django selects them (ValuesIterable reads rows by these names).
+    selected = [*query.extra_select, *query.values_select, *query.annotation_select]
+    if sorted(selected) != sorted(names):
+        raise QueryShapeError(
+            f"get_queryset() selects {selected}, the dataclass declares {list(names)}: "
+            "select exactly the dataclass's fields (values()/values_list() with annotations)"
+        )
+    compiler = query.get_compiler(using=queryset.db)
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return CompiledQuery(queryset.db, "", (), (), (), empty=True)
+    expressions = [entry[0] for entry in compiler.select]
+    if len(expressions) != len(selected):  # pragma: no cover - Django selects what it names
+        raise QueryShapeError(f"the compiled query selects {len(expressions)} columns")
+    positions = tuple(selected.index(name) for name in names)
+    return CompiledQuery(
+        using=queryset.db,
+        sql=sql,
+        params=tuple(params),
+        positions=positions,
+        expressions=tuple(expressions[p] for p in positions),
+    )
+
+
+def numbered_placeholders(sql: str, style: Literal["$", "?"]) -> str:
+    """Django's ``format`` paramstyle (``%s``, ``%%``) to ``$1, $2…`` or ``?``.
+
+    Exact, not a heuristic: Django writes SQL for ``format`` drivers, where every ``%`` of the
+    text is either ``%s`` (a parameter) or ``%%`` (a literal percent sign), quoted or not —
+    psycopg and MySQLdb read it the same way.
+    """
+    out: list[str] = []
+    count = 0
+    i = 0
+    size = len(sql)
+    while i < size:
+        j = sql.find("%", i)
+        if j < 0:
+            out.append(sql[i:])
+            break
+        out.append(sql[i:j])
+        following = sql[j + 1 : j + 2]
+        if following == "s":
+            count += 1
+            out.append(f"${count}" if style == "$" else "?")
+        elif following == "%":
+            out.append("%")
+        else:
+            raise ValueError(f"unexpected {sql[j : j + 2]!r} at position {j} of the SQL")
+        i = j + 2
+    return "".join(out)
+
+
+# -- normalisation: what Django would hand to Python --------------------------------------
+
+
+def _internal_type(expression: Any) -> str:
+    try:
+        return str(expression.output_field.get_internal_type())
+    except Exception:  # an expression without output_field: take the driver's type
+        return ""
+
+
+def _django_values(
+    values: Sequence[Any], expression: Any, connection: BaseDatabaseWrapper
+) -> list[Any]:
+    """``values`` through the converters Django applies to this expression (per value)."""
+    converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(
+        connection
+    )
+    out = list(values)
+    if converters:
+        for index, value in enumerate(out):
+            for converter in converters:
+                value = converter(value, expression, connection)
+            out[index] = value
+    return out
+
+
+def _source_zone(connection: BaseDatabaseWrapper) -> str:
+    """The zone of naive datetimes the database returns (Django's ``connection.timezone``)."""
+    return str(getattr(connection, "timezone_name", None) or "UTC")
+
+
+def normalise(
+    array: pa.Array, expression: Any, connection: BaseDatabaseWrapper
+) -> pa.Array | list[Any]:
+    """An Arrow column as Django would give it for ``expression``'s output field."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = _internal_type(expression)
+    if isinstance(array, pa.ChunkedArray):  # pragma: no cover - readers give arrays
+        array = array.combine_chunks()
+    if isinstance(array.type, pa.ExtensionType):
+        # PostgreSQL NUMERIC comes as an opaque extension over its text form.
+        storage = array.storage
+        if kind in ("FloatField",):
+            return pc.cast(storage, pa.float64())
+        return _django_values(
+            [None if v is None else decimal.Decimal(v) for v in storage.to_pylist()],
+            expression,
+            connection,
+        )
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_large_string(array.type):
+        array = pc.cast(array, pa.string())
+    elif pa.types.is_large_binary(array.type):
+        array = pc.cast(array, pa.binary())
+    typ = array.type
+    if kind == "DateTimeField":
+        if pa.types.is_string(typ):
+            try:
+                array = pc.cast(array, pa.timestamp("us"))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return _django_values(array.to_pylist(), expression, connection)
+            typ = array.type
+        if pa.types.is_timestamp(typ):
+            if typ.tz is None:
+                from django.conf import settings
+
+                if not settings.USE_TZ:
+                    return array
+                zone = _source_zone(connection)
+                if zone != "UTC":
+                    array = pc.assume_timezone(array, zone)
+            return pc.cast(array, pa.timestamp("us", tz="UTC"))
+    elif kind == "DateField":
+        if pa.types.is_string(typ):
+            try:
+                return pc.cast(array, pa.date32())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return _django_values(array.to_pylist(), expression, connection)
+        if pa.types.is_date(typ):
+            return pc.cast(array, pa.date32())
+    elif kind in ("BooleanField", "NullBooleanField"):
+        if pa.types.is_integer(typ):
+            return pc.not_equal(array, pa.scalar(0, typ))
+    elif kind == "FloatField":
+        if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+            return pc.cast(array, pa.float64())
+    elif kind.endswith("IntegerField") or kind.endswith("AutoField"):
+        if pa.types.is_integer(typ):
+            return array
+        if pa.types.is_decimal(typ) or pa.types.is_floating(typ):
+            return _django_values(array.to_pylist(), expression, connection)
+    elif kind == "DecimalField":
+        if pa.types.is_decimal(typ) or pa.types.is_integer(typ):
+            return array
+        return _django_values(array.to_pylist(), expression, connection)
+    elif kind in (
+        "UUIDField",
+        "JSONField",
+        "DurationField",
+        "GenericIPAddressField",
+        "IPAddressField",
+    ):
+        return _django_values(array.to_pylist(), expression, connection)
+    return array
+
+
+def _python_column(
+    values: list[Any], expression: Any, connection: BaseDatabaseWrapper
+) -> pa.Array | list[Any]:
+    """DB-API values of one column: an Arrow array when Arrow takes them as they are."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = _internal_type(expression)
+    if kind in ("DecimalField", "UUIDField", "JSONField", "DurationField"):
+        return _django_values(values, expression, connection)
+    try:
+        array = pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return _django_values(values, expression, connection)
+    if pa.types.is_timestamp(array.type) and array.type.tz is not None:
+        # Aware datetimes (psycopg): Django gives them as they are.
+        return pc.cast(array, pa.timestamp("us", tz="UTC"))
+    return normalise(array, expression, connection)
+
+
+# -- readers -------------------------------------------------------------------------------
+
+
+def _adbc_params(params: Sequence[Any]) -> bool:
+    """Whether ADBC binds every parameter as Django's driver would (None, Decimal: no)."""
+    return all(type(p) in _ADBC_PARAM_TYPES for p in params)
+
+
+class SourceReader:
+    """Reads compiled queries of one database alias as Arrow columns; owns its ADBC connection.
+
+    ``reader`` forces a path: ``"adbc"`` fails when ADBC cannot be used, ``"dbapi"`` never
+    tries it; ``"auto"`` (the default) uses ADBC where it applies.
+    """
+
+    def __init__(self, reader: Reader = "auto", fetch_rows: int = FETCH_ROWS) -> None:
+        self.reader = reader
+        self.fetch_rows = fetch_rows
+        self._adbc: dict[str, Any] = {}
+        #: The path the last query took ("adbc" or "dbapi"), for tests and the benchmark.
+        self.last_path = ""
+
+    def close(self) -> None:
+        for con in self._adbc.values():
+            try:
+                con.close()
+            except Exception:  # pragma: no cover - closing a dead connection
+                logger.debug("closing an ADBC connection failed", exc_info=True)
+        self._adbc.clear()
+
+    def read(self, query: CompiledQuery) -> Iterator[tuple[list[Column], int]]:
+        """The query's wanted columns, piece by piece, with each piece's row count."""
+        from django.db import connections
+
+        if query.empty:
+            return
+        connection = connections[query.using]
+        adbc = self._adbc_connection(connection, query)
+        if adbc is not None:
+            self.last_path = "adbc"
+            yield from self._read_adbc(adbc, connection, query)
+        else:
+            self.last_path = "dbapi"
+            yield from self._read_dbapi(connection, query)
+
+    # -- ADBC ---------------------------------------------------------------------------
+
+    def _adbc_connection(self, connection: BaseDatabaseWrapper, query: CompiledQuery) -> Any:
+        if self.reader == "dbapi":
+            return None
+        why = self._no_adbc(connection, query)
+        if why:
+            if self.reader == "adbc":
+                raise SmolqweryError(f"cannot read through ADBC: {why}")
+            logger.debug("reading %s through the DB-API cursor: %s", query.using, why)
+            return None
+        if query.using not in self._adbc:
+            self._adbc[query.using] = _adbc_connect(connection)
+        return self._adbc[query.using]
+
+    @staticmethod
+    def _no_adbc(connection: BaseDatabaseWrapper, query: CompiledQuery) -> str:
+        vendor = connection.vendor
+        if vendor not in ("postgresql", "sqlite"):
+            return f"no ADBC driver is used for {vendor}"
+        if connection.in_atomic_block:
+            return "Django's connection is inside a transaction another connection cannot see"
+        if not _adbc_params(query.params):
+            return "a parameter type ADBC does not bind like Django's driver"
+        try:
+            if vendor == "postgresql":
+                import adbc_driver_postgresql.dbapi  # noqa: F401
+            else:
+                import adbc_driver_sqlite.dbapi  # noqa: F401
+        except ImportError:
+            return "the ADBC driver is not installed (pip install smolqwery[arrow])"
+        if vendor == "sqlite" and connection.is_in_memory_db():  # type: ignore[attr-defined]
+            return "an in-memory SQLite database is private to Django's connection"
+        if vendor == "postgresql":
+            options = connection.settings_dict.get("OPTIONS") or {}
+            extra = sorted(set(options) - _LIBPQ_OPTIONS)
+            if extra:
+                return f"OPTIONS {extra} have no libpq equivalent"
+        return ""
+
+    def _read_adbc(
+        self, adbc: Any, connection: BaseDatabaseWrapper, query: CompiledQuery
+    ) -> Iterator[tuple[list[Column], int]]:
+        style: Literal["$", "?"] = "$" if connection.vendor == "postgresql" else "?"
+        sql = numbered_placeholders(query.sql, style)
+        cursor = adbc.cursor()
+        try:
+            cursor.execute(sql, query.params)
+            reader = cursor.fetch_record_batch()
+            for batch in reader:
+                if not batch.num_rows:
+                    continue
+                columns: list[Column] = [
+                    normalise(batch.column(position), expression, connection)
+                    for position, expression in zip(query.positions, query.expressions, strict=True)
+                ]
+                yield columns, batch.num_rows
+        finally:
+            cursor.close()
+
+    # -- DB-API -------------------------------------------------------------------------
+
+    def _read_dbapi(
+        self, connection: BaseDatabaseWrapper, query: CompiledQuery
+    ) -> Iterator[tuple[list[Column], int]]:
+        connection.ensure_connection()
+        if connection.vendor == "mysql":
+            # MySQLdb's default cursor keeps the whole result in memory: stream it instead.
+            import MySQLdb.cursors
+
+            raw = connection.connection.cursor(MySQLdb.cursors.SSCursor)
+            cursor: Any = raw
+            execute = raw.execute
+        else:
+            cursor = connection.chunked_cursor()
+            execute = cursor.execute
+        try:
+            execute(query.sql, query.params)
+            getters = [operator.itemgetter(p) for p in query.positions]
+            while True:
+                rows = cursor.fetchmany(self.fetch_rows)
+                if not rows:
+                    break
+                columns: list[Column] = [
+                    _python_column(list(map(getter, rows)), expression, connection)
+                    for getter, expression in zip(getters, query.expressions, strict=True)
+                ]
+                yield columns, len(rows)
+        finally:
+            cursor.close()
+
+
+def _conninfo(settings: dict[str, Any]) -> str:
+    """A libpq ``key=value`` string from Django's settings (values quoted, never logged)."""
+
+    def quote(value: object) -> str:
+        text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+        return f"'{text}'"
+
+    parts = {
+        "dbname": settings.get("NAME"),
+        "user": settings.get("USER"),
+        "password": settings.get("PASSWORD"),
+        "host": settings.get("HOST"),
+        "port": settings.get("PORT"),
+        **(settings.get("OPTIONS") or {}),
+    }
+    return " ".join(f"{key}={quote(value)}" for key, value in parts.items() if value)
+
+
+def _adbc_connect(connection: BaseDatabaseWrapper) -> Any:
+    if connection.vendor == "postgresql":
+        import adbc_driver_postgresql.dbapi
+
+        return adbc_driver_postgresql.dbapi.connect(_conninfo(connection.settings_dict))
+    import adbc_driver_sqlite.dbapi
+
+    return adbc_driver_sqlite.dbapi.connect(str(connection.settings_dict["NAME"]))
