@@ -213,16 +213,12 @@ def normalise(
     kind = _internal_type(expression)
     if isinstance(array, pa.ChunkedArray):  # pragma: no cover - readers give arrays
         array = array.combine_chunks()
-    if isinstance(array.type, pa.ExtensionType):
+    if isinstance(array.type, pa.BaseExtensionType):
         # PostgreSQL NUMERIC comes as an opaque extension over its text form.
-        storage = array.storage
-        if kind in ("FloatField",):
-            return pc.cast(storage, pa.float64())
-        return _django_values(
-            [None if v is None else decimal.Decimal(v) for v in storage.to_pylist()],
-            expression,
-            connection,
-        )
+        array = array.storage
+        if kind == "FloatField":
+            return pc.cast(array, pa.float64())
+        return _decimal_column(array, expression, connection)
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if pa.types.is_large_string(array.type):
@@ -269,6 +265,8 @@ def normalise(
     elif kind == "DecimalField":
         if pa.types.is_decimal(typ) or pa.types.is_integer(typ):
             return array
+        if pa.types.is_string(typ):
+            return _decimal_column(array, expression, connection)
         return _django_values(array.to_pylist(), expression, connection)
     elif kind in (
         "UUIDField",
@@ -279,6 +277,27 @@ def normalise(
     ):
         return _django_values(array.to_pylist(), expression, connection)
     return array
+
+
+def _decimal_column(
+    array: pa.Array, expression: Any, connection: BaseDatabaseWrapper
+) -> pa.Array | list[Any]:
+    """Decimals written as text (PostgreSQL's NUMERIC through ADBC): cast in Arrow to the
+    field's own precision and scale when it has them, else one ``Decimal`` per value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    field = getattr(expression, "output_field", None)
+    digits = getattr(field, "max_digits", None)
+    places = getattr(field, "decimal_places", None)
+    if isinstance(digits, int) and isinstance(places, int) and 0 <= places <= digits <= 76:
+        target = pa.decimal128(digits, places) if digits <= 38 else pa.decimal256(digits, places)
+        try:
+            return pc.cast(array, target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # more places than the field says (an expression): Python decides
+    values = [None if v is None else decimal.Decimal(v) for v in array.to_pylist()]
+    return _django_values(values, expression, connection)
 
 
 def _python_column(
@@ -304,9 +323,27 @@ def _python_column(
 # -- readers -------------------------------------------------------------------------------
 
 
-def _adbc_params(params: Sequence[Any]) -> bool:
-    """Whether ADBC binds every parameter as Django's driver would (None, Decimal: no)."""
-    return all(type(p) in _ADBC_PARAM_TYPES for p in params)
+def _adbc_params(params: Sequence[Any]) -> tuple[Any, ...] | None:
+    """The parameters as ADBC should bind them, or None when one has no safe equivalent.
+
+    psycopg's typed integers (``Int4(7)``, Django's hint for server-side binding) become plain
+    ints; None and Decimal are left to Django's own driver.
+    """
+    out: list[Any] = []
+    for param in params:
+        if type(param) in _ADBC_PARAM_TYPES:
+            out.append(param)
+        elif isinstance(param, bool):
+            out.append(bool(param))
+        elif isinstance(param, int):
+            out.append(int(param))
+        elif isinstance(param, float):
+            out.append(float(param))
+        elif isinstance(param, str):
+            out.append(str(param))
+        else:
+            return None
+    return tuple(out)
 
 
 class SourceReader:
@@ -339,11 +376,11 @@ class SourceReader:
             return
         connection = connections[query.using]
         adbc = self._adbc_connection(connection, query)
+        self.last_path = "adbc" if adbc is not None else "dbapi"
+        logger.debug("%s: read through %s", query.using, self.last_path)
         if adbc is not None:
-            self.last_path = "adbc"
             yield from self._read_adbc(adbc, connection, query)
         else:
-            self.last_path = "dbapi"
             yield from self._read_dbapi(connection, query)
 
     # -- ADBC ---------------------------------------------------------------------------
@@ -368,7 +405,7 @@ class SourceReader:
             return f"no ADBC driver is used for {vendor}"
         if connection.in_atomic_block:
             return "Django's connection is inside a transaction another connection cannot see"
-        if not _adbc_params(query.params):
+        if _adbc_params(query.params) is None:
             return "a parameter type ADBC does not bind like Django's driver"
         try:
             if vendor == "postgresql":
@@ -393,7 +430,7 @@ class SourceReader:
         sql = numbered_placeholders(query.sql, style)
         cursor = adbc.cursor()
         try:
-            cursor.execute(sql, query.params)
+            cursor.execute(sql, _adbc_params(query.params))
             reader = cursor.fetch_record_batch()
             for batch in reader:
                 if not batch.num_rows:

@@ -240,7 +240,7 @@ class ArrowConverter:
                 f"{short_repr(str(array[index]))}"
             )
         why = value_problem(column, value) or "is invalid"
-        return self.rows._value_error(segments, index, column, value, why)
+        return self.rows._value_error(segments, index, column, _as_django(value), why)
 
     def _check_days(self, column: Column, array: pa.Array, segments: Sequence[_Segment]) -> None:
         """Every row of an individual-rows table must fall inside its day's window."""
@@ -265,8 +265,16 @@ class ArrowConverter:
                 )
             if pc.any(bad).as_py():
                 index = pc.index(bad, True).as_py()
-                value = part[index].as_py()
+                value = _as_django(part[index].as_py())
                 raise self.rows._value_error(segments, segment.start + index, column, value, why)
+
+
+def _as_django(value: Any) -> Any:
+    """A value as Django gives it, for messages: its aware datetimes are in
+    ``datetime.timezone.utc`` (Arrow's are in ``zoneinfo.ZoneInfo("UTC")``)."""
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.astimezone(datetime.timezone.utc)
+    return value
 
 
 def _concat(parts: Sequence[SourceColumn]) -> pa.Array | list[Any]:
