@@ -336,10 +336,12 @@ def bad_mask(column: Column, array: pa.Array) -> pa.Array | None:
         bad = pc.or_(pc.less(micros, _TIMESTAMP_MIN_US), pc.greater(micros, _TIMESTAMP_MAX_US))
     elif kind == "NUMERIC" and pa.types.is_decimal(typ):
         bad = _numeric_mask(column, array)
+    if bad is not None:
+        bad = pc.fill_null(bad, False)  # a null is no bad value (nulls: below)
     if not column.nullable and array.null_count:
         nulls = pc.is_null(array)
         bad = nulls if bad is None else pc.or_(bad, nulls)
-    return None if bad is None else pc.fill_null(bad, False)
+    return bad
 
 
 def _accepts(kind: str, typ: pa.DataType) -> bool:
