@@ -195,6 +195,8 @@ class Plan:
     peers: str = ""
     #: dlt's sqlalchemy backend is measured up to this size only (148 s for 1M rows).
     sqlalchemy_max: int = 1_000_000
+    #: Measurements not to run (e.g. ``bigquery`` at 10M rows to save time).
+    skip: frozenset[str] = frozenset()
 
 
 def day_range(days: int) -> tuple[datetime.date, datetime.date]:
@@ -303,6 +305,8 @@ def run(plan: Plan, log: Any = sys.stderr) -> list[Measure]:
                                 if b != "sqlalchemy" or size <= plan.sqlalchemy_max
                             ]
                         for step in steps:
+                            if step in plan.skip:
+                                continue
                             measure(plan, results, db, size, step, env, workdir, log)
                     if plan.bigquery and plan.backfill_days:
                         measure(plan, results, db, plan.rows, "backfill", env, workdir, log)
@@ -496,6 +500,11 @@ def main(argv: list[str] | None = None) -> int:
         default=1_000_000,
         help="measure dlt's slow sqlalchemy backend up to this size only (default 1,000,000)",
     )
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated measurements not to run: floor, duckdb, bigquery, qs_duckdb, ...",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     dbs = [d.strip() for d in args.db.split(",") if d.strip()]
@@ -518,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         arrow=not args.no_arrow,
         peers=peers_python() if args.peers else "",
         sqlalchemy_max=args.sqlalchemy_max,
+        skip=frozenset(s.strip() for s in args.skip.split(",") if s.strip()),
     )
     started = time.perf_counter()
     results = run(plan)
