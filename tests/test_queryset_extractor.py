@@ -58,7 +58,7 @@ def add_readings() -> int:
 
 
 def table_rows(warehouse: Warehouse, table: str) -> list[dict[str, Any]]:
-    return warehouse.fetch_rows(table, order_by=["timestamp", "user_id"])  # type: ignore[attr-defined, no-any-return]
+    return warehouse.fetch_rows(table, order_by=["timestamp", "user_id"])
 
 
 def run(settings: Any, warehouse: Warehouse, *paths: str) -> Any:
@@ -75,13 +75,13 @@ def paths_used(caplog: pytest.LogCaptureFixture) -> set[str]:
     }
 
 
-def _same_tables(duckdb_warehouse: Warehouse, settings: Any) -> None:
+def _same_tables(warehouse: Warehouse, settings: Any) -> None:
     count = add_readings()
-    create_tables(duckdb_warehouse, ReadingExtractor, ReadingRowsExtractor)
-    report = run(settings, duckdb_warehouse, ARROW, ROWS)
+    create_tables(warehouse, ReadingExtractor, ReadingRowsExtractor)
+    report = run(settings, warehouse, ARROW, ROWS)
     assert report.ok, [r.error for r in report.results]
-    arrow = table_rows(duckdb_warehouse, "reading")
-    rows = table_rows(duckdb_warehouse, "reading_rows")
+    arrow = table_rows(warehouse, "reading")
+    rows = table_rows(warehouse, "reading_rows")
     assert len(arrow) == count
     assert arrow == rows
     assert {r.rows for r in report.results} == {count}
@@ -107,6 +107,13 @@ def test_committed_rows_are_read_through_adbc_where_it_applies(
     _same_tables(duckdb_warehouse, settings)
     expected = "adbc" if connection.vendor == "postgresql" else "dbapi"
     assert paths_used(caplog) == {expected}
+
+
+@pytest.mark.django_db
+def test_the_parquet_load_into_bigquery_carries_the_same_rows(
+    bigquery_warehouse: Warehouse, settings: Any
+) -> None:
+    _same_tables(bigquery_warehouse, settings)
 
 
 @pytest.mark.django_db
