@@ -430,6 +430,11 @@ class SourceReader:
         sql = numbered_placeholders(query.sql, style)
         cursor = adbc.cursor()
         try:
+            if connection.vendor == "sqlite":
+                # The driver's default, 1,024 rows a batch, costs a little per batch downstream.
+                cursor.adbc_statement.set_options(
+                    **{"adbc.sqlite.query.batch_rows": str(self.fetch_rows)}
+                )
             cursor.execute(sql, _adbc_params(query.params))
             reader = cursor.fetch_record_batch()
             for batch in reader:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime
 import decimal
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from smolqwery.arrow_source import numbered_placeholders
 from smolqwery.runner import export
@@ -34,7 +36,7 @@ LAST = datetime.date(YEAR, 3, 31)
 D = decimal.Decimal
 
 
-def add_readings() -> int:
+def add_readings(using: str = "default") -> int:
     """Readings over three days (one a DST day), nulls and edge values included."""
     rows = []
     for day_index in range(3):
@@ -53,7 +55,7 @@ def add_readings() -> int:
                     taken_on=day,
                 )
             )
-    Reading.objects.bulk_create(rows)
+    Reading.objects.using(using).bulk_create(rows)
     return len(rows)
 
 
@@ -75,8 +77,8 @@ def paths_used(caplog: pytest.LogCaptureFixture) -> set[str]:
     }
 
 
-def _same_tables(warehouse: Warehouse, settings: Any) -> None:
-    count = add_readings()
+def _same_tables(warehouse: Warehouse, settings: Any, using: str = "default") -> None:
+    count = add_readings(using)
     create_tables(warehouse, ReadingExtractor, ReadingRowsExtractor)
     report = run(settings, warehouse, ARROW, ROWS)
     assert report.ok, [r.error for r in report.results]
@@ -107,6 +109,42 @@ def test_committed_rows_are_read_through_adbc_where_it_applies(
     _same_tables(duckdb_warehouse, settings)
     expected = "adbc" if connection.vendor == "postgresql" else "dbapi"
     assert paths_used(caplog) == {expected}
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A SQLite file database beside the test's own (in memory, which ADBC cannot open), with
+    the readings table: the alias the extractors read."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    if connection.vendor != "sqlite":
+        pytest.skip("a SQLite file: the SQLite run only")
+    alias = "arrow_file"
+    wrapper = DatabaseWrapper(
+        {**connection.settings_dict, "NAME": str(tmp_path / "source.sqlite3")}, alias
+    )
+    connections[alias] = wrapper
+    monkeypatch.setattr(ReadingExtractor, "using", alias)
+    try:
+        with wrapper.schema_editor() as editor:
+            editor.create_model(Reading)
+        yield alias
+    finally:
+        wrapper.close()
+        del connections[alias]
+
+
+@pytest.mark.django_db
+def test_a_sqlite_file_is_read_through_adbc(
+    duckdb_warehouse: Warehouse,
+    settings: Any,
+    sqlite_file: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Text datetimes and integer booleans cast in Arrow, as Django's converters would.
+    caplog.set_level(logging.DEBUG, logger="smolqwery.arrow_source")
+    _same_tables(duckdb_warehouse, settings, sqlite_file)
+    assert paths_used(caplog) == {"adbc"}
 
 
 @pytest.mark.django_db

@@ -38,6 +38,8 @@ class ReadingExtractor(QuerySetExtractor[ReadingRow]):
     #: "" (fine), "null" (NULL in a REQUIRED column), "early" (rows before the day),
     #: "shape" (a column too many), "raise" (get_queryset raises)
     mode: ClassVar[str] = ""
+    #: The database alias read (a test adds a SQLite file of its own).
+    using: ClassVar[str] = "default"
 
     def get_dataclass(self) -> type[ReadingRow]:
         return ReadingRow
@@ -52,7 +54,9 @@ class ReadingExtractor(QuerySetExtractor[ReadingRow]):
             raise LookupError("no such thing")
         if self.mode == "early":
             date_start -= datetime.timedelta(hours=2)
-        rows = Reading.objects.filter(created_at__gte=date_start, created_at__lt=date_end)
+        rows = Reading.objects.using(self.using).filter(
+            created_at__gte=date_start, created_at__lt=date_end
+        )
         if self.mode == "shape":
             return rows.values("user_id", "score")
         fields = ["user_id", "score", "ok", "price", "taken_on"]
