@@ -205,25 +205,22 @@ def _load_jobs(client: Any) -> set[str]:
 
 
 def _time_loads() -> list[float]:
-    """Measure the emulator's own share: the Parquet upload and the load job's wait, summed
-    into the returned one-item list (the benchmark's instrument, not smolqwery's code)."""
-    from google.cloud.bigquery import Client
-    from google.cloud.bigquery.job import LoadJob
+    """Measure the emulator's own share: every HTTP round trip to it (API calls, the Parquet
+    upload, waiting for the load and query jobs), summed into the returned one-item list. The
+    benchmark's instrument around google-auth's session, not smolqwery's code."""
+    from google.auth.transport.requests import AuthorizedSession
 
     spent = [0.0]
+    request = AuthorizedSession.request
 
-    def timed(function: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            begun = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[0] += time.perf_counter() - begun
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        begun = time.perf_counter()
+        try:
+            return request(self, *args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - begun
 
-        return wrapper
-
-    Client.load_table_from_file = timed(Client.load_table_from_file)  # type: ignore[method-assign]
-    LoadJob.result = timed(LoadJob.result)  # type: ignore[method-assign]
+    AuthorizedSession.request = timed  # type: ignore[method-assign]
     return spent
 
 
