@@ -21,7 +21,6 @@ value where it cannot. A column stays a Python list only in that last case.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import decimal
 import logging
@@ -34,23 +33,15 @@ from .errors import SmolqweryError
 if TYPE_CHECKING:
     import pyarrow as pa
     from django.db.backends.base.base import BaseDatabaseWrapper
-    from django.db.models import QuerySet
 
-__all__ = [
-    "Column",
-    "CompiledQuery",
-    "QueryShapeError",
-    "Reader",
-    "SourceReader",
-    "compile_queryset",
-    "numbered_placeholders",
-]
+    from .queryset_extractor import CompiledQuery, Reader
+
+__all__ = ["Column", "Reader", "SourceReader", "numbered_placeholders"]
 
 logger = logging.getLogger("smolqwery.arrow_source")
 
 #: One column of a piece of a result: an Arrow array, or Python values (see module docstring).
 Column = Union["pa.Array", list[Any]]
-Reader = Literal["auto", "adbc", "dbapi"]
 
 #: Rows fetched per DB-API round trip (and per array built from them).
 FETCH_ROWS = 20_000
@@ -81,66 +72,6 @@ _LIBPQ_OPTIONS = frozenset(
         "keepalives_idle",
     }
 )
-
-
-class QueryShapeError(SmolqweryError):
-    """The queryset does not select the columns the dataclass declares."""
-
-
-@dataclasses.dataclass(frozen=True)
-class CompiledQuery:
-    """A queryset compiled by Django: SQL in Django's ``%s`` paramstyle and its parameters."""
-
-    using: str
-    sql: str
-    params: tuple[Any, ...]
-    #: For each wanted column (dataclass order): its position in the SELECT list.
-    positions: tuple[int, ...]
-    #: For each wanted column: the expression Django selects (its ``output_field``).
-    expressions: tuple[Any, ...]
-    #: True when Django found the result empty without asking the database (``id__in=[]``).
-    empty: bool = False
-
-
-def compile_queryset(queryset: QuerySet[Any, Any], names: Sequence[str]) -> CompiledQuery:
-    """Compile ``queryset`` with Django's own compiler, its columns matched to ``names``.
-
-    A ``.values()``/``.values_list()`` queryset keeps its columns (they must be exactly
-    ``names``, in any order); a model queryset gets ``.values(*names)``.
-    """
-    from django.core.exceptions import EmptyResultSet
-    from django.db.models import QuerySet
-
-    if not isinstance(queryset, QuerySet):
-        raise QueryShapeError(
-            f"get_queryset() must return a QuerySet, got {type(queryset).__name__}"
-        )
-    if getattr(queryset, "_fields", None) is None:
-        queryset = queryset.values(*names)
-    query = queryset.query
-    # The order in which Django selects them (ValuesIterable reads rows by these names).
-    selected = [*query.extra_select, *query.values_select, *query.annotation_select]
-    if sorted(selected) != sorted(names):
-        raise QueryShapeError(
-            f"get_queryset() selects {selected}, the dataclass declares {list(names)}: "
-            "select exactly the dataclass's fields (values()/values_list() with annotations)"
-        )
-    compiler = query.get_compiler(using=queryset.db)
-    try:
-        sql, params = compiler.as_sql()
-    except EmptyResultSet:
-        return CompiledQuery(queryset.db, "", (), (), (), empty=True)
-    expressions = [entry[0] for entry in compiler.select]
-    if len(expressions) != len(selected):  # pragma: no cover - Django selects what it names
-        raise QueryShapeError(f"the compiled query selects {len(expressions)} columns")
-    positions = tuple(selected.index(name) for name in names)
-    return CompiledQuery(
-        using=queryset.db,
-        sql=sql,
-        params=tuple(params),
-        positions=positions,
-        expressions=tuple(expressions[p] for p in positions),
-    )
 
 
 def numbered_placeholders(sql: str, style: Literal["$", "?"]) -> str:

@@ -26,14 +26,13 @@ from .rows import (
     INT64_MAX,
     MAX_ROW_BYTES,
     NUMERIC_INTEGER_DIGITS,
-    NUMERIC_SCALE,
     ExtractorError,
     RowConverter,
     _Segment,
-    arrow_type,
     short_repr,
     value_problem,
 )
+from .schema import NUMERIC_SCALE, arrow_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -404,7 +403,8 @@ def make_converter(
 
     if not isinstance(extractor, QuerySetExtractor) or extractor.read_as == "rows":
         return RowConverter(extractor, table, chunk_rows=chunk_rows)
-    from .arrow_source import SourceReader, compile_queryset
+    from .arrow_source import SourceReader
+    from .queryset_extractor import compile_queryset
 
     reader = SourceReader(extractor.get_reader())
     names = extractor.get_field_names()

@@ -12,20 +12,83 @@ import dataclasses
 import datetime
 import operator
 from abc import abstractmethod
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .extractor import BaseExtractor, D, ExtractorType
+from .errors import SmolqweryError
+from .interface import BaseExtractor, D
+from .vocabulary import ExtractorType
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-    from .arrow_source import Reader
+#: How the export reads a queryset extractor (see :attr:`QuerySetExtractor.read_as`).
+Reader = Literal["auto", "adbc", "dbapi"]
 
-__all__ = ["QuerySetExtractor"]
+__all__ = ["CompiledQuery", "QuerySetExtractor", "QueryShapeError", "compile_queryset"]
 
 #: Rows per database round trip of the row path (``extract()``).
 ITERATOR_CHUNK = 5000
+
+
+class QueryShapeError(SmolqweryError):
+    """The queryset does not select the columns the dataclass declares."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledQuery:
+    """A queryset compiled by Django: SQL in Django's ``%s`` paramstyle and its parameters."""
+
+    using: str
+    sql: str
+    params: tuple[Any, ...]
+    #: For each wanted column (dataclass order): its position in the SELECT list.
+    positions: tuple[int, ...]
+    #: For each wanted column: the expression Django selects (its ``output_field``).
+    expressions: tuple[Any, ...]
+    #: True when Django found the result empty without asking the database (``id__in=[]``).
+    empty: bool = False
+
+
+def compile_queryset(queryset: QuerySet[Any, Any], names: Sequence[str]) -> CompiledQuery:
+    """Compile ``queryset`` with Django's own compiler, its columns matched to ``names``.
+
+    A ``.values()``/``.values_list()`` queryset keeps its columns (they must be exactly
+    ``names``, in any order); a model queryset gets ``.values(*names)``.
+    """
+    from django.core.exceptions import EmptyResultSet
+    from django.db.models import QuerySet
+
+    if not isinstance(queryset, QuerySet):
+        raise QueryShapeError(
+            f"get_queryset() must return a QuerySet, got {type(queryset).__name__}"
+        )
+    if getattr(queryset, "_fields", None) is None:
+        queryset = queryset.values(*names)
+    query = queryset.query
+    # The order in which Django selects them (ValuesIterable reads rows by these names).
+    selected = [*query.extra_select, *query.values_select, *query.annotation_select]
+    if sorted(selected) != sorted(names):
+        raise QueryShapeError(
+            f"get_queryset() selects {selected}, the dataclass declares {list(names)}: "
+            "select exactly the dataclass's fields (values()/values_list() with annotations)"
+        )
+    compiler = query.get_compiler(using=queryset.db)
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return CompiledQuery(queryset.db, "", (), (), (), empty=True)
+    expressions = [entry[0] for entry in compiler.select]
+    if len(expressions) != len(selected):  # pragma: no cover - Django selects what it names
+        raise QueryShapeError(f"the compiled query selects {len(expressions)} columns")
+    positions = tuple(selected.index(name) for name in names)
+    return CompiledQuery(
+        using=queryset.db,
+        sql=sql,
+        params=tuple(params),
+        positions=positions,
+        expressions=tuple(expressions[p] for p in positions),
+    )
 
 
 class QuerySetExtractor(BaseExtractor[D]):
@@ -63,8 +126,6 @@ class QuerySetExtractor(BaseExtractor[D]):
         """The row path: the same compiled query through Django's converters, one dataclass
         per row (what smolqwery 0.1.3 extractors do by hand)."""
         from django.db import connections
-
-        from .arrow_source import compile_queryset
 
         cls: Any = self.get_dataclass()
         names = self.get_field_names()
