@@ -43,8 +43,11 @@ logger = logging.getLogger("smolqwery.arrow_source")
 #: One column of a piece of a result: an Arrow array, or Python values (see module docstring).
 Column = Union["pa.Array", list[Any]]
 
-#: Rows fetched per DB-API round trip (and per array built from them).
+#: Rows fetched per DB-API round trip (and per array built from them), per SQLite ADBC batch.
 FETCH_ROWS = 20_000
+#: Rows per FETCH of PostgreSQL's server-side cursor through ADBC: memory stays ~20 MB for
+#: the bench's rows, whatever the size of the day (bench/RESULTS.md).
+PG_FETCH_ROWS = 50_000
 #: Parameter types ADBC binds the way Django's own drivers do; anything else goes through the
 #: DB-API cursor.
 _ADBC_PARAM_TYPES: frozenset[type] = frozenset(
@@ -288,6 +291,7 @@ class SourceReader:
         self.reader = reader
         self.fetch_rows = fetch_rows
         self._adbc: dict[str, Any] = {}
+        self._cursors = 0
         #: The path the last query took ("adbc" or "dbapi"), for tests and the benchmark.
         self.last_path = ""
 
@@ -357,8 +361,7 @@ class SourceReader:
     def _read_adbc(
         self, adbc: Any, connection: BaseDatabaseWrapper, query: CompiledQuery
     ) -> Iterator[tuple[list[Column], int]]:
-        style: Literal["$", "?"] = "$" if connection.vendor == "postgresql" else "?"
-        sql = numbered_placeholders(query.sql, style)
+        params = _adbc_params(query.params)
         cursor = adbc.cursor()
         try:
             if connection.vendor == "sqlite":
@@ -366,18 +369,43 @@ class SourceReader:
                 cursor.adbc_statement.set_options(
                     **{"adbc.sqlite.query.batch_rows": str(self.fetch_rows)}
                 )
-            cursor.execute(sql, _adbc_params(query.params))
-            reader = cursor.fetch_record_batch()
-            for batch in reader:
-                if not batch.num_rows:
-                    continue
-                columns: list[Column] = [
-                    normalise(batch.column(position), expression, connection)
-                    for position, expression in zip(query.positions, query.expressions, strict=True)
-                ]
-                yield columns, batch.num_rows
+                cursor.execute(numbered_placeholders(query.sql, "?"), params)
+                yield from self._batches(cursor, connection, query)
+                return
+            # PostgreSQL: a query with parameters cannot be a COPY, and ADBC then keeps its
+            # whole result in memory (a day: +210 MB for 1M rows). A server-side cursor keeps
+            # the parameters bound and hands the rows over in FETCHes of bounded size.
+            cursor.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
+            self._cursors += 1
+            name = f"smolqwery_cursor_{self._cursors}"
+            sql = numbered_placeholders(query.sql, "$")
+            cursor.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
+            try:
+                while True:
+                    cursor.execute(f"FETCH FORWARD {PG_FETCH_ROWS} FROM {name}")
+                    rows = 0
+                    for columns, count in self._batches(cursor, connection, query):
+                        rows += count
+                        yield columns, count
+                    if rows < PG_FETCH_ROWS:
+                        break
+            finally:
+                cursor.execute(f"CLOSE {name}")
         finally:
             cursor.close()
+
+    @staticmethod
+    def _batches(
+        cursor: Any, connection: BaseDatabaseWrapper, query: CompiledQuery
+    ) -> Iterator[tuple[list[Column], int]]:
+        for batch in cursor.fetch_record_batch():
+            if not batch.num_rows:
+                continue
+            columns: list[Column] = [
+                normalise(batch.column(position), expression, connection)
+                for position, expression in zip(query.positions, query.expressions, strict=True)
+            ]
+            yield columns, batch.num_rows
 
     # -- DB-API -------------------------------------------------------------------------
 
