@@ -53,6 +53,7 @@ __all__ = [
     "plan_days",
 ]
 
+# The logger of the 1.0 runner module: projects' LOGGING names it (docs/exporting.md).
 logger = logging.getLogger("smolqwery.runner")
 #: ``extra`` of a log record the command's output shows already (not repeated on stderr).
 REPORTED = {"smolqwery_reported": True}
@@ -195,23 +196,9 @@ def plan_days(
 
 
 def check_table(warehouse: Warehouse, table: TableSchema) -> None:
-    """The warehouse table must exist with the layout the extractor produces."""
-    columns = warehouse.get_table_columns(table.name)
-    if columns is None:
-        raise ConfigurationError(
-            f"table {table.name!r} does not exist in the warehouse: run "
-            "manage.py smolqwery_make_migrations, then manage.py migrate"
-        )
-    found = TableSchema(
-        name=table.name, columns=columns, kind=table.kind, date_column=table.date_column
-    )
-    differences = table.differences(found)
-    if differences:
-        raise ConfigurationError(
-            f"table {table.name!r} in the warehouse does not match the extractor's dataclass ("
-            + "; ".join(differences)
-            + "): run manage.py smolqwery_make_migrations, then manage.py migrate"
-        )
+    """The warehouse table must exist with the layout the extractor produces (the comparison
+    every backend shares: :meth:`Warehouse.check_layout`)."""
+    warehouse.check_layout(table)
 
 
 class Exporter:

@@ -23,6 +23,7 @@ from django.db import connection, connections
 from smolqwery.arrow_source import numbered_placeholders
 from smolqwery.runner import export
 from smolqwery.warehouses.base import Warehouse
+from smolqwery.warehouses.testing import fetch_rows
 from tests.arrowapp.extractors import ReadingExtractor, ReadingRowsExtractor
 from tests.arrowapp.models import Reading
 from tests.exportapp.testing import PARIS, YEAR, at, configurer, create_tables
@@ -60,7 +61,7 @@ def add_readings(using: str = "default") -> int:
 
 
 def table_rows(warehouse: Warehouse, table: str) -> list[dict[str, Any]]:
-    return warehouse.fetch_rows(table, order_by=["timestamp", "user_id"])
+    return fetch_rows(warehouse, table, order_by=["timestamp", "user_id"])
 
 
 def run(settings: Any, warehouse: Warehouse, *paths: str) -> Any:
