@@ -35,7 +35,7 @@ from .rows import DEFAULT_CHUNK_ROWS
 from .schema import TableSchema
 from .settings import get_settings
 from .status import done_days
-from .warehouse_record import record_if_missing, require_unchanged
+from .warehouse_record import record_if_missing, require_migrated, require_unchanged
 from .warehouses import get_warehouse
 from .warehouses.base import DayBatch
 
@@ -248,6 +248,7 @@ class Exporter:
         Raises :class:`ExportLockedError` when another export holds the lock; an extractor's
         own failure is in the report instead. A warehouse given is left open.
         """
+        require_migrated(self.config)
         require_unchanged(self.config)  # no export into a new place or in another time zone
         record_if_missing(self.config)
         own = warehouse is None

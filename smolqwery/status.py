@@ -34,6 +34,7 @@ from .locking import live_run_id, run_state
 from .models import ExportRun
 from .registry import Selected, select_extractors
 from .settings import get_settings
+from .warehouse_record import require_migrated
 from .warehouses import get_warehouse
 
 if TYPE_CHECKING:
@@ -245,6 +246,7 @@ def table_status(
     lag count from it). The warehouse is opened read-only with ``SMOLQWERY_STATUS_DEADLINE``.
     """
     config = get_settings()
+    require_migrated(config)
     tz = timezone.get_default_timezone()
     last = yesterday(local_now(tz), tz)
     first = config.require_first_date()

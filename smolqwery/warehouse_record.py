@@ -140,6 +140,17 @@ def changes(config: SmolqwerySettings) -> list[Change]:
     return out
 
 
+def require_migrated(config: SmolqwerySettings) -> None:
+    """Raise a :class:`ConfigurationError` before smolqwery's own migrations are applied: a
+    command run before ``migrate`` (or after an upgrade, before it) says what to do instead of
+    failing on a missing table."""
+    if not _table_exists(config.database_alias):
+        raise ConfigurationError(
+            f"smolqwery's tables are missing from the database {config.database_alias!r}: "
+            "run manage.py migrate first"
+        )
+
+
 def require_unchanged(config: SmolqwerySettings) -> None:
     """Raise a :class:`ConfigurationError` saying what changed and what to do."""
     found = changes(config)

@@ -107,6 +107,15 @@ def test_gives_up_with_a_clear_error_after_its_deadline(tmp_path: Path) -> None:
     assert str(wh.path) in str(info.value)
 
 
+def test_a_directory_that_cannot_be_made_is_a_setting_to_fix(tmp_path: Path) -> None:
+    """Not an OSError's traceback out of ``migrate``: the message names the setting."""
+    (tmp_path / "a-file").write_text("")
+    wh = DuckDBWarehouse(tmp_path / "a-file" / "w.duckdb", "ds")
+    with pytest.raises(WarehouseError, match="set SMOLQWERY_DUCKDB_PATH") as info:
+        wh.ensure_dataset()
+    assert f"cannot create the directory {tmp_path / 'a-file'}" in str(info.value)
+
+
 def test_default_path_from_settings(settings: object, tmp_path: Path) -> None:
     from smolqwery.settings import get_settings
 

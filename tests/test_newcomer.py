@@ -167,6 +167,10 @@ def test_the_readme_integration_guide_works_as_written(project: Project) -> None
     made = project.manage("smolqwery_make_migrations").stdout
     assert "analytics" in made
     assert project.manage("smolqwery_make_migrations", "--check").returncode == 0
+    for early in ("smolqwery_extract", "smolqwery_status"):  # before migrate: what to do
+        refused = project.manage(early, ok=False)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+        assert "run manage.py migrate first" in refused.stderr
     project.manage("migrate")
     warehouse = project.root / "smolqwery.duckdb"  # BASE_DIR / "smolqwery.duckdb"
     assert warehouse.is_file()

@@ -251,7 +251,7 @@ class DuckDBWarehouse(Warehouse):
         while True:
             try:
                 if not self.read_only:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._make_directory(operation)
                 con = duckdb.connect(str(self.path), read_only=self.read_only)
                 break
             except duckdb.Error as exc:
@@ -285,6 +285,18 @@ class DuckDBWarehouse(Warehouse):
                 con.close()  # checkpoints the write-ahead log into the file: may fail too
             except duckdb.Error as exc:
                 raise WarehouseError(self._failure(operation, exc, closing=True)) from exc
+
+    def _make_directory(self, operation: str) -> None:
+        """The file's directory, made if missing: a path that cannot be made is a setting to
+        fix, said as such (never an OSError's traceback out of ``migrate``)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(
+                f"{operation}: cannot create the directory {self.path.parent} of DuckDB file "
+                f"{self.path} ({exc.strerror or exc}): set SMOLQWERY_DUCKDB_PATH to a file in "
+                "a writable directory"
+            ) from exc
 
     def _failure(self, operation: str, exc: BaseException, *, closing: bool = False) -> str:
         """The message of a DuckDB error, with what to do when the disk is full."""
