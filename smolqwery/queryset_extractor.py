@@ -64,7 +64,17 @@ def compile_queryset(queryset: QuerySet[Any, Any], names: Sequence[str]) -> Comp
             f"get_queryset() must return a QuerySet, got {type(queryset).__name__}"
         )
     if getattr(queryset, "_fields", None) is None:
-        queryset = queryset.values(*names)
+        from django.core.exceptions import FieldError
+
+        try:
+            queryset = queryset.values(*names)
+        except FieldError as exc:
+            raise QueryShapeError(
+                f"get_queryset() returned {queryset.model.__name__} objects, whose fields are "
+                f"not all the dataclass's {list(names)} ({exc}): return .values() naming "
+                "each of them, renaming with annotations (e.g. "
+                ".values('is_staff', timestamp=F('date_joined')))"
+            ) from exc
     query = queryset.query
     # The order in which Django selects them (ValuesIterable reads rows by these names).
     selected = [*query.extra_select, *query.values_select, *query.annotation_select]

@@ -200,6 +200,14 @@ def test_a_queryset_of_other_columns_or_a_raising_one_is_the_extractors_error(
     )
 
 
+def test_a_model_queryset_without_the_dataclass_fields_says_how_to_select_them() -> None:
+    from smolqwery.queryset_extractor import QueryShapeError, compile_queryset
+
+    with pytest.raises(QueryShapeError, match=r"return \.values\(\) naming each of them") as info:
+        compile_queryset(Reading.objects.all(), ["timestamp", "score"])
+    assert "returned Reading objects" in str(info.value) and "'timestamp'" in str(info.value)
+
+
 def test_placeholders_follow_djangos_format_paramstyle() -> None:
     sql = "SELECT a %% 7, 'x%%' FROM t WHERE b = %s AND c LIKE %s"
     assert numbered_placeholders(sql, "$") == "SELECT a % 7, 'x%' FROM t WHERE b = $1 AND c LIKE $2"
