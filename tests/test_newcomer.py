@@ -231,6 +231,34 @@ def test_the_readme_integration_guide_works_as_written(project: Project) -> None
     assert delta == [(3,)]
 
 
+def test_the_readme_queryset_extractor_replaces_the_loop(project: Project) -> None:
+    """The README's ``QuerySetExtractor`` block, appended to the extractors as the README says
+    (it replaces ``SignupExtractor``): same rows, and re-exporting days replaces them."""
+    extractors = project.root / "analytics" / "extractors.py"
+    original = extractors.read_text()
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    first, yesterday = today - datetime.timedelta(days=3), today - datetime.timedelta(days=1)
+    try:
+        extractors.write_text(original + "\n\n" + readme_block("queryset-extractor"))
+        assert "No smolqwery changes detected" in project.manage("smolqwery_make_migrations").stdout
+        printed = project.manage(
+            "smolqwery_print_extract", "-f", first.isoformat(), "-l", yesterday.isoformat()
+        ).stdout
+        assert f"== signup {yesterday.isoformat()} (3 row(s))" in printed
+        again = project.manage(
+            "smolqwery_extract", "--no-progress", "--from", first.isoformat(), "--to",
+            yesterday.isoformat(), "--extractor", "signup",
+        )  # fmt: skip
+        assert "all succeeded" in again.stdout, again.stdout + again.stderr
+    finally:
+        extractors.write_text(original)
+    signups = _duckdb_rows(
+        project.root / "smolqwery.duckdb",
+        'SELECT count(*), count(*) FILTER (is_staff) FROM "smolqwery"."smolqwery".signup',
+    )
+    assert signups == [(5, 2)]  # replaced, not doubled
+
+
 def test_the_warehouse_file_does_not_follow_the_working_directory(
     project: Project, tmp_path: Path
 ) -> None:
