@@ -1,0 +1,509 @@
+"""The admin's metrics: which charts an export table gets, and one warehouse query per chart.
+
+A chart is a :class:`ChartSpec` (a table, a few numeric series, how each one rolls up into a
+week or a month). :func:`chart_query` turns a spec, a period and a date range into one SQL
+statement with its parameters; :func:`run_query` runs it on either warehouse and reports the
+bytes BigQuery billed. Every query filters the table's partition column by the range, so
+BigQuery prunes partitions; the week and month figures follow the rollup views' rules
+(:mod:`smolqwery.sql_views`: SUM of plain columns, last day's value of a running total) but are
+computed from the base table, because a filter on a view's truncated period column does not
+prune the base table's partitions. The ``_delta`` figures follow the delta view's rules the same
+way (its window reads one day before the range). Values are always query parameters;
+identifiers are validated and quoted.
+
+The dialect-specific fragments live in :class:`MetricsSQL` (one small class per warehouse), so
+that they can move to the warehouses' SQL helpers without touching the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from .days import day_window
+from .extractor import ExtractorType
+from .identifiers import quote_bigquery, quote_duckdb, validate_column_name
+from .schema import TableSchema
+from .warehouses.base import LEDGER_TABLE, time_zone_name
+
+if TYPE_CHECKING:
+    from .extractor import BaseExtractor
+    from .warehouses.base import Warehouse
+
+Period = Literal["day", "week", "month"]
+PERIODS: tuple[Period, ...] = ("day", "week", "month")
+#: How a series becomes one figure per period: the SUM of its days, the value of the last day
+#: present (running totals, active users over a window), or the number of rows.
+Aggregation = Literal["sum", "last", "count"]
+NUMERIC_TYPES = frozenset({"INT64", "FLOAT64", "NUMERIC", "BIGNUMERIC"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+    """One line of a chart: a column (or ``None`` for the row count) and how it rolls up."""
+
+    column: str | None
+    label: str
+    aggregation: Aggregation = "sum"
+    #: The change from the previous calendar day (the ``_delta`` view's figure), summed over
+    #: the period, instead of the value.
+    delta: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ChartSpec:
+    """One chart of one table; ``key`` is unique on the page (``user``, ``user__delta``)."""
+
+    key: str
+    table: TableSchema
+    title: str
+    series: tuple[Series, ...]
+    style: Literal["line", "bars"] = "line"
+    description: str = ""
+
+
+@dataclasses.dataclass
+class ChartData:
+    """What one chart shows: one label (the period's first day) per row, one list per series."""
+
+    key: str
+    period: Period
+    start: datetime.date
+    end: datetime.date
+    labels: list[datetime.date]
+    values: list[list[float | None]]
+    #: Bytes BigQuery billed for the query (None on DuckDB); 0 is a cache-priced answer.
+    bytes_billed: int | None = None
+    #: Read from the cache, not from the warehouse.
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "period": self.period,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "labels": [d.isoformat() for d in self.labels],
+            "values": self.values,
+            "bytes_billed": self.bytes_billed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChartData:
+        return cls(
+            key=data["key"],
+            period=data["period"],
+            start=datetime.date.fromisoformat(data["start"]),
+            end=datetime.date.fromisoformat(data["end"]),
+            labels=[datetime.date.fromisoformat(d) for d in data["labels"]],
+            values=data["values"],
+            bytes_billed=data["bytes_billed"],
+        )
+
+
+# -- which charts -----------------------------------------------------------------------------
+
+
+def numeric_columns(table: TableSchema) -> list[str]:
+    return [
+        c.name for c in table.columns if c.type in NUMERIC_TYPES and c.name != table.date_column
+    ]
+
+
+def charts_for(table: TableSchema, extractor: BaseExtractor[Any] | None = None) -> list[ChartSpec]:
+    """The charts of a table: its natural ones for the activity extractors, otherwise its
+    numeric columns (plus their ``_delta`` figures when differentiated, or the row count of an
+    individual-rows table)."""
+    from .activity import ActiveUsers, CountPerDay
+
+    if isinstance(extractor, CountPerDay):
+        return [
+            ChartSpec(
+                table.name,
+                table,
+                f"{table.name}: new per period",
+                (Series("count", "count"),),
+                style="bars",
+                description=extractor.get_table_description(),
+            ),
+            ChartSpec(
+                f"{table.name}__total",
+                table,
+                f"{table.name}: running total",
+                (Series("total", "total", "last"),),
+            ),
+        ]
+    if isinstance(extractor, ActiveUsers):
+        return [
+            ChartSpec(
+                table.name,
+                table,
+                f"{table.name}: active users",
+                tuple(Series(c, c, "last") for c in ("dau", "wau", "mau")),
+                description=(
+                    "Per week or month: the figures of the period's last day (the wau of a "
+                    "Sunday is the ISO week's active users)"
+                ),
+            )
+        ]
+    if table.kind is ExtractorType.individual_rows:
+        series = [Series(None, "rows", "count")]
+        series += [Series(c, f"sum of {c}") for c in numeric_columns(table)]
+        return [ChartSpec(table.name, table, f"{table.name}: rows per period", tuple(series))]
+    charts: list[ChartSpec] = []
+    columns = {c.name: c for c in table.columns}
+    names = numeric_columns(table)
+    if names:
+        series = [Series(n, n, "last" if columns[n].differentiate else "sum") for n in names]
+        charts.append(ChartSpec(table.name, table, table.name, tuple(series)))
+    differentiated = [n for n in names if columns[n].differentiate]
+    if differentiated:
+        charts.append(
+            ChartSpec(
+                f"{table.name}__delta",
+                table,
+                f"{table.name}_delta: change per period",
+                tuple(Series(n, f"{n} (change)", "sum", delta=True) for n in differentiated),
+                style="bars",
+            )
+        )
+    return charts
+
+
+# -- periods ----------------------------------------------------------------------------------
+
+
+def period_start(period: Period, day: datetime.date) -> datetime.date:
+    """The first day of the ISO week (Monday) or month of ``day``."""
+    if period == "week":
+        return day - datetime.timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day
+
+
+def period_end(period: Period, day: datetime.date) -> datetime.date:
+    """The last day of the period of ``day``."""
+    if period == "week":
+        return period_start(period, day) + datetime.timedelta(days=6)
+    if period == "month":
+        following = (day.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+        return following - datetime.timedelta(days=1)
+    return day
+
+
+def aligned_range(
+    period: Period, start: datetime.date, end: datetime.date
+) -> tuple[datetime.date, datetime.date]:
+    """The range widened to whole periods, so that every period shown is complete."""
+    return period_start(period, start), period_end(period, end)
+
+
+# -- SQL --------------------------------------------------------------------------------------
+
+
+class MetricsSQL:
+    """Dialect fragments of the metrics queries (to move to the warehouses' SQL helpers)."""
+
+    dialect: str = ""
+
+    def __init__(self) -> None:
+        self.params: list[tuple[str, Any]] = []
+
+    def quote(self, name: str) -> str:
+        raise NotImplementedError
+
+    def param(self, type_: str, value: Any) -> str:
+        """A placeholder for ``value`` (of BigQuery type ``type_``), recorded in ``params``."""
+        raise NotImplementedError
+
+    def period_start(self, period: Period, day: str) -> str:
+        raise NotImplementedError
+
+    def day_diff(self, day: str, previous: str) -> str:
+        raise NotImplementedError
+
+    def local_day(self, timestamp: str, tz: str) -> str:
+        raise NotImplementedError
+
+
+class DuckDBMetricsSQL(MetricsSQL):
+    dialect = "duckdb"
+
+    def quote(self, name: str) -> str:
+        return quote_duckdb(validate_column_name(name))
+
+    def param(self, type_: str, value: Any) -> str:
+        self.params.append((type_, value))
+        return "?"
+
+    def period_start(self, period: Period, day: str) -> str:
+        if period == "day":
+            return day
+        # DuckDB's 'week' is the ISO week; ``period`` is one of two constants, never input.
+        return f"CAST(date_trunc('{period}', {day}) AS DATE)"
+
+    def day_diff(self, day: str, previous: str) -> str:
+        return f"date_diff('day', {previous}, {day})"
+
+    def local_day(self, timestamp: str, tz: str) -> str:
+        return f"CAST(timezone({self.param('STRING', tz)}, {timestamp}) AS DATE)"
+
+
+class BigQueryMetricsSQL(MetricsSQL):
+    dialect = "bigquery"
+
+    def quote(self, name: str) -> str:
+        return quote_bigquery(validate_column_name(name))
+
+    def param(self, type_: str, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params.append((type_, value))
+        return f"@{name}"
+
+    def period_start(self, period: Period, day: str) -> str:
+        if period == "day":
+            return day
+        part = {"week": "ISOWEEK", "month": "MONTH"}[period]
+        return f"DATE_TRUNC({day}, {part})"
+
+    def day_diff(self, day: str, previous: str) -> str:
+        return f"DATE_DIFF({day}, {previous}, DAY)"
+
+    def local_day(self, timestamp: str, tz: str) -> str:
+        return f"DATE({timestamp}, {self.param('STRING', tz)})"
+
+
+def metrics_sql(dialect: str) -> MetricsSQL:
+    if dialect == "bigquery":
+        return BigQueryMetricsSQL()
+    if dialect == "duckdb":
+        return DuckDBMetricsSQL()
+    raise ValueError(f"unknown dialect {dialect!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    sql: str
+    params: list[tuple[str, Any]]
+    start: datetime.date
+    end: datetime.date
+
+
+def chart_query(
+    spec: ChartSpec,
+    period: Period,
+    start: datetime.date,
+    end: datetime.date,
+    warehouse: Warehouse,
+    tz: datetime.tzinfo,
+) -> Query:
+    """One statement giving ``p`` (the period's first day), ``n`` (days or rows) and one column
+    ``s<i>`` per series, ordered by ``p``, over ``[start, end]`` widened to whole periods."""
+    start, end = aligned_range(period, start, end)
+    sql = metrics_sql(warehouse.dialect)
+    table = spec.table
+    source = warehouse.qualified_name(table.name)
+    date = sql.quote(table.date_column)
+    if table.kind is ExtractorType.individual_rows:
+        if table.date_column_type == "DATE":
+            day = date
+            where = f"{date} BETWEEN {sql.param('DATE', start)} AND {sql.param('DATE', end)}"
+        else:
+            first_instant = day_window(start, tz).start
+            end_instant = day_window(end, tz).end
+            day = sql.local_day(date, time_zone_name(tz))
+            where = (
+                f"{date} >= {sql.param('TIMESTAMP', first_instant)} "
+                f"AND {date} < {sql.param('TIMESTAMP', end_instant)}"
+            )
+        figures = []
+        for i, s in enumerate(spec.series):
+            expr = "COUNT(*)" if s.column is None else f"SUM({sql.quote(s.column)})"
+            figures.append(f"{expr} AS s{i}")
+        text = (
+            f"SELECT {sql.period_start(period, 'd')} AS p, COUNT(*) AS n, {', '.join(figures)}\n"
+            f"FROM (SELECT {day} AS d, * FROM {source} WHERE {where}) AS r\n"
+            "GROUP BY p ORDER BY p"
+        )
+        return Query(text, sql.params, start, end)
+
+    columns = sorted({s.column for s in spec.series if s.column is not None})
+    alias = {c: f"c{i}" for i, c in enumerate(columns)}
+    needs_delta = any(s.delta for s in spec.series)
+    # The delta of the range's first day needs the day before it.
+    lower = start - datetime.timedelta(days=1) if needs_delta else start
+    inner = [f"{date} AS d"] + [f"{sql.quote(c)} AS {alias[c]}" for c in columns]
+    src = (
+        f"SELECT {', '.join(inner)} FROM {source} "
+        f"WHERE {date} BETWEEN {sql.param('DATE', lower)} AND {sql.param('DATE', end)}"
+    )
+    window = "OVER (ORDER BY d)"
+    daily = ["d", f"MAX(d) OVER (PARTITION BY {sql.period_start(period, 'd')}) AS l"]
+    daily += [alias[c] for c in columns]
+    if needs_delta:
+        first = f"(SELECT MIN({date}) FROM {source})"
+        for c in columns:
+            a = alias[c]
+            # The delta view: the table's first day shows its value, a day after a gap NULL.
+            daily.append(
+                f"CASE WHEN LAG(d) {window} IS NULL AND d = {first} THEN {a}"
+                f" WHEN {sql.day_diff('d', f'LAG(d) {window}')} = 1"
+                f" THEN {a} - LAG({a}) {window} END AS {a}_delta"
+            )
+    figures = []
+    for i, s in enumerate(spec.series):
+        assert s.column is not None
+        a = alias[s.column] + ("_delta" if s.delta else "")
+        if s.aggregation == "last":
+            figures.append(f"MAX(CASE WHEN d = l THEN {a} END) AS s{i}")
+        else:
+            figures.append(f"SUM({a}) AS s{i}")
+    text = (
+        f"SELECT {sql.period_start(period, 'd')} AS p, COUNT(*) AS n, {', '.join(figures)}\n"
+        f"FROM (SELECT {', '.join(daily)} FROM ({src}) AS src) AS daily\n"
+        f"WHERE d >= {sql.param('DATE', start)}\n"
+        "GROUP BY p ORDER BY p"
+    )
+    return Query(text, sql.params, start, end)
+
+
+# -- running queries --------------------------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int):
+        return value  # type: ignore[return-value]  # exact in JSON, an int is a float here
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return float(value)
+
+
+#: Rows of a query, and the bytes BigQuery billed for it (None on DuckDB).
+Result = tuple[list[tuple[Any, ...]], int | None]
+
+
+class QuerySession:
+    """Queries of one page view on one warehouse: a single DuckDB connection for all of them."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self._stack: Any = None
+        self._con: Any = None
+
+    def __enter__(self) -> QuerySession:
+        import contextlib
+
+        if self.warehouse.dialect == "duckdb":
+            self._stack = contextlib.ExitStack()
+            self._con = self._stack.enter_context(
+                self.warehouse._op("read metrics")  # type: ignore[attr-defined]
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            self._stack.__exit__(*exc)
+            self._stack = self._con = None
+
+    def run(self, sql: str, params: Sequence[tuple[str, Any]]) -> Result:
+        """Rows of the statement, and the bytes BigQuery billed for it (None on DuckDB)."""
+        if self._con is not None:
+            rows = self._con.execute(sql, [v for _, v in params]).fetchall()
+            return [tuple(r) for r in rows], None
+        return _run_bigquery(self.warehouse, sql, params)
+
+
+def _run_bigquery(
+    warehouse: Warehouse, sql: str, params: Sequence[tuple[str, Any]]
+) -> tuple[list[tuple[Any, ...]], int | None]:
+    from google.cloud import bigquery
+
+    wh: Any = warehouse
+    config = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ScalarQueryParameter(f"p{i}", type_, value)
+            for i, (type_, value) in enumerate(params)
+        ]
+    )
+
+    def once() -> tuple[list[tuple[Any, ...]], int | None]:
+        from .warehouses.bigquery import _ONCE
+
+        job = wh.client.query(
+            sql, job_config=config, location=wh._job_location, retry=_ONCE, job_retry=None
+        )
+        rows = [tuple(r.values()) for r in job.result(timeout=wh.job_timeout)]
+        billed = job.total_bytes_billed
+        return rows, int(billed) if billed is not None else None
+
+    result: tuple[list[tuple[Any, ...]], int | None] = wh._call("read metrics", once)
+    return result
+
+
+def fetch_chart(session: QuerySession, query: Query, spec: ChartSpec, period: Period) -> ChartData:
+    rows, billed = session.run(query.sql, query.params)
+    labels = [r[0] for r in rows]
+    values = [[_number(r[2 + i]) for r in rows] for i in range(len(spec.series))]
+    return ChartData(spec.key, period, query.start, query.end, labels, values, billed)
+
+
+def last_exports(session: QuerySession) -> dict[str, tuple[str, datetime.date, datetime.date]]:
+    """``{table: (state of its ledger, first day, last day)}``, in one query.
+
+    The state (last ``exported_at``, entries, rows, run ids) changes with every export that
+    writes the table, even one replaying days within the same second.
+    """
+    wh = session.warehouse
+    if wh.dialect == "duckdb" and session._con is not None:
+        found = session._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_name = ?",
+            [wh.dataset, LEDGER_TABLE],
+        ).fetchone()
+        if not found or not found[0]:
+            return {}
+    sql = (
+        "SELECT table_name, MIN(day), MAX(day), MAX(exported_at), COUNT(*), SUM(rows), "
+        f"MIN(run_id), MAX(run_id) FROM {wh.qualified_name(LEDGER_TABLE)} GROUP BY table_name"
+    )
+    try:
+        rows, _ = session.run(sql, [])
+    except Exception as exc:
+        if "NotFound" in type(exc).__name__ or "NotFound" in type(exc.__cause__).__name__:
+            return {}
+        raise
+    return {str(r[0]): ("|".join(map(str, r[3:])), r[1], r[2]) for r in rows}
+
+
+def cache_key(
+    warehouse: Warehouse,
+    spec: ChartSpec,
+    period: Period,
+    start: datetime.date,
+    end: datetime.date,
+    last_export: str,
+) -> str:
+    """A cache key changing with the table's last export: the next view after an export reads
+    fresh numbers, every other one the cache."""
+    where = f"{warehouse.dialect}:{warehouse.qualified_name(spec.table.name)}"
+    parts = [where, spec.key, spec.table.fingerprint(), period, start, end, last_export]
+    parts.append(json.dumps([dataclasses.astuple(s) for s in spec.series]))
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
+    return f"smolqwery:metrics:{digest}"
+
+
+def iter_rows(spec: ChartSpec, data: ChartData) -> Iterator[tuple[str, str, str, float | None]]:
+    """``(table, series, period start, value)`` rows of a chart, as the CSV download has them."""
+    for i, series in enumerate(spec.series):
+        for label, value in zip(data.labels, data.values[i], strict=True):
+            yield spec.table.name, series.label, label.isoformat(), value
