@@ -8,6 +8,11 @@ Three kinds of tables, as a real project would have them:
     per day: sign-ups, new prospects, new clients.
 ``email``
     Individual rows: one per email sent, with its timestamp and type (no personal data).
+``signups`` and ``active_customers``
+    The built-in activity extractors (``smolqwery.activity``), configured by three class
+    attributes each: customers signed up per day (with weekly and monthly views), and distinct
+    customers who started a contract per day and over 7 and 30 days. The admin's Metrics page
+    draws them.
 ``contract_stats``
     Date-aggregated figures of the contracts validated that day, with ``Decimal`` amounts,
     ``Optional`` fields (no average on a day without contract) and a ``bytes`` digest of the
@@ -31,6 +36,7 @@ from typing import Optional
 from django.db.models import Avg, Count, Q, Sum
 
 from smolqwery import BaseExtractor, ExtractorType, sq_field
+from smolqwery.activity import ActiveUsers, CountPerDay
 
 from .models import Contract, Customer, EmailMessage
 
@@ -148,3 +154,19 @@ class ContractStatsExtractor(BaseExtractor[ContractStats]):
             top_plan=top_plan,
             digest=hashlib.sha256(references.encode()).digest(),
         )
+
+
+class Signups(CountPerDay):
+    """Customers signed up per day (``count``) and in all (``total``); ISO weeks and months in
+    ``signups_week`` and ``signups_month``."""
+
+    model = "shop.Customer"
+    datetime_field = "signed_up_at"
+
+
+class ActiveCustomers(ActiveUsers):
+    """Distinct customers who started a contract that day, and in the 7 and 30 days to it."""
+
+    model = "shop.Contract"
+    datetime_field = "created_at"
+    user_field = "customer"
