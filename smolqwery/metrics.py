@@ -63,8 +63,10 @@ class ChartSpec:
     table: TableSchema
     title: str
     series: tuple[Series, ...]
-    style: Literal["line", "bars"] = "line"
+    style: Literal["line", "bars", "cohort"] = "line"
     description: str = ""
+    #: A cohort table's period (``week`` or ``month``): its rows are cohorts, not periods.
+    cohort_period: str = ""
 
 
 @dataclasses.dataclass
@@ -81,6 +83,8 @@ class ChartData:
     bytes_billed: int | None = None
     #: Read from the cache, not from the warehouse.
     cached: bool = False
+    #: Per label: the days (or rows) behind the figures; a cohort's size.
+    sizes: list[int] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +95,7 @@ class ChartData:
             "labels": [d.isoformat() for d in self.labels],
             "values": self.values,
             "bytes_billed": self.bytes_billed,
+            "sizes": self.sizes,
         }
 
     @classmethod
@@ -103,6 +108,7 @@ class ChartData:
             labels=[datetime.date.fromisoformat(d) for d in data["labels"]],
             values=data["values"],
             bytes_billed=data["bytes_billed"],
+            sizes=data.get("sizes", []),
         )
 
 
@@ -120,6 +126,7 @@ def charts_for(table: TableSchema, extractor: BaseExtractor[Any] | None = None) 
     numeric columns (plus their ``_delta`` figures when differentiated, or the row count of an
     individual-rows table)."""
     from .activity import ActiveUsers, CountPerDay
+    from .cohorts import CohortRetention
 
     if isinstance(extractor, CountPerDay):
         return [
@@ -149,6 +156,21 @@ def charts_for(table: TableSchema, extractor: BaseExtractor[Any] | None = None) 
                     "Per week or month: the figures of the period's last day (the wau of a "
                     "Sunday is the ISO week's active users)"
                 ),
+            )
+        ]
+    if isinstance(extractor, CohortRetention):
+        return [
+            ChartSpec(
+                table.name,
+                table,
+                f"{table.name}: retention of {extractor.period}ly sign-up cohorts",
+                tuple(Series("active", f"+{n}", "last") for n in range(extractor.periods + 1)),
+                style="cohort",
+                description=(
+                    f"Share of each cohort (users who signed up in the {extractor.period} "
+                    f"starting on the row's date) active N {extractor.period}s later"
+                ),
+                cohort_period=extractor.period,
             )
         ]
     if table.kind is ExtractorType.individual_rows:
@@ -231,6 +253,10 @@ class MetricsSQL:
     def local_day(self, timestamp: str, tz: str) -> str:
         raise NotImplementedError
 
+    def share(self, part: str, whole: str) -> str:
+        """``part / whole`` as a float, NULL when ``whole`` is 0."""
+        raise NotImplementedError
+
 
 class DuckDBMetricsSQL(MetricsSQL):
     dialect = "duckdb"
@@ -253,6 +279,9 @@ class DuckDBMetricsSQL(MetricsSQL):
 
     def local_day(self, timestamp: str, tz: str) -> str:
         return f"CAST(timezone({self.param('STRING', tz)}, {timestamp}) AS DATE)"
+
+    def share(self, part: str, whole: str) -> str:
+        return f"CAST({part} AS DOUBLE) / NULLIF({whole}, 0)"
 
 
 class BigQueryMetricsSQL(MetricsSQL):
@@ -277,6 +306,9 @@ class BigQueryMetricsSQL(MetricsSQL):
 
     def local_day(self, timestamp: str, tz: str) -> str:
         return f"DATE({timestamp}, {self.param('STRING', tz)})"
+
+    def share(self, part: str, whole: str) -> str:
+        return f"SAFE_DIVIDE({part}, {whole})"
 
 
 def metrics_sql(dialect: str) -> MetricsSQL:
@@ -305,11 +337,13 @@ def chart_query(
 ) -> Query:
     """One statement giving ``p`` (the period's first day), ``n`` (days or rows) and one column
     ``s<i>`` per series, ordered by ``p``, over ``[start, end]`` widened to whole periods."""
-    start, end = aligned_range(period, start, end)
     sql = metrics_sql(warehouse.dialect)
     table = spec.table
     source = warehouse.qualified_name(table.name)
     date = sql.quote(table.date_column)
+    if spec.style == "cohort":
+        return _cohort_query(spec, start, end, sql, source, date)
+    start, end = aligned_range(period, start, end)
     if table.kind is ExtractorType.individual_rows:
         if table.date_column_type == "DATE":
             day = date
@@ -368,6 +402,36 @@ def chart_query(
         f"SELECT {sql.period_start(period, 'd')} AS p, COUNT(*) AS n, {', '.join(figures)}\n"
         f"FROM (SELECT {', '.join(daily)} FROM ({src}) AS src) AS daily\n"
         f"WHERE d >= {sql.param('DATE', start)}\n"
+        "GROUP BY p ORDER BY p"
+    )
+    return Query(text, sql.params, start, end)
+
+
+def _cohort_query(
+    spec: ChartSpec,
+    start: datetime.date,
+    end: datetime.date,
+    sql: MetricsSQL,
+    source: str,
+    date: str,
+) -> Query:
+    """The cohorts that signed up in the range, one column per ``periods_later``: the share
+    active. A cohort's rows are dated up to ``periods`` periods after it: the partition filter
+    reaches that far."""
+    cohort_period: Period = "month" if spec.cohort_period == "month" else "week"
+    start, end = aligned_range(cohort_period, start, end)
+    last_row = end + datetime.timedelta(days=31 * len(spec.series) + 31)
+    cohort, later = sql.quote("cohort"), sql.quote("periods_later")
+    share = sql.share(sql.quote("active"), sql.quote("cohort_size"))
+    figures = [
+        f"MAX(CASE WHEN {later} = {sql.param('INT64', n)} THEN {share} END) AS s{n}"
+        for n in range(len(spec.series))
+    ]
+    text = (
+        f"SELECT {cohort} AS p, MAX({sql.quote('cohort_size')}) AS n, {', '.join(figures)}\n"
+        f"FROM {source}\n"
+        f"WHERE {date} BETWEEN {sql.param('DATE', start)} AND {sql.param('DATE', last_row)}\n"
+        f"AND {cohort} BETWEEN {sql.param('DATE', start)} AND {sql.param('DATE', end)}\n"
         "GROUP BY p ORDER BY p"
     )
     return Query(text, sql.params, start, end)
@@ -454,7 +518,8 @@ def fetch_chart(session: QuerySession, query: Query, spec: ChartSpec, period: Pe
     rows, billed = session.run(query.sql, query.params)
     labels = [r[0] for r in rows]
     values = [[_number(r[2 + i]) for r in rows] for i in range(len(spec.series))]
-    return ChartData(spec.key, period, query.start, query.end, labels, values, billed)
+    sizes = [int(r[1]) for r in rows]
+    return ChartData(spec.key, period, query.start, query.end, labels, values, billed, sizes=sizes)
 
 
 def last_exports(session: QuerySession) -> dict[str, tuple[str, datetime.date, datetime.date]]:

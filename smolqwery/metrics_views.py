@@ -73,6 +73,25 @@ class Chart:
         }
 
     @property
+    def cohort_rows(self) -> list[tuple[str, int, list[tuple[str, str]]]]:
+        """A cohort table's rows: cohort, size, and per period ``(percent text, cell style)``;
+        the cell's shade grows with the share (text always readable on it)."""
+        assert self.data is not None
+        out = []
+        for i, label in enumerate(self.data.labels):
+            cells = []
+            for values in self.data.values:
+                share = values[i]
+                if share is None:
+                    cells.append(("\u2013", ""))  # an en dash: no figure
+                else:
+                    alpha = round(0.1 + 0.6 * max(0.0, min(1.0, share)), 2)
+                    cells.append((f"{share:.0%}", f"background: rgba(74, 144, 194, {alpha})"))
+            size = self.data.sizes[i] if i < len(self.data.sizes) else 0
+            out.append((label.isoformat(), size, cells))
+        return out
+
+    @property
     def script_id(self) -> str:
         """The id of the chart's JSON data: prefixed, never an id of the admin's own."""
         return f"smolqwery-metric-{self.spec.key}"

@@ -13,7 +13,6 @@ import csv
 import dataclasses
 import datetime
 import io
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from smolqwery.metrics import (
     chart_query,
     charts_for,
     fetch_chart,
+    metrics_sql,
     period_start,
 )
 from smolqwery.schema import Column, TableSchema
@@ -93,21 +93,40 @@ def drawn(
     wh: Warehouse, spec: ChartSpec, period: Period, start: D, end: D
 ) -> list[tuple[Any, ...]]:
     with QuerySession(wh) as session:
-        data = fetch_chart(session, chart_query(spec, period, start, end, wh, PARIS), spec, period)
+        return drawn_in(session, spec, period, start, end)
+
+
+def drawn_in(
+    session: QuerySession, spec: ChartSpec, period: Period, start: D, end: D
+) -> list[tuple[Any, ...]]:
+    query = chart_query(spec, period, start, end, session.warehouse, PARIS)
+    data = fetch_chart(session, query, spec, period)
     return [(label, *(v[i] for v in data.values)) for i, label in enumerate(data.labels)]
 
 
-def from_views(wh: Warehouse, period: Period, start: D, end: D) -> tuple[list[Any], list[Any]]:
+def view_rows(session: QuerySession, name: str) -> list[dict[str, Any]]:
+    """Every row of a table or view, ordered by date (through the page's own connection)."""
+    q = metrics_sql(session.warehouse.dialect).quote
+    source = session.warehouse.qualified_name(name)
+    rows, _ = session.run(
+        f"SELECT {q('date')}, {q('total')}, {q('orders')} FROM {source} ORDER BY {q('date')}", []
+    )
+    return [dict(zip(("date", "total", "orders"), r, strict=True)) for r in rows]
+
+
+def from_views(
+    session: QuerySession, period: Period, start: D, end: D
+) -> tuple[list[Any], list[Any]]:
     """The values chart and the delta chart as the views give them (delta summed per period)."""
     first, last = aligned_range(period, start, end)
     source = "shop" if period == "day" else f"shop_{period}"
     values = [
         (r["date"], r["total"], r["orders"])
-        for r in wh.fetch_rows(source, order_by=["date"])
+        for r in view_rows(session, source)
         if first <= r["date"] <= last
     ]
     sums: dict[D, list[int]] = {}
-    for r in wh.fetch_rows("shop_delta", order_by=["date"]):
+    for r in view_rows(session, "shop_delta"):
         if first <= r["date"] <= last:
             found = sums.setdefault(period_start(period, r["date"]), [])
             if r["total"] is not None:
@@ -146,7 +165,18 @@ def shop_days(draw: st.DrawFn) -> list[dict[str, Any]]:
     return rows
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.fixture(scope="module")
+def shop_file(tmp_path_factory: pytest.TempPathFactory) -> DuckDBWarehouse:
+    """One DuckDB file for every example: the table with its views, refilled by each."""
+    path = tmp_path_factory.mktemp("metrics") / "w.duckdb"
+    wh = DuckDBWarehouse(path, "metrics_tests", busy_timeout=10)
+    wh.ensure_dataset()
+    wh.create_table(SHOP)
+    make_views(wh, SHOP)
+    return wh
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=shop_days(),
     period=st.sampled_from(["day", "week", "month"]),
@@ -154,21 +184,20 @@ def shop_days(draw: st.DrawFn) -> list[dict[str, Any]]:
     length=st.integers(0, SPAN_DAYS + 10),
 )
 def test_queries_agree_with_the_views_and_brute_force(
-    rows: list[dict[str, Any]], period: Period, start: int, length: int
+    shop_file: DuckDBWarehouse, rows: list[dict[str, Any]], period: Period, start: int, length: int
 ) -> None:
     first = SPAN_START + datetime.timedelta(days=start)
     last = first + datetime.timedelta(days=length)
-    with tempfile.TemporaryDirectory() as tmp:
-        wh = DuckDBWarehouse(Path(tmp) / "w.duckdb", "metrics_tests", busy_timeout=10)
-        wh.ensure_dataset()
-        wh.create_table(SHOP)
-        load_days(wh, SHOP, rows)
-        make_views(wh, SHOP)
-        values_chart, delta_chart = charts_for(SHOP)
-        values, deltas = from_views(wh, period, first, last)
-        assert drawn(wh, values_chart, period, first, last) == values
+    wh = shop_file
+    # One batch over the whole span replaces every day: days without a row are gaps.
+    last_day = SPAN_START + datetime.timedelta(days=SPAN_DAYS - 1)
+    wh.replace_days(make_batch(SHOP, SPAN_START, last_day, rows=rows))
+    values_chart, delta_chart = charts_for(SHOP)
+    with QuerySession(wh) as session:
+        values, deltas = from_views(session, period, first, last)
+        assert drawn_in(session, values_chart, period, first, last) == values
         assert values == brute_force_values(rows, period, first, last)
-        assert drawn(wh, delta_chart, period, first, last) == deltas
+        assert drawn_in(session, delta_chart, period, first, last) == deltas
 
 
 def test_individual_rows_per_local_day_across_dst(duckdb_warehouse: DuckDBWarehouse) -> None:
@@ -227,11 +256,11 @@ def test_same_figures_on_the_emulator(bigquery_warehouse: Warehouse) -> None:
     make_views(wh, SHOP)
     values_chart, delta_chart = charts_for(SHOP)
     first, last = SPAN_START + datetime.timedelta(days=1), SPAN_START + datetime.timedelta(days=9)
-    for period in ("day", "week"):
-        values, deltas = from_views(wh, period, first, last)
-        assert drawn(wh, values_chart, period, first, last) == values
-        assert drawn(wh, delta_chart, period, first, last) == deltas
     with QuerySession(wh) as session:
+        for period in ("day", "week"):
+            values, deltas = from_views(session, period, first, last)
+            assert drawn_in(session, values_chart, period, first, last) == values
+            assert drawn_in(session, delta_chart, period, first, last) == deltas
         query = chart_query(values_chart, "day", first, last, wh, PARIS)
         data = fetch_chart(session, query, values_chart, "day")
     assert data.bytes_billed is not None and data.bytes_billed >= 0
