@@ -96,15 +96,6 @@ class Chart:
         """The id of the chart's JSON data: prefixed, never an id of the admin's own."""
         return f"smolqwery-metric-{self.spec.key}"
 
-    @property
-    def rows(self) -> list[tuple[str, list[float | None]]]:
-        """The data table under the chart (its accessible equivalent)."""
-        assert self.data is not None
-        return [
-            (label.isoformat(), [values[i] for values in self.data.values])
-            for i, label in enumerate(self.data.labels)
-        ]
-
 
 @dataclasses.dataclass
 class MetricsPage:
@@ -184,15 +175,17 @@ def build_page(period: Period, start: datetime.date, end: datetime.date) -> Metr
     try:
         with QuerySession(warehouse) as session:
             ledger = last_exports(session)
+            keys: dict[str, Chart] = {}
             for chart in charts:
                 name = chart.spec.table.name
                 if name not in ledger:
                     chart.error = "nothing exported yet"
                     continue
-                key = cache_key(warehouse, chart.spec, period, start, end, ledger[name][0])
-                found = cache.get(key)
-                if found is not None:
-                    chart.data = ChartData.from_json(found)
+                keys[cache_key(warehouse, chart.spec, period, start, end, ledger[name][0])] = chart
+            found = cache.get_many(list(keys))  # one round trip to Redis, not one per chart
+            for key, chart in keys.items():
+                if key in found:
+                    chart.data = ChartData.from_json(found[key])
                     chart.data.cached = True
                     continue
                 query = chart_query(chart.spec, period, start, end, warehouse, tz)

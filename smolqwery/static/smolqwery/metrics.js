@@ -81,7 +81,37 @@
     return u;
   }
 
+  // The values under a chart, as a table, built when its <details> is first opened: the
+  // table is the chart's accessible equivalent, and a year of days for twenty tables would
+  // make the page several times heavier if it were written by the server.
+  function fillTable(details) {
+    var wrap = details.querySelector(".table-wrap");
+    if (!details.open || wrap.firstChild) return;
+    var data = JSON.parse(document.getElementById(details.dataset.script).textContent);
+    var table = document.createElement("table");
+    var head = table.createTHead().insertRow();
+    [data.period + " starting"].concat(data.series).forEach(function (text) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = text;
+      head.appendChild(th);
+    });
+    var body = table.createTBody();
+    data.labels.forEach(function (label, i) {
+      var row = body.insertRow();
+      var th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = label;
+      row.appendChild(th);
+      data.values.forEach(function (values) {
+        row.insertCell().textContent = number(values[i]);
+      });
+    });
+    wrap.appendChild(table);
+  }
+
   function drawAll() {
+    var started = performance.now();
     var nodes = document.querySelectorAll(".smolqwery-metric[data-script]");
     Array.prototype.forEach.call(nodes, function (el) {
       try {
@@ -90,6 +120,8 @@
         el.textContent = "This chart could not be drawn: " + err;
       }
     });
+    // When the charts were last drawn and how long it took (ms; read by the benchmark).
+    window.smolqweryDrawn = { at: performance.now(), took: performance.now() - started };
   }
 
   function ready() {
@@ -99,6 +131,9 @@
       period.addEventListener("change", function () { form.submit(); });
     }
     drawAll();
+    Array.prototype.forEach.call(document.querySelectorAll("details.metric-values"), function (d) {
+      d.addEventListener("toggle", function () { fillTable(d); });
+    });
     if (window.ResizeObserver) {
       var last = document.documentElement.clientWidth;
       new ResizeObserver(function () {
