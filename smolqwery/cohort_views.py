@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .extractor import ExtractorType
-from .identifiers import quote_bigquery, quote_duckdb, validate_column_name, validate_table_name
+from .identifiers import validate_table_name
 from .schema import TableSchema
+from .vocabulary import ExtractorType
 
 if TYPE_CHECKING:
     from .warehouses.base import Warehouse
@@ -36,15 +36,12 @@ def is_cohort_table(table: TableSchema) -> bool:
 
 def render_retention(table: TableSchema, warehouse: Warehouse) -> str:
     """``<table>_retention``: every row and its share ``retention = active / cohort_size``
-    (NULL for an empty cohort)."""
+    (NULL for an empty cohort), from the warehouse's SQL operations."""
     if not is_cohort_table(table):
         raise ValueError(f"table {table.name!r} is not a cohort table")
-    quote = quote_bigquery if warehouse.dialect == "bigquery" else quote_duckdb
-    names = [quote(validate_column_name(name)) for name, _ in COHORT_COLUMNS]
-    size, active = quote("cohort_size"), quote("active")
-    if warehouse.dialect == "bigquery":
-        share = f"SAFE_DIVIDE({active}, {size})"
-    else:
-        share = f"CAST({active} AS DOUBLE) / NULLIF({size}, 0)"
-    columns = ",\n  ".join([*names, f"{share} AS {quote('retention')}"])
+    ops = warehouse.ops
+    names = [ops.column(name) for name, _ in COHORT_COLUMNS]
+    size, active = ops.column("cohort_size"), ops.column("active")
+    share = f"{ops.cast_sql(active, 'FLOAT64')} / NULLIF({size}, 0)"
+    columns = ",\n  ".join([*names, f"{share} AS {ops.column('retention')}"])
     return f"SELECT\n  {columns}\nFROM {warehouse.view_reference(validate_table_name(table.name))}"

@@ -36,7 +36,7 @@ from django.db.models.constants import LOOKUP_SEP
 
 from .activity import _ActivityExtractor, _db_datetime, _local_day, _local_tz
 from .days import day_window
-from .extractor import ExtractorType, sq_field
+from .vocabulary import ExtractorType, sq_field
 
 __all__ = ["CohortRetention", "CohortRow"]
 

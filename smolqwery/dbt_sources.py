@@ -18,14 +18,13 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .extractor import ExtractorType
 from .identifiers import validate_table_name
 from .sql_views import views_of
+from .vocabulary import ExtractorType
 from .warehouses.base import LEDGER_COLUMNS, LEDGER_TABLE
 
 if TYPE_CHECKING:
     from .schema import TableSchema
-    from .settings import SmolqwerySettings
     from .warehouses.base import LedgerEntry
 
 #: How dbt names the BigQuery types (its ``data_type``), per smolqwery column type.
@@ -123,7 +122,8 @@ def view_entries(table: TableSchema) -> list[dict[str, Any]]:
 
 
 def build_sources(
-    config: SmolqwerySettings,
+    vendor: str,
+    dataset: str,
     tables: Iterable[TableSchema],
     ledgers: dict[str, dict[datetime.date, LedgerEntry]],
     *,
@@ -132,10 +132,10 @@ def build_sources(
     freshness: Freshness,
 ) -> dict[str, Any]:
     """The whole ``sources.yml`` document as plain data."""
-    dialect = "bigquery" if config.warehouse == "bigquery" else "duckdb"
-    qualified = (
-        [database, config.dataset, LEDGER_TABLE] if database else [config.dataset, LEDGER_TABLE]
-    )
+    if vendor not in DBT_TYPES:
+        raise ValueError(f"dbt sources are written for BigQuery and DuckDB, not {vendor!r}")
+    dialect = vendor
+    qualified = [database, dataset, LEDGER_TABLE] if database else [dataset, LEDGER_TABLE]
     if dialect == "bigquery":
         ledger_ref = "`" + ".".join(qualified) + "`"
     else:
@@ -170,7 +170,7 @@ def build_sources(
     }
     if database:
         source["database"] = database
-    source["schema"] = config.dataset
+    source["schema"] = dataset
     source["quoting"] = {"identifier": True}
     source["config"] = {
         "freshness": {

@@ -28,7 +28,7 @@ from pathlib import Path
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from .errors import ExportLockedError
+from .errors import ExportLockedError, LeaseLostError
 from .models import ExportLock, ExportRun
 
 __all__ = [
@@ -50,10 +50,6 @@ logger = logging.getLogger("smolqwery.locking")
 EXPORT_LOCK = "smolqwery.export"
 #: Seconds between two attempts while waiting for the lock (``--wait``).
 WAIT_POLL = 5.0
-
-
-class LeaseLostError(ExportLockedError):
-    """This run's lease expired and another run took it over: stop (a failure, not a skip)."""
 
 
 def owner_id(run_id: str) -> str:

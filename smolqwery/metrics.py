@@ -11,8 +11,8 @@ prune the base table's partitions. The ``_delta`` figures follow the delta view'
 way (its window reads one day before the range). Values are always query parameters;
 identifiers are validated and quoted.
 
-The dialect-specific fragments live in :class:`MetricsSQL` (one small class per warehouse), so
-that they can move to the warehouses' SQL helpers without touching the rest.
+The SQL fragments come from the warehouse's ``ops`` (:mod:`smolqwery.warehouses.ops`), through
+:class:`MetricsSQL`: the same code serves every backend.
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ import datetime
 import decimal
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from .days import day_window
-from .extractor import ExtractorType
-from .identifiers import quote_bigquery, quote_duckdb, validate_column_name
 from .schema import TableSchema
+from .vocabulary import ExtractorType
 from .warehouses.base import LEDGER_TABLE, time_zone_name
 
 if TYPE_CHECKING:
-    from .extractor import BaseExtractor
+    from .interface import BaseExtractor
     from .warehouses.base import Warehouse
+    from .warehouses.ops import BaseOperations, Params
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
@@ -230,99 +230,39 @@ def aligned_range(
 
 
 class MetricsSQL:
-    """Dialect fragments of the metrics queries (to move to the warehouses' SQL helpers)."""
+    """The fragments of one metrics query, from the warehouse's SQL operations (``ops``), and
+    the query's parameters (values never go into the SQL text)."""
 
-    dialect: str = ""
-
-    def __init__(self) -> None:
-        self.params: list[tuple[str, Any]] = []
+    def __init__(self, ops: BaseOperations) -> None:
+        self.ops = ops
+        self.params: Params = ops.params()
 
     def quote(self, name: str) -> str:
-        raise NotImplementedError
+        """A column name, validated and quoted."""
+        return self.ops.column(name)
 
     def param(self, type_: str, value: Any) -> str:
-        """A placeholder for ``value`` (of BigQuery type ``type_``), recorded in ``params``."""
-        raise NotImplementedError
+        """A placeholder for ``value`` (of column type ``type_``)."""
+        return self.params(value, type_)
 
     def period_start(self, period: Period, day: str) -> str:
-        raise NotImplementedError
+        return day if period == "day" else self.ops.period_start_sql(period, day)
 
     def day_diff(self, day: str, previous: str) -> str:
-        raise NotImplementedError
+        return self.ops.day_gap_sql(day, previous)
 
     def local_day(self, timestamp: str, tz: str) -> str:
-        raise NotImplementedError
+        return self.ops.timestamp_local_date_sql(timestamp, self.param("STRING", tz))
 
     def share(self, part: str, whole: str) -> str:
         """``part / whole`` as a float, NULL when ``whole`` is 0."""
-        raise NotImplementedError
-
-
-class DuckDBMetricsSQL(MetricsSQL):
-    dialect = "duckdb"
-
-    def quote(self, name: str) -> str:
-        return quote_duckdb(validate_column_name(name))
-
-    def param(self, type_: str, value: Any) -> str:
-        self.params.append((type_, value))
-        return "?"
-
-    def period_start(self, period: Period, day: str) -> str:
-        if period == "day":
-            return day
-        # DuckDB's 'week' is the ISO week; ``period`` is one of two constants, never input.
-        return f"CAST(date_trunc('{period}', {day}) AS DATE)"
-
-    def day_diff(self, day: str, previous: str) -> str:
-        return f"date_diff('day', {previous}, {day})"
-
-    def local_day(self, timestamp: str, tz: str) -> str:
-        return f"CAST(timezone({self.param('STRING', tz)}, {timestamp}) AS DATE)"
-
-    def share(self, part: str, whole: str) -> str:
-        return f"CAST({part} AS DOUBLE) / NULLIF({whole}, 0)"
-
-
-class BigQueryMetricsSQL(MetricsSQL):
-    dialect = "bigquery"
-
-    def quote(self, name: str) -> str:
-        return quote_bigquery(validate_column_name(name))
-
-    def param(self, type_: str, value: Any) -> str:
-        name = f"p{len(self.params)}"
-        self.params.append((type_, value))
-        return f"@{name}"
-
-    def period_start(self, period: Period, day: str) -> str:
-        if period == "day":
-            return day
-        part = {"week": "ISOWEEK", "month": "MONTH"}[period]
-        return f"DATE_TRUNC({day}, {part})"
-
-    def day_diff(self, day: str, previous: str) -> str:
-        return f"DATE_DIFF({day}, {previous}, DAY)"
-
-    def local_day(self, timestamp: str, tz: str) -> str:
-        return f"DATE({timestamp}, {self.param('STRING', tz)})"
-
-    def share(self, part: str, whole: str) -> str:
-        return f"SAFE_DIVIDE({part}, {whole})"
-
-
-def metrics_sql(dialect: str) -> MetricsSQL:
-    if dialect == "bigquery":
-        return BigQueryMetricsSQL()
-    if dialect == "duckdb":
-        return DuckDBMetricsSQL()
-    raise ValueError(f"unknown dialect {dialect!r}")
+        return f"{self.ops.cast_sql(part, 'FLOAT64')} / NULLIF({whole}, 0)"
 
 
 @dataclasses.dataclass(frozen=True)
 class Query:
     sql: str
-    params: list[tuple[str, Any]]
+    params: Params
     start: datetime.date
     end: datetime.date
 
@@ -337,7 +277,7 @@ def chart_query(
 ) -> Query:
     """One statement giving ``p`` (the period's first day), ``n`` (days or rows) and one column
     ``s<i>`` per series, ordered by ``p``, over ``[start, end]`` widened to whole periods."""
-    sql = metrics_sql(warehouse.dialect)
+    sql = MetricsSQL(warehouse.ops)
     table = spec.table
     source = warehouse.qualified_name(table.name)
     date = sql.quote(table.date_column)
@@ -467,7 +407,7 @@ class QuerySession:
     def __enter__(self) -> QuerySession:
         import contextlib
 
-        if self.warehouse.dialect == "duckdb":
+        if self.warehouse.vendor == "duckdb":  # one connection for the page, not one per query
             self._stack = contextlib.ExitStack()
             self._con = self._stack.enter_context(
                 self.warehouse._op("read metrics")  # type: ignore[attr-defined]
@@ -479,26 +419,20 @@ class QuerySession:
             self._stack.__exit__(*exc)
             self._stack = self._con = None
 
-    def run(self, sql: str, params: Sequence[tuple[str, Any]]) -> Result:
+    def run(self, sql: str, params: Params | None = None) -> Result:
         """Rows of the statement, and the bytes BigQuery billed for it (None on DuckDB)."""
+        params = params or self.warehouse.ops.params()
         if self._con is not None:
-            rows = self._con.execute(sql, [v for _, v in params]).fetchall()
+            rows = self._con.execute(sql, params.bind(sql)).fetchall()
             return [tuple(r) for r in rows], None
         return _run_bigquery(self.warehouse, sql, params)
 
 
-def _run_bigquery(
-    warehouse: Warehouse, sql: str, params: Sequence[tuple[str, Any]]
-) -> tuple[list[tuple[Any, ...]], int | None]:
+def _run_bigquery(warehouse: Warehouse, sql: str, params: Params) -> Result:
     from google.cloud import bigquery
 
     wh: Any = warehouse
-    config = bigquery.QueryJobConfig(
-        query_parameters=[
-            bigquery.ScalarQueryParameter(f"p{i}", type_, value)
-            for i, (type_, value) in enumerate(params)
-        ]
-    )
+    config = bigquery.QueryJobConfig(query_parameters=params.bind(sql))
 
     def once() -> tuple[list[tuple[Any, ...]], int | None]:
         from .warehouses.bigquery import _ONCE
@@ -529,22 +463,15 @@ def last_exports(session: QuerySession) -> dict[str, tuple[str, datetime.date, d
     writes the table, even one replaying days within the same second.
     """
     wh = session.warehouse
-    if wh.dialect == "duckdb" and session._con is not None:
-        found = session._con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-            "AND table_name = ?",
-            [wh.dataset, LEDGER_TABLE],
-        ).fetchone()
-        if not found or not found[0]:
-            return {}
     sql = (
         "SELECT table_name, MIN(day), MAX(day), MAX(exported_at), COUNT(*), SUM(rows), "
         f"MIN(run_id), MAX(run_id) FROM {wh.qualified_name(LEDGER_TABLE)} GROUP BY table_name"
     )
     try:
-        rows, _ = session.run(sql, [])
-    except Exception as exc:
-        if "NotFound" in type(exc).__name__ or "NotFound" in type(exc.__cause__).__name__:
+        rows, _ = session.run(sql)
+    except Exception as exc:  # no ledger yet: nothing exported (DuckDB, BigQuery spellings)
+        names = {type(exc).__name__, type(exc.__cause__).__name__}
+        if names & {"CatalogException", "NotFound"}:
             return {}
         raise
     return {str(r[0]): ("|".join(map(str, r[3:])), r[1], r[2]) for r in rows}
@@ -560,7 +487,7 @@ def cache_key(
 ) -> str:
     """A cache key changing with the table's last export: the next view after an export reads
     fresh numbers, every other one the cache."""
-    where = f"{warehouse.dialect}:{warehouse.qualified_name(spec.table.name)}"
+    where = f"{warehouse.vendor}:{warehouse.qualified_name(spec.table.name)}"
     parts = [where, spec.key, spec.table.fingerprint(), period, start, end, last_export]
     parts.append(json.dumps([dataclasses.astuple(s) for s in spec.series]))
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]

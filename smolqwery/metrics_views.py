@@ -36,7 +36,8 @@ from .metrics import (
     iter_rows,
     last_exports,
 )
-from .settings import get_settings, load_extractor_class
+from .registry import load_extractor_class
+from .settings import get_settings
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin

@@ -23,6 +23,7 @@ from smolqwery.days import day_window
 from smolqwery.errors import SchemaError
 from smolqwery.sql_views import render_view_sql, views_of
 from smolqwery.warehouses.base import Warehouse
+from smolqwery.warehouses.testing import fetch_rows
 
 from .activityapp.extractors import MonthlyRetention, WeeklyRetention
 from .activityapp.models import Member, Visit
@@ -194,7 +195,7 @@ def test_retention_view(warehouse: Warehouse) -> None:
     warehouse.create_or_replace_view(
         "weekly_retention_retention", render_view_sql("retention", table, warehouse)
     )
-    found = warehouse.fetch_rows("weekly_retention_retention", order_by=["periods_later"])
+    found = fetch_rows(warehouse, "weekly_retention_retention", order_by=["periods_later"])
     assert [(r["periods_later"], r["retention"]) for r in found] == [(0, 0.75), (1, None)]
 
 

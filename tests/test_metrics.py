@@ -35,7 +35,6 @@ from smolqwery.metrics import (
     chart_query,
     charts_for,
     fetch_chart,
-    metrics_sql,
     period_start,
 )
 from smolqwery.schema import Column, TableSchema
@@ -107,10 +106,10 @@ def drawn_in(
 
 def view_rows(session: QuerySession, name: str) -> list[dict[str, Any]]:
     """Every row of a table or view, ordered by date (through the page's own connection)."""
-    q = metrics_sql(session.warehouse.dialect).quote
+    q = session.warehouse.ops.column
     source = session.warehouse.qualified_name(name)
     rows, _ = session.run(
-        f"SELECT {q('date')}, {q('total')}, {q('orders')} FROM {source} ORDER BY {q('date')}", []
+        f"SELECT {q('date')}, {q('total')}, {q('orders')} FROM {source} ORDER BY {q('date')}"
     )
     return [dict(zip(("date", "total", "orders"), r, strict=True)) for r in rows]
 
@@ -236,7 +235,11 @@ def test_query_text_holds_no_value_and_quotes_names(duckdb_warehouse: DuckDBWare
     query = chart_query(spec, "week", D(2026, 3, 4), D(2026, 3, 20), duckdb_warehouse, PARIS)
     assert "2026" not in query.sql
     assert '"total"' in query.sql and '"date"' in query.sql
-    assert [v for _, v in query.params] == [D(2026, 3, 1), D(2026, 3, 22), D(2026, 3, 2)]
+    assert [v for _, v in query.params.values.values()] == [
+        D(2026, 3, 1),
+        D(2026, 3, 22),
+        D(2026, 3, 2),
+    ]
 
 
 def test_same_figures_on_the_emulator(bigquery_warehouse: Warehouse) -> None:

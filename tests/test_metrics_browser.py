@@ -36,6 +36,7 @@ from smolqwery import BaseExtractor, ExtractorType, sq_field
 from smolqwery.admin_views import local_yesterday
 from smolqwery.sql_views import render_view_sql, view_name
 from smolqwery.warehouses.duckdb import DuckDBWarehouse
+from smolqwery.warehouses.testing import fetch_rows
 from tests.fixtures.warehouses import make_batch
 from tests.test_admin_browser import (
     LOGIN_TOKENS,
@@ -237,8 +238,8 @@ def test_metrics_page_in_headless_chromium(
 
     wh = DuckDBWarehouse(metrics_data.path, DATASET, busy_timeout=10, read_only=True)
     expected = {
-        "day": wh.fetch_rows("visits", order_by=["date"]),
-        "week": wh.fetch_rows("visits_week", order_by=["date"]),
+        "day": fetch_rows(wh, "visits", order_by=["date"]),
+        "week": fetch_rows(wh, "visits_week", order_by=["date"]),
     }
     for period in ("day", "week"):
         drawn = result[period]
@@ -253,7 +254,7 @@ def test_metrics_page_in_headless_chromium(
         # Every point is drawn where its value says, in the series' colour.
         assert chart["found"] == chart["points"] == len(rows), chart
     delta = result["day"]["charts"]["visits__delta"]
-    assert delta["values"] == [[r["members"] for r in wh.fetch_rows("visits_delta", ["date"])]]
+    assert delta["values"] == [[r["members"] for r in fetch_rows(wh, "visits_delta", ["date"])]]
     assert result["day"]["overflow"] == 0 and result["week"]["overflow"] == 0
     assert result["narrow"]["width"] <= 420 and result["narrow"]["overflow"] == 0
     assert result["narrowWeek"]["overflow"] == 0

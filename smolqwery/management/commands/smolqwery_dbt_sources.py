@@ -9,7 +9,8 @@ from django.core.management.base import CommandError, CommandParser
 
 from smolqwery.dbt_sources import Freshness, build_sources, to_yaml
 from smolqwery.errors import SmolqweryError
-from smolqwery.settings import get_settings, load_extractors
+from smolqwery.registry import load_extractors
+from smolqwery.settings import get_settings
 
 from ._options import non_negative_arg
 from ._output import SmolqweryCommand
@@ -49,13 +50,15 @@ class Command(SmolqweryCommand):
 
             with get_warehouse(config, deadline=config.status_deadline, read_only=True) as wh:
                 ledgers = {t.name: wh.exported_days(t.name) for t in tables}
+                vendor, dataset = wh.vendor, wh.dataset
                 database = options["database"] or getattr(wh, "project", None)
-                if database is None:
-                    database = Path(str(config.duckdb_path)).stem
+                if database is None and getattr(wh, "path", None) is not None:
+                    database = Path(str(getattr(wh, "path", ""))).stem
         except SmolqweryError as exc:
             raise CommandError(str(exc)) from exc
         document = build_sources(
-            config,
+            vendor,
+            dataset,
             tables,
             ledgers,
             database=database,
