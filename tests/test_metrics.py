@@ -37,6 +37,7 @@ from smolqwery.metrics import (
     fetch_chart,
     period_start,
 )
+from smolqwery.metrics_views import build_page
 from smolqwery.schema import Column, TableSchema
 from smolqwery.sql_views import render_view_sql, view_name
 from smolqwery.warehouses.base import Warehouse
@@ -242,9 +243,11 @@ def test_query_text_holds_no_value_and_quotes_names(duckdb_warehouse: DuckDBWare
     ]
 
 
-def test_same_figures_on_the_emulator(bigquery_warehouse: Warehouse) -> None:
+def test_same_figures_on_the_emulator(
+    bigquery_warehouse: Warehouse, bigquery_emulator: Any, settings: Any
+) -> None:
     """One values chart and one delta chart on BigQuery: the same figures as the views, and
-    the bytes billed reported."""
+    the bytes billed reported, by the query and on the page."""
     wh = bigquery_warehouse
     wh.create_table(SHOP)
     rows = [
@@ -268,6 +271,21 @@ def test_same_figures_on_the_emulator(bigquery_warehouse: Warehouse) -> None:
         query = chart_query(values_chart, "day", first, last, wh, PARIS)
         data = fetch_chart(session, query, values_chart, "day")
     assert data.bytes_billed is not None and data.bytes_billed >= 0
+
+    for name, value in bigquery_emulator.settings(wh.dataset).items():
+        setattr(settings, name, value)
+    settings.SMOLQWERY_EXTRACTORS = [f"{__name__}.ShopExtractor"]  # the same table
+    page = build_page("week", first, last)
+    assert page.error == "" and page.queries == 2
+    assert all(c.data is not None and c.data.bytes_billed is not None for c in page.charts)
+    assert page.charts[0].data is not None
+    assert page.charts[0].data.values[1] == [v[2] for v in from_views_rows(wh, first, last)]
+
+
+def from_views_rows(wh: Warehouse, first: D, last: D) -> list[tuple[Any, ...]]:
+    with QuerySession(wh) as session:
+        values, _ = from_views(session, "week", first, last)
+    return values
 
 
 # -- the page -------------------------------------------------------------------------------
