@@ -7,7 +7,7 @@ then picks "ISO week" in the period menu as a user would, waits for the new page
 again; in both frames it measures horizontal overflow. The results are written into the test
 page, which ``--dump-dom`` prints: they are compared with the warehouse's own rows (the table
 and its ``_week`` view). The second session takes a screenshot of the same test page (both
-widths side by side), which must show the charts' colours (``tests/screenshots`` keeps it when
+widths side by side, in the admin's dark theme), which must show the charts' colours (``tests/screenshots`` keeps it when
 ``SMOLQWERY_KEEP_SCREENSHOTS`` is set, to look at).
 """
 
@@ -266,6 +266,7 @@ def test_metrics_page_in_headless_chromium(
         tmp_path / "profile-shot",
         budget,
         "--window-size=1640,1000",
+        "--force-dark-mode",  # prefers-color-scheme: dark, the admin's dark theme
         f"--screenshot={screenshot}",
         login_url(),
     )
@@ -279,6 +280,8 @@ def test_metrics_page_in_headless_chromium(
     assert (width, height) == (1640, 1000)
     colours = Counter(pixels)
     assert len(colours) > 50, "too few colours for a rendered page"
+    background, _ = colours.most_common(1)[0]
+    assert sum(background) < 3 * 64, f"the admin's dark theme is not on: {background}"
     # Both frames draw the first series in its colour (lines and points, several hundred px).
     left = Counter(pixels[y * width + x] for y in range(height) for x in range(0, 1200, 2))
     right = Counter(pixels[y * width + x] for y in range(height) for x in range(1208, 1628, 2))
