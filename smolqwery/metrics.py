@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import decimal
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -381,15 +381,13 @@ def _cohort_query(
 
 
 def _number(value: Any) -> float | None:
+    """A figure as JSON carries it: ints exact, NaN and infinities as gaps (JSON has none)."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value  # type: ignore[return-value]  # exact in JSON, an int is a float here
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    return float(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 #: Rows of a query, and the bytes BigQuery billed for it (None on DuckDB).

@@ -469,3 +469,16 @@ def test_page_survives_a_missing_warehouse(
     assert response.status_code == 200
     assert "does not exist" in response.context["page"].error
     assert "unknown period" in response.context["problem"]
+
+
+def test_figures_are_json_numbers() -> None:
+    """NaN and infinities (a FLOAT64 column may hold them) become gaps: JSON has no NaN."""
+    import decimal
+    import json
+
+    from smolqwery.metrics import _number
+
+    figures = [_number(v) for v in (3, 2.5, decimal.Decimal("1.25"), float("nan"), None)]
+    figures.append(_number(float("inf")))
+    assert figures == [3, 2.5, 1.25, None, None, None]
+    assert json.loads(json.dumps(figures, allow_nan=False)) == figures
