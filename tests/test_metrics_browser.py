@@ -7,8 +7,8 @@ then picks "ISO week" in the period menu as a user would, waits for the new page
 again; in both frames it measures horizontal overflow. The results are written into the test
 page, which ``--dump-dom`` prints: they are compared with the warehouse's own rows (the table
 and its ``_week`` view). The second session takes a screenshot of the same test page (both
-widths side by side, in the admin's dark theme), which must show the charts' colours (``tests/screenshots`` keeps it when
-``SMOLQWERY_KEEP_SCREENSHOTS`` is set, to look at).
+widths side by side, in the admin's dark theme), which must show the charts' colours
+(``SMOLQWERY_KEEP_SCREENSHOTS=<directory>`` keeps a copy there, to look at).
 """
 
 from __future__ import annotations
