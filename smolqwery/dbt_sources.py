@@ -26,18 +26,7 @@ from .warehouses.base import LEDGER_COLUMNS, LEDGER_TABLE
 if TYPE_CHECKING:
     from .schema import TableSchema
     from .warehouses.base import LedgerEntry
-
-#: How dbt names the BigQuery types (its ``data_type``), per smolqwery column type.
-DBT_TYPES = {
-    "bigquery": {"INT64": "int64", "FLOAT64": "float64", "NUMERIC": "numeric", "BOOL": "bool",
-                 "STRING": "string", "BYTES": "bytes", "DATE": "date", "TIMESTAMP": "timestamp",
-                 "DATETIME": "datetime", "TIME": "time", "BIGNUMERIC": "bignumeric",
-                 "JSON": "json"},
-    "duckdb": {"INT64": "bigint", "FLOAT64": "double", "NUMERIC": "decimal(38, 9)",
-               "BOOL": "boolean", "STRING": "varchar", "BYTES": "blob", "DATE": "date",
-               "TIMESTAMP": "timestamp with time zone", "DATETIME": "timestamp",
-               "TIME": "time", "BIGNUMERIC": "decimal(38, 9)", "JSON": "json"},
-}  # fmt: skip
+    from .warehouses.ops import BaseOperations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,15 +39,15 @@ class Freshness:
     loaded_at_field: bool = False
 
 
-def _quote(dialect: str, name: str) -> str:
-    from .identifiers import quote_bigquery, quote_duckdb
-
-    return quote_bigquery(name) if dialect == "bigquery" else quote_duckdb(name)
+def data_type(ops: BaseOperations, column_type: str) -> str:
+    """The column's type as dbt's ``data_type`` names it: the warehouse's own, in lower case
+    (``int64`` on BigQuery, ``bigint`` on DuckDB)."""
+    return ops.db_type(column_type).lower()
 
 
 def table_entry(
     table: TableSchema,
-    dialect: str,
+    ops: BaseOperations,
     ledger: dict[datetime.date, LedgerEntry],
     ledger_ref: str,
     freshness: Freshness,
@@ -80,7 +69,7 @@ def table_entry(
         }
     }
     if freshness.loaded_at_field:
-        date = _quote(dialect, table.date_column)
+        date = ops.column(table.date_column)
         entry["config"] = {
             "loaded_at_field": (
                 date
@@ -93,15 +82,15 @@ def table_entry(
         # dbt runs this text itself (no parameters there).
         entry["config"] = {
             "loaded_at_query": (
-                f"SELECT MAX({_quote(dialect, 'exported_at')}) FROM {ledger_ref} "
-                f"WHERE {_quote(dialect, 'table_name')} = '{name}'"
+                f"SELECT MAX({ops.column('exported_at')}) FROM {ledger_ref} "
+                f"WHERE {ops.column('table_name')} = '{name}'"
             )
         }
     entry["columns"] = [
         {
             "name": c.name,
             **({"description": c.description} if c.description else {}),
-            "data_type": DBT_TYPES[dialect].get(c.type, c.type.lower()),
+            "data_type": data_type(ops, c.type),
             **({"data_tests": ["not_null"]} if c.mode == "REQUIRED" else {}),
         }
         for c in table.columns
@@ -122,7 +111,8 @@ def view_entries(table: TableSchema) -> list[dict[str, Any]]:
 
 
 def build_sources(
-    vendor: str,
+    ops: BaseOperations,
+    label: str,
     dataset: str,
     tables: Iterable[TableSchema],
     ledgers: dict[str, dict[datetime.date, LedgerEntry]],
@@ -132,19 +122,11 @@ def build_sources(
     freshness: Freshness,
 ) -> dict[str, Any]:
     """The whole ``sources.yml`` document as plain data."""
-    if vendor not in DBT_TYPES:
-        raise ValueError(f"dbt sources are written for BigQuery and DuckDB, not {vendor!r}")
-    dialect = vendor
     qualified = [database, dataset, LEDGER_TABLE] if database else [dataset, LEDGER_TABLE]
-    if dialect == "bigquery":
-        ledger_ref = "`" + ".".join(qualified) + "`"
-    else:
-        ledger_ref = ".".join(_quote(dialect, part) for part in qualified)
+    ledger_ref = ".".join(ops.quote_name(part) for part in qualified)
     entries: list[dict[str, Any]] = []
     for table in tables:
-        entries.append(
-            table_entry(table, dialect, ledgers.get(table.name, {}), ledger_ref, freshness)
-        )
+        entries.append(table_entry(table, ops, ledgers.get(table.name, {}), ledger_ref, freshness))
         entries.extend(view_entries(table))
     entries.append(
         {
@@ -155,7 +137,7 @@ def build_sources(
                 {
                     "name": c.name,
                     "description": c.description,
-                    "data_type": DBT_TYPES[dialect][c.type],
+                    "data_type": data_type(ops, c.type),
                 }
                 for c in LEDGER_COLUMNS
             ],
@@ -164,7 +146,7 @@ def build_sources(
     source: dict[str, Any] = {
         "name": source_name,
         "description": (
-            f"Daily exports of the Django project by smolqwery ({dialect}); days end at "
+            f"Daily exports of the Django project by smolqwery ({label}); days end at "
             "midnight in the project's TIME_ZONE. Written by manage.py smolqwery_dbt_sources."
         ),
     }

@@ -390,12 +390,14 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-#: Rows of a query, and the bytes BigQuery billed for it (None on DuckDB).
-Result = tuple[list[tuple[Any, ...]], int | None]
+#: Rows of a query (None: a table it reads is absent), and the bytes billed for it.
+Result = tuple[list[tuple[Any, ...]] | None, int | None]
 
 
 class QuerySession:
-    """Queries of one page view on one warehouse: a single DuckDB connection for all of them."""
+    """Queries of one page view on one warehouse, through the backend's read method
+    (``_fetch``). A backend whose connections are contexts (``_op``: DuckDB) lends one
+    connection to the whole page instead of opening one per chart."""
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
@@ -405,11 +407,10 @@ class QuerySession:
     def __enter__(self) -> QuerySession:
         import contextlib
 
-        if self.warehouse.vendor == "duckdb":  # one connection for the page, not one per query
+        connection = getattr(self.warehouse, "_op", None)
+        if callable(connection):
             self._stack = contextlib.ExitStack()
-            self._con = self._stack.enter_context(
-                self.warehouse._op("read metrics")  # type: ignore[attr-defined]
-            )
+            self._con = self._stack.enter_context(connection("read metrics"))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -417,37 +418,28 @@ class QuerySession:
             self._stack.__exit__(*exc)
             self._stack = self._con = None
 
-    def run(self, sql: str, params: Params | None = None) -> Result:
-        """Rows of the statement, and the bytes BigQuery billed for it (None on DuckDB)."""
+    def run(self, sql: str, params: Params | None = None, *, missing_ok: bool = False) -> Result:
+        """Rows of the statement (None: ``missing_ok`` and a table is absent), and the bytes
+        the warehouse billed for it (None when it does not bill by bytes)."""
         params = params or self.warehouse.ops.params()
         if self._con is not None:
-            rows = self._con.execute(sql, params.bind(sql)).fetchall()
+            try:
+                rows = self._con.execute(sql, params.bind(sql)).fetchall()
+            except Exception as exc:
+                if missing_ok and type(exc).__name__ == "CatalogException":
+                    return None, None
+                raise
             return [tuple(r) for r in rows], None
-        return _run_bigquery(self.warehouse, sql, params)
-
-
-def _run_bigquery(warehouse: Warehouse, sql: str, params: Params) -> Result:
-    from google.cloud import bigquery
-
-    wh: Any = warehouse
-    config = bigquery.QueryJobConfig(query_parameters=params.bind(sql))
-
-    def once() -> tuple[list[tuple[Any, ...]], int | None]:
-        from .warehouses.bigquery import _ONCE
-
-        job = wh.client.query(
-            sql, job_config=config, location=wh._job_location, retry=_ONCE, job_retry=None
-        )
-        rows = [tuple(r.values()) for r in job.result(timeout=wh.job_timeout)]
-        billed = job.total_bytes_billed
-        return rows, int(billed) if billed is not None else None
-
-    result: tuple[list[tuple[Any, ...]], int | None] = wh._call("read metrics", once)
-    return result
+        self.warehouse.last_bytes_billed = None
+        found = self.warehouse._fetch("read metrics", sql, params, missing_ok=missing_ok)
+        billed = self.warehouse.last_bytes_billed
+        rows = None if found is None else [tuple(r.values()) for r in found]
+        return rows, None if billed is None else int(billed)
 
 
 def fetch_chart(session: QuerySession, query: Query, spec: ChartSpec, period: Period) -> ChartData:
-    rows, billed = session.run(query.sql, query.params)
+    found, billed = session.run(query.sql, query.params)
+    rows = found or []
     labels = [r[0] for r in rows]
     values = [[_number(r[2 + i]) for r in rows] for i in range(len(spec.series))]
     sizes = [int(r[1]) for r in rows]
@@ -465,13 +457,9 @@ def last_exports(session: QuerySession) -> dict[str, tuple[str, datetime.date, d
         "SELECT table_name, MIN(day), MAX(day), MAX(exported_at), COUNT(*), SUM(rows), "
         f"MIN(run_id), MAX(run_id) FROM {wh.qualified_name(LEDGER_TABLE)} GROUP BY table_name"
     )
-    try:
-        rows, _ = session.run(sql)
-    except Exception as exc:  # no ledger yet: nothing exported (DuckDB, BigQuery spellings)
-        names = {type(exc).__name__, type(exc.__cause__).__name__}
-        if names & {"CatalogException", "NotFound"}:
-            return {}
-        raise
+    rows, _ = session.run(sql, missing_ok=True)  # no ledger yet: nothing exported
+    if rows is None:
+        return {}
     return {str(r[0]): ("|".join(map(str, r[3:])), r[1], r[2]) for r in rows}
 
 
@@ -485,7 +473,7 @@ def cache_key(
 ) -> str:
     """A cache key changing with the table's last export: the next view after an export reads
     fresh numbers, every other one the cache."""
-    where = f"{warehouse.vendor}:{warehouse.qualified_name(spec.table.name)}"
+    where = f"{type(warehouse).__name__}:{warehouse.qualified_name(spec.table.name)}"
     parts = [where, spec.key, spec.table.fingerprint(), period, start, end, last_export]
     parts.append(json.dumps([dataclasses.astuple(s) for s in spec.series]))
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]

@@ -50,14 +50,15 @@ class Command(SmolqweryCommand):
 
             with get_warehouse(config, deadline=config.status_deadline, read_only=True) as wh:
                 ledgers = {t.name: wh.exported_days(t.name) for t in tables}
-                vendor, dataset = wh.vendor, wh.dataset
+                ops, label, dataset = wh.ops, wh.display_name, wh.dataset
                 database = options["database"] or getattr(wh, "project", None)
                 if database is None and getattr(wh, "path", None) is not None:
                     database = Path(str(getattr(wh, "path", ""))).stem
         except SmolqweryError as exc:
             raise CommandError(str(exc)) from exc
         document = build_sources(
-            vendor,
+            ops,
+            label,
             dataset,
             tables,
             ledgers,
