@@ -408,7 +408,7 @@ def check_legacy_types(
     an export refuses them."""
     if not _applies(app_configs):
         return []
-    from .migration_state import pending_rebuilds
+    from .migration_diff import pending_rebuilds
 
     try:
         pending = pending_rebuilds()

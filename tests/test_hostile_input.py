@@ -4,6 +4,8 @@ Bad rows, failing extractors, identifiers crafted to inject SQL, missing dotted 
 date in the future — on DuckDB and on the BigQuery emulator, through the export runner with a
 real warehouse. Malformed dates on the command line and unusable credentials go through the real
 command in a child process.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

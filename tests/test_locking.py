@@ -1,5 +1,8 @@
 """The export lock (D6): one export at a time, expired leases taken over, and exactly-once even
-when a run loses its lease in the middle."""
+when a run loses its lease in the middle.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 

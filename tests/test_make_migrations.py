@@ -1,6 +1,8 @@
 """``smolqwery_make_migrations`` through real ``manage.py`` processes on a throw-away project.
 
 Generated files go to a temporary migrations package of ``tests.migapp`` (``MIGRATION_MODULES``).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

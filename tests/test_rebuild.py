@@ -2,6 +2,8 @@
 
 0.1.3 stored ``bool`` fields as INT64 and ``datetime`` fields as DATE. ``rebuild_table`` turns
 such a table into the right layout with every row kept, atomically, and back without loss.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
