@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Literal
 
 from django.utils import timezone
 
+from .arrow_validation import make_converter
 from .days import contiguous_batches, date_range, day_windows, local_now, pending_days, yesterday
 from .errors import ConfigurationError, ExportLockedError, user_message, user_traceback
 from .locking import Lease, export_lock
 from .registry import Selected, select_extractors
-from .rows import DEFAULT_CHUNK_ROWS, RowConverter
+from .rows import DEFAULT_CHUNK_ROWS
 from .schema import TableSchema
 from .settings import get_settings
 from .status import done_days
@@ -297,7 +298,7 @@ class Exporter:
             )
             progress.extractor_started(item.name, table.name, len(days))
             logger.info("%s: %d day(s) to export into %s", item.name, len(days), table.name)
-            converter = RowConverter(extractor, table, chunk_rows=self.chunk_rows)
+            converter = make_converter(extractor, table, chunk_rows=self.chunk_rows)
 
             def on_day(day: datetime.date, rows: int) -> None:
                 progress.day_done(item.name, table.name, day, rows)

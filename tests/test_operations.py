@@ -19,6 +19,7 @@ from django.db.migrations.writer import MigrationWriter
 from django.test import utils as test_utils
 
 import smolqwery.operations
+from smolqwery.compat import Coconut, legacy_table_schema
 from smolqwery.errors import (
     ConfigurationError,
     SchemaError,
@@ -37,7 +38,6 @@ from smolqwery.operations import (
     in_test_environment,
 )
 from smolqwery.schema import Column, TableSchema
-from smolqwery.swallow import Coconut, legacy_table_schema
 from smolqwery.warehouses.base import Warehouse
 
 USER = TableSchema(
@@ -76,7 +76,7 @@ def wh(warehouse: Warehouse, settings: Any, request: pytest.FixtureRequest) -> I
     """The ``warehouse`` fixture, with Django settings pointing at it."""
     settings.SMOLQWERY_MIGRATE_IN_TESTS = True
     settings.SMOLQWERY_DATASET = warehouse.dataset
-    if warehouse.dialect == "duckdb":
+    if warehouse.vendor == "duckdb":
         settings.SMOLQWERY_WAREHOUSE = "duckdb"
         settings.SMOLQWERY_DUCKDB_PATH = str(warehouse.path)  # type: ignore[attr-defined]
     else:
