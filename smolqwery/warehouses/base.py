@@ -177,6 +177,9 @@ class Warehouse(ABC):
     location_noun: ClassVar[str] = "location"
     #: Dataset (BigQuery) or schema (DuckDB) holding the export tables.
     dataset: str
+    #: Bytes the last read query billed, for backends that bill by bytes read (BigQuery);
+    #: None for the others.
+    last_bytes_billed: int | None = None
 
     @functools.cached_property
     def ops(self) -> BaseOperations:
