@@ -131,15 +131,16 @@ class TableStatus:
     exception: BaseException | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The command's JSON; counts are null when the ledger was not read (unknown, not 0)."""
         return {
             "extractor": self.extractor,
             "table": self.table,
             "first_day": self.first_day.isoformat() if self.first_day else None,
             "last_day": self.last_day.isoformat() if self.last_day else None,
-            "exported_days": self.exported_days,
-            "missing_days": [d.isoformat() for d in self.missing_days],
-            "rows": self.rows,
-            "lag": self.lag,
+            "exported_days": self.exported_days if self.read else None,
+            "missing_days": [d.isoformat() for d in self.missing_days] if self.read else None,
+            "rows": self.rows if self.read else None,
+            "lag": self.lag if self.read else None,
             "last_run": self.last_run,
             "error": self.error,
         }

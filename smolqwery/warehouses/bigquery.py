@@ -324,7 +324,11 @@ class BigQueryWarehouse(Warehouse):
         except ConfigurationError as exc:
             return [
                 Error(
-                    f"The BigQuery warehouse is chosen but {exc}.".replace(": pip", "; pip"),
+                    # Said once: the exception's own "pip install" advice is the hint's.
+                    "The BigQuery warehouse is chosen (SMOLQWERY_WAREHOUSE or Google "
+                    "credentials settings) but its packages are not installed: "
+                    + str(exc).split(": pip")[0].replace("the BigQuery warehouse ", "it ")
+                    + ".",
                     hint="pip install 'smolqwery[bigquery]', or set SMOLQWERY_WAREHOUSE = "
                     "'duckdb'.",
                     id="smolqwery.E012",

@@ -70,15 +70,18 @@ class Command(SmolqweryCommand):
             )
             lines = [header]
             for s in statuses:
+                # A table whose ledger was not read is unknown, never "0 missing, lag 0".
+                counts = (
+                    (str(s.exported_days), str(len(s.missing_days)), f"{s.rows:,}", str(s.lag))
+                    if s.read
+                    else ("?", "?", "?", "?")
+                )
                 lines.append(
                     (
                         s.table or s.extractor,
                         s.first_day.isoformat() if s.first_day else "-",
                         s.last_day.isoformat() if s.last_day else "-",
-                        str(s.exported_days),
-                        str(len(s.missing_days)),
-                        f"{s.rows:,}",
-                        str(s.lag),
+                        *counts,
                         s.last_run or "-",
                     )
                 )
