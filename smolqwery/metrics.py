@@ -297,13 +297,34 @@ def chart_query(
                 f"{date} >= {sql.param('TIMESTAMP', first_instant)} "
                 f"AND {date} < {sql.param('TIMESTAMP', end_instant)}"
             )
+        # Per day, then joined with the ledger's days: an exported day without rows counts 0,
+        # a day not exported stays a gap (missing data is not zero).
+        sums = [
+            f"SUM({sql.quote(s.column)}) AS s{i}" for i, s in enumerate(spec.series) if s.column
+        ]
+        per_day = (
+            f"SELECT d, COUNT(*) AS n{''.join(', ' + f for f in sums)}\n"
+            f"  FROM (SELECT {day} AS d, * FROM {source} WHERE {where}) AS r GROUP BY d"
+        )
+        ledger = (
+            f"SELECT {sql.quote('day')} AS d FROM {warehouse.qualified_name(LEDGER_TABLE)}"
+            f" WHERE {sql.quote('table_name')} = {sql.param('STRING', table.name)}"
+            f" AND {sql.quote('day')} BETWEEN {sql.param('DATE', start)}"
+            f" AND {sql.param('DATE', end)}"
+        )
         figures = []
         for i, s in enumerate(spec.series):
-            expr = "COUNT(*)" if s.column is None else f"SUM({sql.quote(s.column)})"
-            figures.append(f"{expr} AS s{i}")
+            if s.column is None:
+                figures.append(f"SUM(n) AS s{i}")
+            else:  # a day without rows sums to 0; a day of NULLs stays NULL
+                figures.append(f"SUM(CASE WHEN n = 0 THEN 0 ELSE s{i} END) AS s{i}")
+        columns = ", ".join(f"r.s{i}" for i, s in enumerate(spec.series) if s.column)
         text = (
-            f"SELECT {sql.period_start(period, 'd')} AS p, COUNT(*) AS n, {', '.join(figures)}\n"
-            f"FROM (SELECT {day} AS d, * FROM {source} WHERE {where}) AS r\n"
+            f"SELECT {sql.period_start(period, 'd')} AS p, SUM(n) AS n, {', '.join(figures)}\n"
+            f"FROM (SELECT COALESCE(r.d, l.d) AS d, COALESCE(r.n, 0) AS n"
+            f"{', ' + columns if columns else ''}\n"
+            f"  FROM ({per_day}) AS r\n"
+            f"  FULL OUTER JOIN ({ledger}) AS l ON r.d = l.d) AS days\n"
             "GROUP BY p ORDER BY p"
         )
         return Query(text, sql.params, start, end)

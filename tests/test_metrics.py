@@ -218,10 +218,12 @@ def test_individual_rows_per_local_day_across_dst(duckdb_warehouse: DuckDBWareho
     wh.replace_days(make_batch(CLICKS, D(2026, 3, 28), D(2026, 4, 1), rows=rows))
     (spec,) = charts_for(CLICKS)
     assert [s.label for s in spec.series] == ["rows", "sum of amount"]
-    assert drawn(wh, spec, "day", D(2026, 3, 28), D(2026, 4, 1)) == [
+    assert drawn(wh, spec, "day", D(2026, 3, 27), D(2026, 4, 2)) == [
+        # March 27 and April 2 were not exported: gaps, not zeros.
         (D(2026, 3, 28), 1, 0),
         (D(2026, 3, 29), 3, 1 + 2 + 3),
         (D(2026, 3, 30), 1, 4),
+        (D(2026, 3, 31), 0, 0),  # exported, without rows: zero, not a gap
         (D(2026, 4, 1), 1, 5),
     ]
     # The range's edges are local midnights: 2026-03-29 alone has its three rows.
@@ -230,6 +232,9 @@ def test_individual_rows_per_local_day_across_dst(duckdb_warehouse: DuckDBWareho
         (D(2026, 3, 23), 4, 6),
         (D(2026, 3, 30), 2, 9),
     ]
+    # A week exported without any row: zeros; the week after, never exported: no figure.
+    wh.replace_days(make_batch(CLICKS, D(2026, 4, 6), D(2026, 4, 12), rows=[]))
+    assert drawn(wh, spec, "week", D(2026, 4, 6), D(2026, 4, 19)) == [(D(2026, 4, 6), 0, 0)]
 
 
 def test_query_text_holds_no_value_and_quotes_names(duckdb_warehouse: DuckDBWarehouse) -> None:
@@ -274,6 +279,18 @@ def test_same_figures_on_the_emulator(
         query = chart_query(values_chart, "day", first, last, wh, PARIS)
         data = fetch_chart(session, query, values_chart, "day")
     assert data.bytes_billed is not None and data.bytes_billed >= 0
+
+    # Individual rows: an exported day without rows is 0, a day not exported a gap.
+    wh.create_table(CLICKS)
+    moment = datetime.datetime(2026, 3, 29, 3, 30, tzinfo=PARIS)
+    wh.replace_days(make_batch(CLICKS, D(2026, 3, 28), D(2026, 3, 29), rows=[
+        {"timestamp": moment, "amount": 7}
+    ]))  # fmt: skip
+    (clicks,) = charts_for(CLICKS)
+    assert drawn(wh, clicks, "day", D(2026, 3, 27), D(2026, 3, 30)) == [
+        (D(2026, 3, 28), 0, 0),
+        (D(2026, 3, 29), 1, 7),
+    ]
 
     for name, value in bigquery_emulator.settings(wh.dataset).items():
         setattr(settings, name, value)
