@@ -318,11 +318,10 @@ def chart_query(
                 figures.append(f"SUM(n) AS s{i}")
             else:  # a day without rows sums to 0; a day of NULLs stays NULL
                 figures.append(f"SUM(CASE WHEN n = 0 THEN 0 ELSE s{i} END) AS s{i}")
-        columns = ", ".join(f"r.s{i}" for i, s in enumerate(spec.series) if s.column)
+        kept = "".join(f", r.s{i}" for i, s in enumerate(spec.series) if s.column)
         text = (
             f"SELECT {sql.period_start(period, 'd')} AS p, SUM(n) AS n, {', '.join(figures)}\n"
-            f"FROM (SELECT COALESCE(r.d, l.d) AS d, COALESCE(r.n, 0) AS n"
-            f"{', ' + columns if columns else ''}\n"
+            f"FROM (SELECT COALESCE(r.d, l.d) AS d, COALESCE(r.n, 0) AS n{kept}\n"
             f"  FROM ({per_day}) AS r\n"
             f"  FULL OUTER JOIN ({ledger}) AS l ON r.d = l.d) AS days\n"
             "GROUP BY p ORDER BY p"
