@@ -319,10 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         size = len(response.content)
         print(f"{args.tables} tables x {args.days} days, {charts} charts, period {args.period}, "
               f"cache {args.cache}; filled in {filled:.1f} s")  # fmt: skip
-        print(f"cold cache: {cold * 1000:.0f} ms ({cold_queries} queries + the ledger's)")
+        print(f"cold cache: {cold * 1000:.0f} ms ({cold_queries} queries, the ledger's included)")
         print(
             f"warm cache: median {statistics.median(warm) * 1000:.0f} ms, "
-            f"max {max(warm) * 1000:.0f} ms over {len(warm)} views (the ledger query only); "
+            f"max {max(warm) * 1000:.0f} ms over {len(warm)} views (no query); "
             f"page {size / 1024:.0f} KiB"
         )
         if args.browser:

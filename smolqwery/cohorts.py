@@ -36,6 +36,7 @@ from django.db.models.constants import LOOKUP_SEP
 
 from .activity import _ActivityExtractor, _db_datetime, _local_day, _local_tz
 from .days import day_window
+from .schema import TableSchema
 from .vocabulary import ExtractorType, sq_field
 
 __all__ = ["CohortRetention", "CohortRow"]
@@ -91,6 +92,10 @@ class CohortRetention(_ActivityExtractor[CohortRow]):
 
     def get_extractor_type(self) -> ExtractorType:
         return ExtractorType.date_aggregated
+
+    def get_schema(self) -> TableSchema:
+        """The table, marked as a cohort table: it gets the ``<table>_retention`` view."""
+        return dataclasses.replace(super().get_schema(), cohort=True)
 
     def _user_model(self) -> type[models.Model]:
         field = self._resolve_path("user_field", self.user_field)

@@ -17,12 +17,13 @@ The SQL fragments come from the warehouse's ``ops`` (:mod:`smolqwery.warehouses.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from .days import day_window
@@ -32,7 +33,7 @@ from .warehouses.base import LEDGER_TABLE, time_zone_name
 
 if TYPE_CHECKING:
     from .interface import BaseExtractor
-    from .warehouses.base import Warehouse
+    from .warehouses.base import ReadSession, Warehouse
     from .warehouses.ops import BaseOperations, Params
 
 Period = Literal["day", "week", "month"]
@@ -296,13 +297,33 @@ def chart_query(
                 f"{date} >= {sql.param('TIMESTAMP', first_instant)} "
                 f"AND {date} < {sql.param('TIMESTAMP', end_instant)}"
             )
+        # Per day, then joined with the ledger's days: an exported day without rows counts 0,
+        # a day not exported stays a gap (missing data is not zero).
+        sums = [
+            f"SUM({sql.quote(s.column)}) AS s{i}" for i, s in enumerate(spec.series) if s.column
+        ]
+        per_day = (
+            f"SELECT d, COUNT(*) AS n{''.join(', ' + f for f in sums)}\n"
+            f"  FROM (SELECT {day} AS d, * FROM {source} WHERE {where}) AS r GROUP BY d"
+        )
+        ledger = (
+            f"SELECT {sql.quote('day')} AS d FROM {warehouse.qualified_name(LEDGER_TABLE)}"
+            f" WHERE {sql.quote('table_name')} = {sql.param('STRING', table.name)}"
+            f" AND {sql.quote('day')} BETWEEN {sql.param('DATE', start)}"
+            f" AND {sql.param('DATE', end)}"
+        )
         figures = []
         for i, s in enumerate(spec.series):
-            expr = "COUNT(*)" if s.column is None else f"SUM({sql.quote(s.column)})"
-            figures.append(f"{expr} AS s{i}")
+            if s.column is None:
+                figures.append(f"SUM(n) AS s{i}")
+            else:  # a day without rows sums to 0; a day of NULLs stays NULL
+                figures.append(f"SUM(CASE WHEN n = 0 THEN 0 ELSE s{i} END) AS s{i}")
+        kept = "".join(f", r.s{i}" for i, s in enumerate(spec.series) if s.column)
         text = (
-            f"SELECT {sql.period_start(period, 'd')} AS p, COUNT(*) AS n, {', '.join(figures)}\n"
-            f"FROM (SELECT {day} AS d, * FROM {source} WHERE {where}) AS r\n"
+            f"SELECT {sql.period_start(period, 'd')} AS p, SUM(n) AS n, {', '.join(figures)}\n"
+            f"FROM (SELECT COALESCE(r.d, l.d) AS d, COALESCE(r.n, 0) AS n{kept}\n"
+            f"  FROM ({per_day}) AS r\n"
+            f"  FULL OUTER JOIN ({ledger}) AS l ON r.d = l.d) AS days\n"
             "GROUP BY p ORDER BY p"
         )
         return Query(text, sql.params, start, end)
@@ -395,46 +416,36 @@ Result = tuple[list[tuple[Any, ...]] | None, int | None]
 
 
 class QuerySession:
-    """Queries of one page view on one warehouse, through the backend's read method
-    (``_fetch``). A backend whose connections are contexts (``_op``: DuckDB) lends one
-    connection to the whole page instead of opening one per chart."""
+    """Queries of one page view on one warehouse, through the backend's public read session
+    (:meth:`Warehouse.reading <smolqwery.warehouses.base.Warehouse.reading>`: one DuckDB
+    connection for the page). The session is opened at the first query: a view served from the
+    cache does not touch the warehouse at all (nor wait for a DuckDB file an export holds)."""
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
-        self._stack: Any = None
-        self._con: Any = None
+        self._stack = contextlib.ExitStack()
+        self._session: ReadSession | None = None
+        #: Queries run in this session, and the bytes they billed together.
+        self.queries = 0
+        self.bytes_billed = 0
 
     def __enter__(self) -> QuerySession:
-        import contextlib
-
-        connection = getattr(self.warehouse, "_op", None)
-        if callable(connection):
-            self._stack = contextlib.ExitStack()
-            self._con = self._stack.enter_context(connection("read metrics"))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._stack is not None:
-            self._stack.__exit__(*exc)
-            self._stack = self._con = None
+        self._session = None
+        self._stack.__exit__(*exc)  # type: ignore[arg-type]
 
     def run(self, sql: str, params: Params | None = None, *, missing_ok: bool = False) -> Result:
         """Rows of the statement (None: ``missing_ok`` and a table is absent), and the bytes
         the warehouse billed for it (None when it does not bill by bytes)."""
-        params = params or self.warehouse.ops.params()
-        if self._con is not None:
-            try:
-                rows = self._con.execute(sql, params.bind(sql)).fetchall()
-            except Exception as exc:
-                if missing_ok and type(exc).__name__ == "CatalogException":
-                    return None, None
-                raise
-            return [tuple(r) for r in rows], None
-        self.warehouse.last_bytes_billed = None
-        found = self.warehouse._fetch("read metrics", sql, params, missing_ok=missing_ok)
-        billed = self.warehouse.last_bytes_billed
+        if self._session is None:
+            self._session = self._stack.enter_context(self.warehouse.reading("read metrics"))
+        self.queries += 1
+        found = self._session.fetch(sql, params, missing_ok=missing_ok)
         rows = None if found is None else [tuple(r.values()) for r in found]
-        return rows, None if billed is None else int(billed)
+        self.bytes_billed += self._session.bytes_billed or 0
+        return rows, self._session.bytes_billed
 
 
 def fetch_chart(session: QuerySession, query: Query, spec: ChartSpec, period: Period) -> ChartData:
@@ -461,6 +472,41 @@ def last_exports(session: QuerySession) -> dict[str, tuple[str, datetime.date, d
     if rows is None:
         return {}
     return {str(r[0]): ("|".join(map(str, r[3:])), r[1], r[2]) for r in rows}
+
+
+def runs_state(tables: Sequence[str]) -> tuple[str, bool]:
+    """What the project's database says of the tables' exports, free on every page view: a
+    digest of their :class:`~smolqwery.models.ExportRun` rows, and whether the newest run of
+    each table has finished ("settled").
+
+    The digest changes when an export run of one of them starts, records a batch (after its
+    commit in the warehouse) and ends: after the last of these, the ledger holds everything
+    the runs wrote. A run killed between a batch's commit and its bookkeeping leaves its row
+    unfinished, so the table is not settled (the caller bounds how long it trusts the ledger
+    state it read then).
+    """
+    from django.db.models import Count, Max, Q, Sum
+
+    from .models import ExportRun
+
+    rows = (
+        ExportRun.objects.filter(table_name__in=list(tables))
+        .order_by()
+        .values("table_name")
+        .annotate(
+            runs=Count("id"),
+            newest=Max("id"),
+            newest_finished=Max("id", filter=Q(finished_at__isnull=False)),
+            days=Sum("days"),
+            rows=Sum("rows"),
+            finished_at=Max("finished_at"),
+        )
+        .order_by("table_name")
+    )
+    found = [(r["table_name"], *(str(r[k]) for k in r if k != "table_name")) for r in rows]
+    settled = all(r["newest"] == r["newest_finished"] for r in rows)
+    digest = hashlib.sha256(json.dumps(found).encode()).hexdigest()[:32]
+    return digest, settled
 
 
 def cache_key(

@@ -13,7 +13,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import hashlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
@@ -35,12 +37,15 @@ from .metrics import (
     fetch_chart,
     iter_rows,
     last_exports,
+    runs_state,
 )
 from .registry import load_extractor_class
 from .settings import get_settings
+from .warehouses.base import LEDGER_TABLE
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
+    from django.core.cache.backends.base import BaseCache
     from django.http import HttpRequest
 
     from .models import ExportRun
@@ -53,6 +58,11 @@ DEFAULT_DAYS = 90
 MAX_DAYS = 3700
 #: Cached figures are keyed by the last export; this only bounds how long stale keys linger.
 CACHE_SECONDS = 7 * 24 * 3600
+#: How long a ledger state read is trusted when every table's newest export run finished
+#: (bounds a change no run records), and while one is unfinished (bounds an export killed
+#: after its commit but before its bookkeeping).
+LEDGER_SECONDS = 3600
+LEDGER_UNSETTLED_SECONDS = 60
 #: Which of ``settings.CACHES`` holds the figures.
 CACHE_ALIAS = "default"
 
@@ -106,7 +116,8 @@ class MetricsPage:
     warehouse: str
     charts: list[Chart]
     error: str = ""
-    #: Queries run for this view (charts not found in the cache).
+    #: Warehouse queries run for this view (the ledger's, charts not found in the cache), and
+    #: the bytes they billed: 0 queries for a view served from the cache.
     queries: int = 0
     bytes_billed: int = 0
 
@@ -175,14 +186,14 @@ def build_page(period: Period, start: datetime.date, end: datetime.date) -> Metr
     tz = timezone.get_default_timezone()
     try:
         with QuerySession(warehouse) as session:
-            ledger = last_exports(session)
+            ledger = ledger_states(cache, session, [c.spec.table.name for c in charts])
             keys: dict[str, Chart] = {}
             for chart in charts:
                 name = chart.spec.table.name
                 if name not in ledger:
                     chart.error = "nothing exported yet"
                     continue
-                keys[cache_key(warehouse, chart.spec, period, start, end, ledger[name][0])] = chart
+                keys[cache_key(warehouse, chart.spec, period, start, end, ledger[name])] = chart
             found = cache.get_many(list(keys))  # one round trip to Redis, not one per chart
             for key, chart in keys.items():
                 if key in found:
@@ -191,14 +202,38 @@ def build_page(period: Period, start: datetime.date, end: datetime.date) -> Metr
                     continue
                 query = chart_query(chart.spec, period, start, end, warehouse, tz)
                 chart.data = fetch_chart(session, query, chart.spec, period)
-                page.queries += 1
-                page.bytes_billed += chart.data.bytes_billed or 0
                 cache.set(key, chart.data.to_json(), CACHE_SECONDS)
+            page.queries, page.bytes_billed = session.queries, session.bytes_billed
     except Exception as exc:  # the page must render whatever the warehouse does
         page.error = describe_error(exc, "reading the metrics")
     finally:
         warehouse.close()
     return page
+
+
+def ledger_states(cache: BaseCache, session: QuerySession, tables: list[str]) -> dict[str, str]:
+    """``{table: state of its ledger}`` (the charts' cache keys), read from the warehouse only
+    when the project's database says an export changed something since it was last read.
+
+    The ledger's state read is cached under the tables' export runs (:func:`runs_state`: free,
+    the project's database). It is read again when a run starts, records a batch or ends, and
+    in any case after :data:`LEDGER_SECONDS` (a change no run records: a table written by hand,
+    or by an export recorded in another database), or :data:`LEDGER_UNSETTLED_SECONDS` while a
+    table's newest run is unfinished (running, or killed between a commit and its
+    bookkeeping: such a kill shows stale numbers for at most that long).
+    """
+    runs, settled = runs_state(tables)
+    wh = session.warehouse
+    where = f"{type(wh).__name__}:{wh.qualified_name(LEDGER_TABLE)}:{runs}"
+    key = f"smolqwery:metrics:ledger:{hashlib.sha256(where.encode()).hexdigest()[:32]}"
+    max_age = LEDGER_SECONDS if settled else LEDGER_UNSETTLED_SECONDS
+    found = cache.get(key)
+    now = time.time()
+    if isinstance(found, dict) and 0 <= now - found.get("read_at", -max_age) < max_age:
+        return dict(found["ledger"])
+    ledger = {table: state for table, (state, _, _) in last_exports(session).items()}
+    cache.set(key, {"read_at": now, "ledger": ledger}, max_age)
+    return ledger
 
 
 def csv_response(page: MetricsPage) -> HttpResponse:

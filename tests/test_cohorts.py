@@ -244,3 +244,34 @@ def test_metrics_page_shows_the_triangle(settings: Any, tmp_path: Any) -> None:
     assert shares[1] == [1.0, 0.8, 0.6, 0.4]
     assert shares[3] == [1.0, 0.8, None, None]  # measured twice by Sunday 2024-10-27
     assert chart.cohort_rows[1][2][1][0] == "80%"
+
+
+def test_a_cohort_table_is_one_because_it_says_so() -> None:
+    """The marker, not the columns: a project's table with a cohort table's columns gets no
+    retention view; a migration written before the marker (its view operation names the
+    kind, its table is unmarked) still renders the view, and asks for no new migration."""
+    import dataclasses
+
+    from smolqwery.cohort_views import render_retention
+    from smolqwery.migration_diff import plan_changes
+    from smolqwery.migration_state import WarehouseState
+    from smolqwery.schema import TableSchema
+    from smolqwery.warehouses.duckdb import DuckDBWarehouse
+
+    marked = WeeklyRetention().get_schema()
+    assert marked.cohort and marked.to_dict()["cohort"] is True
+    assert TableSchema.from_dict(marked.to_dict()) == marked
+    lookalike = dataclasses.replace(marked, cohort=False)  # same name, columns, kind
+    assert not is_cohort_table(lookalike)
+    assert views_of(lookalike) == []
+    assert "cohort" not in lookalike.to_dict()
+
+    # The migration files of before: the table unmarked, its retention view named by kind.
+    wh = DuckDBWarehouse("unused.duckdb", "analytics")
+    assert "retention" in render_retention(lookalike, wh)
+    with pytest.raises(ValueError, match="cohort table's columns"):
+        render_retention(dataclasses.replace(lookalike, columns=lookalike.columns[:-1]), wh)
+    state = WarehouseState()
+    state.add_table(lookalike, ("analytics", "0001"), legacy=False)
+    state.add_view("weekly_retention_retention", "retention", lookalike, ("analytics", "0001"))
+    assert plan_changes(state, [marked]).empty

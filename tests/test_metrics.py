@@ -9,6 +9,7 @@ test runs the same query on the BigQuery emulator.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime
@@ -21,6 +22,7 @@ from typing import Any, Optional
 import pytest
 import time_machine
 from django.test import Client
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -216,10 +218,12 @@ def test_individual_rows_per_local_day_across_dst(duckdb_warehouse: DuckDBWareho
     wh.replace_days(make_batch(CLICKS, D(2026, 3, 28), D(2026, 4, 1), rows=rows))
     (spec,) = charts_for(CLICKS)
     assert [s.label for s in spec.series] == ["rows", "sum of amount"]
-    assert drawn(wh, spec, "day", D(2026, 3, 28), D(2026, 4, 1)) == [
+    assert drawn(wh, spec, "day", D(2026, 3, 27), D(2026, 4, 2)) == [
+        # March 27 and April 2 were not exported: gaps, not zeros.
         (D(2026, 3, 28), 1, 0),
         (D(2026, 3, 29), 3, 1 + 2 + 3),
         (D(2026, 3, 30), 1, 4),
+        (D(2026, 3, 31), 0, 0),  # exported, without rows: zero, not a gap
         (D(2026, 4, 1), 1, 5),
     ]
     # The range's edges are local midnights: 2026-03-29 alone has its three rows.
@@ -228,6 +232,9 @@ def test_individual_rows_per_local_day_across_dst(duckdb_warehouse: DuckDBWareho
         (D(2026, 3, 23), 4, 6),
         (D(2026, 3, 30), 2, 9),
     ]
+    # A week exported without any row: zeros; the week after, never exported: no figure.
+    wh.replace_days(make_batch(CLICKS, D(2026, 4, 6), D(2026, 4, 12), rows=[]))
+    assert drawn(wh, spec, "week", D(2026, 4, 6), D(2026, 4, 19)) == [(D(2026, 4, 6), 0, 0)]
 
 
 def test_query_text_holds_no_value_and_quotes_names(duckdb_warehouse: DuckDBWarehouse) -> None:
@@ -242,11 +249,13 @@ def test_query_text_holds_no_value_and_quotes_names(duckdb_warehouse: DuckDBWare
     ]
 
 
+@pytest.mark.django_db
 def test_same_figures_on_the_emulator(
     bigquery_warehouse: Warehouse, bigquery_emulator: Any, settings: Any
 ) -> None:
     """One values chart and one delta chart on BigQuery: the same figures as the views, and
-    the bytes billed reported, by the query and on the page."""
+    the bytes billed reported, by the query and on the page. A second view (warm cache) runs
+    no job at all: the emulator's job list says so."""
     wh = bigquery_warehouse
     wh.create_table(SHOP)
     rows = [
@@ -271,14 +280,39 @@ def test_same_figures_on_the_emulator(
         data = fetch_chart(session, query, values_chart, "day")
     assert data.bytes_billed is not None and data.bytes_billed >= 0
 
+    # Individual rows: an exported day without rows is 0, a day not exported a gap.
+    wh.create_table(CLICKS)
+    moment = datetime.datetime(2026, 3, 29, 3, 30, tzinfo=PARIS)
+    wh.replace_days(make_batch(CLICKS, D(2026, 3, 28), D(2026, 3, 29), rows=[
+        {"timestamp": moment, "amount": 7}
+    ]))  # fmt: skip
+    (clicks,) = charts_for(CLICKS)
+    assert drawn(wh, clicks, "day", D(2026, 3, 27), D(2026, 3, 30)) == [
+        (D(2026, 3, 28), 0, 0),
+        (D(2026, 3, 29), 1, 7),
+    ]
+
     for name, value in bigquery_emulator.settings(wh.dataset).items():
         setattr(settings, name, value)
     settings.SMOLQWERY_EXTRACTORS = [f"{__name__}.ShopExtractor"]  # the same table
     page = build_page("week", first, last)
-    assert page.error == "" and page.queries == 2
+    assert page.error == "" and page.queries == 1 + 2  # the ledger, then the charts
     assert all(c.data is not None and c.data.bytes_billed is not None for c in page.charts)
     assert page.charts[0].data is not None
     assert page.charts[0].data.values[1] == [v[2] for v in from_views_rows(wh, first, last)]
+    assert page.bytes_billed >= sum(c.data.bytes_billed or 0 for c in page.charts if c.data)
+
+    client = bigquery_emulator.client()
+
+    def jobs() -> int:
+        return sum(1 for job in client.list_jobs() if wh.dataset in str(getattr(job, "query", "")))
+
+    before = jobs()
+    assert before >= 1 + 2  # the jobs of the first view are listed
+    warm = build_page("week", first, last)
+    assert warm.error == "" and (warm.queries, warm.bytes_billed) == (0, 0)
+    assert all(c.data is not None and c.data.cached for c in warm.charts)
+    assert jobs() == before  # nothing billed: not even the ledger was read
 
 
 def from_views_rows(wh: Warehouse, first: D, last: D) -> list[tuple[Any, ...]]:
@@ -393,6 +427,90 @@ def shop_warehouse(tmp_path: Path, settings: Any, page_cache: None) -> DuckDBWar
     return wh
 
 
+@contextlib.contextmanager
+def exporting(
+    shop_warehouse: DuckDBWarehouse, run_id: str, *, killed: bool = False
+) -> Iterator[None]:
+    """An export of May 10's shop row with the exporter's bookkeeping, in its order: its
+    ``ExportRun`` created, (the block,) the batch committed, the run recorded finished; or,
+    ``killed``, the process gone between the commit and the bookkeeping."""
+    from smolqwery.models import ExportRun
+
+    record = ExportRun.objects.create(
+        run_id=run_id, extractor="ShopExtractor", table_name="shop", started_at=timezone.now()
+    )
+    yield
+    wh = DuckDBWarehouse(shop_warehouse.path, "metrics_page", busy_timeout=10)
+    shop = ShopExtractor().get_schema()
+    row = {"date": D(2026, 5, 10), "total": 1, "orders": 1000, "label": None}
+    wh.replace_days(make_batch(shop, D(2026, 5, 10), rows=[row], run_id=run_id))
+    wh.close()
+    if not killed:
+        record.days, record.rows, record.status = 1, 1, ExportRun.Status.SUCCESS
+        record.finished_at = timezone.now()
+        record.save()
+
+
+WEEKS = {"period": "week", "start": "2026-04-06", "end": "2026-05-10"}
+#: The week of May 4 in orders: before and after the export of May 10.
+BEFORE, AFTER = 33 + 34 + 35 + 36 + 37 + 38 + 39, 33 + 34 + 35 + 36 + 37 + 38 + 1000
+
+
+def week_of_may_4(client: Client) -> tuple[int, Any]:
+    """The queries a view ran, and the orders of its last week."""
+    page = client.get(METRICS, WEEKS).context["page"]
+    assert page.error == ""
+    return page.queries, page.charts[0].data.values[1][-1]
+
+
+@pytest.mark.django_db
+def test_warm_views_read_nothing_and_a_killed_export_is_stale_a_bounded_time(
+    shop_warehouse: DuckDBWarehouse, django_user_model: Any
+) -> None:
+    """A view with a warm cache runs no query, not even the ledger's (the project's database
+    says nothing changed). An export killed after its commit, before its bookkeeping, leaves
+    numbers read during it stale for at most ``LEDGER_UNSETTLED_SECONDS``; a write no run
+    records, for at most ``LEDGER_SECONDS``."""
+    from smolqwery.metrics_views import LEDGER_SECONDS, LEDGER_UNSETTLED_SECONDS
+
+    with time_machine.travel(TODAY, tick=False) as clock:
+        client = staff_client(django_user_model)
+        assert week_of_may_4(client) == (4, BEFORE)
+        assert week_of_may_4(client) == (0, BEFORE)
+        clock.shift(LEDGER_SECONDS - 1)
+        assert week_of_may_4(client) == (0, BEFORE)  # the runs did not change: no query
+
+        with exporting(shop_warehouse, "run-killed", killed=True):
+            # A run started: the ledger is read again (unchanged yet: the charts' cache).
+            assert week_of_may_4(client) == (1, BEFORE)
+        assert week_of_may_4(client) == (0, BEFORE)  # stale: trusted for a while
+        clock.shift(LEDGER_UNSETTLED_SECONDS - 1)
+        assert week_of_may_4(client) == (0, BEFORE)
+        clock.shift(1)
+        assert week_of_may_4(client) == (1 + 2, AFTER)
+        assert week_of_may_4(client) == (0, AFTER)
+        clock.shift(LEDGER_UNSETTLED_SECONDS)
+        assert week_of_may_4(client) == (1, AFTER)  # unsettled: the ledger checked, unchanged
+
+        # The next night's run: settled again, the warm view reads nothing.
+        with exporting(shop_warehouse, "run-3"):
+            pass
+        assert week_of_may_4(client) == (1 + 2, AFTER)  # a new run id in the ledger
+        assert week_of_may_4(client) == (0, AFTER)
+        clock.shift(LEDGER_SECONDS - 1)
+        assert week_of_may_4(client) == (0, AFTER)
+
+        # A write no run records (by hand): seen within LEDGER_SECONDS.
+        wh = DuckDBWarehouse(shop_warehouse.path, "metrics_page", busy_timeout=10)
+        row = {"date": D(2026, 5, 10), "total": 1, "orders": 2000, "label": None}
+        shop = ShopExtractor().get_schema()
+        wh.replace_days(make_batch(shop, D(2026, 5, 10), rows=[row], run_id="hand"))
+        wh.close()
+        assert week_of_may_4(client) == (0, AFTER)
+        clock.shift(LEDGER_SECONDS)
+        assert week_of_may_4(client) == (1 + 2, AFTER - 1000 + 2000)
+
+
 def staff_client(django_user_model: Any) -> Client:
     user = django_user_model.objects.create_superuser("boss", "boss@example.com", "unused")
     client = Client()
@@ -413,7 +531,7 @@ def test_page_reads_the_cache_until_the_next_export(
         page = first.context["page"]
         assert page.error == ""
         assert [c.spec.key for c in page.charts] == ["shop", "shop__delta", "click"]
-        assert page.queries == 3
+        assert page.queries == 1 + 3  # the ledger, then each chart
         weeks = page.charts[0].data.labels
         assert weeks[0] == D(2026, 4, 6) and weeks[-1] == D(2026, 5, 4) and len(weeks) == 5
         # Week of April 6: orders 5..11 summed, total of Sunday April 12 (day 11).
@@ -427,20 +545,11 @@ def test_page_reads_the_cache_until_the_next_export(
         assert all(c.data.cached for c in again.context["page"].charts)
 
         # The nightly export of one table: its charts are read again, the other's not.
-        wh = DuckDBWarehouse(shop_warehouse.path, "metrics_page", busy_timeout=10)
-        shop = ShopExtractor().get_schema()
-        wh.replace_days(
-            make_batch(
-                shop,
-                D(2026, 5, 10),
-                rows=[{"date": D(2026, 5, 10), "total": 1, "orders": 1000, "label": None}],
-                run_id="run-2",
-            )
-        )
-        wh.close()
+        with exporting(shop_warehouse, "run-2"):
+            pass
         fresh = client.get(METRICS, {"period": "week", "start": "2026-04-06", "end": "2026-05-10"})
         page = fresh.context["page"]
-        assert page.queries == 2
+        assert page.queries == 1 + 2
         assert [c.data.cached for c in page.charts] == [False, False, True]
         assert page.charts[0].data.values[1][-1] == 33 + 34 + 35 + 36 + 37 + 38 + 1000
 

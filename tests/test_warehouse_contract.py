@@ -342,6 +342,26 @@ def test_replace_days_writes_rows_and_the_ledger(warehouse: Warehouse) -> None:
     assert abs(entry.exported_at - datetime.datetime.now(UTC)) < datetime.timedelta(minutes=10)
 
 
+def test_a_read_session_runs_several_reads(warehouse: Warehouse) -> None:
+    """``reading()``: reads through one session (one DuckDB connection), parameters bound, a
+    missing table None with ``missing_ok``, the bytes billed where the backend bills them."""
+    warehouse.create_table(EVENTS)
+    rows = [event(paris(2024, 5, 1, 9), 1), event(paris(2024, 5, 1, 10), 2)]
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 1), rows))
+    column = warehouse.ops.column("user_id")
+    with warehouse.reading("read twice") as session:
+        for user in (1, 2):
+            p = warehouse.ops.params()
+            sql = (
+                f"SELECT COUNT(*) AS n FROM {warehouse.qualified_name('events')} "
+                f"WHERE {column} >= {p(user, 'INT64')}"
+            )
+            assert session.fetch(sql, p) == [{"n": 3 - user}]
+            assert (session.bytes_billed is None) == (warehouse.vendor != "bigquery")
+        absent = f"SELECT 1 AS one FROM {warehouse.qualified_name('absent')}"
+        assert session.fetch(absent, missing_ok=True) is None
+
+
 def test_replacing_the_same_days_twice_leaves_one_copy(warehouse: Warehouse) -> None:
     warehouse.create_table(EVENTS)
     rows = [event(paris(2024, 5, 1), 1), event(paris(2024, 5, 2), 2)]

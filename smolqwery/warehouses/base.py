@@ -140,6 +140,34 @@ class DayBatch:
         return self.windows[-1].end
 
 
+class ReadSession:
+    """Several reads sharing what the backend can share: ``with warehouse.reading(op) as s``.
+
+    A page of charts runs a dozen small queries; opening a connection for each (a DuckDB file,
+    with its catalog read) would cost more than the queries. This base shares the warehouse's
+    own client (BigQuery keeps one); a backend whose connections are contexts (DuckDB)
+    returns a subclass holding one connection for the session.
+    """
+
+    def __init__(self, warehouse: Warehouse, operation: str) -> None:
+        self.warehouse = warehouse
+        self.operation = operation
+        #: Bytes the last :meth:`fetch` billed (backends billing by bytes read), else None.
+        self.bytes_billed: int | None = None
+
+    def fetch(
+        self, sql: str, params: Params | None = None, *, missing_ok: bool = False
+    ) -> list[dict[str, Any]] | None:
+        """Rows of a query as dicts; None when ``missing_ok`` and a table it reads is absent."""
+        wh = self.warehouse
+        wh.last_bytes_billed = None
+        try:
+            return wh._fetch(self.operation, sql, params or wh.ops.params(), missing_ok=missing_ok)
+        finally:
+            billed = wh.last_bytes_billed
+            self.bytes_billed = None if billed is None else int(billed)
+
+
 class Warehouse(ABC):
     """Where export tables live: a backend. One instance per process; not thread-safe.
 
@@ -466,6 +494,12 @@ class Warehouse(ABC):
         """
 
     # -- reads and the 0.1.3 adoption (written once) -------------------------------------
+
+    @contextlib.contextmanager
+    def reading(self, operation: str) -> Iterator[ReadSession]:
+        """A :class:`ReadSession` for several reads (the admin's Metrics page), closed at the
+        end of the block. Backends override it to keep one connection for the block."""
+        yield ReadSession(self, operation)
 
     @abstractmethod
     def _fetch(
