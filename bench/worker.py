@@ -151,7 +151,7 @@ def step_floor(args: argparse.Namespace) -> None:
 def _prepare_warehouse(extractor_paths: list[str]) -> Any:
     """Dataset and tables, created the way ``migrate`` would (outside the timed section)."""
     from smolqwery.models import WarehouseRecord
-    from smolqwery.settings import load_extractor_class
+    from smolqwery.registry import load_extractor_class
     from smolqwery.warehouses import get_warehouse
 
     # Each measurement writes to a new warehouse on purpose: forget the previous one's place.
@@ -210,7 +210,7 @@ def step_extract(args: argparse.Namespace) -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from smolqwery.settings import load_extractor_class
+    from smolqwery.registry import load_extractor_class
 
     path = args.extractor
     warehouse = _prepare_warehouse([path])
@@ -245,8 +245,8 @@ def step_extract(args: argparse.Namespace) -> None:
 def step_direct(args: argparse.Namespace) -> None:
     """The library path without the command: RowConverter into ``replace_days`` (profiling)."""
     setup_django()
+    from smolqwery.registry import load_extractor_class
     from smolqwery.rows import RowConverter
-    from smolqwery.settings import load_extractor_class
     from smolqwery.warehouses.base import DayBatch
 
     path = args.extractor
@@ -287,7 +287,7 @@ def step_legacy(args: argparse.Namespace) -> None:
     from django.conf import settings
     from google.cloud import bigquery
 
-    from smolqwery.settings import load_extractor_class
+    from smolqwery.registry import load_extractor_class
 
     extractor = load_extractor_class(args.extractor)()
     schema = extractor.get_schema()

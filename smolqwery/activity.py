@@ -31,8 +31,9 @@ from django.db.models.constants import LOOKUP_SEP
 from django.utils import timezone
 
 from .days import day_window
-from .errors import ConfigurationError, SchemaError
-from .extractor import BaseExtractor, ExtractorType, snake_case, sq_field
+from .errors import ActivityConfigurationError
+from .interface import BaseExtractor
+from .vocabulary import ExtractorType, snake_case, sq_field
 
 __all__ = [
     "ActiveUsers",
@@ -43,10 +44,6 @@ __all__ = [
 ]
 
 R = TypeVar("R")
-
-
-class ActivityConfigurationError(SchemaError, ConfigurationError):
-    """A built-in activity extractor is missing a class attribute or names a wrong one."""
 
 
 @dataclasses.dataclass

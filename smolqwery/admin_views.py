@@ -1,11 +1,10 @@
 """The admin's export overview: each export table's last day, lag, recent rows and last run.
 
-What was exported is read from the warehouse's ledger (one small query per table; an export
-table is only scanned while it holds days written by 0.1.3 that no export has adopted yet); how
-runs went is read from :class:`~smolqwery.models.ExportRun`. The page must stay up when the
-warehouse is not: every warehouse error becomes a message on the page, and the warehouse is
-opened read-only with ``SMOLQWERY_STATUS_DEADLINE`` (10 s) so that a locked DuckDB file or an
-unreachable BigQuery costs seconds, not the export's retry deadline.
+Every figure comes from :mod:`smolqwery.status`, the reading ``smolqwery_status`` reports too
+(first and last day, missing days, lag and last run mean the same on both). The page must stay
+up when the warehouse is not: every warehouse error becomes a message on the page, and the
+warehouse is opened read-only with ``SMOLQWERY_STATUS_DEADLINE`` (10 s) so that a locked DuckDB
+file or an unreachable BigQuery costs seconds, not the export's retry deadline.
 """
 
 from __future__ import annotations
@@ -20,19 +19,20 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from .charts import bar_chart
-from .days import local_now, pending_days, yesterday
+from .days import local_now, yesterday
 from .errors import SmolqweryError
-from .locking import live_run_id, run_state
+from .locking import live_run_id
 from .models import ExportRun
-from .runner import done_days
-from .settings import get_settings, load_extractor_class
+from .registry import select_extractors
+from .settings import get_settings
+from .status import TableStatus, read_statuses
+from .warehouses import get_warehouse
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
     from django.http import HttpRequest
     from django.utils.safestring import SafeString
 
-    from .schema import TableSchema
     from .settings import SmolqwerySettings
     from .warehouses.base import Warehouse
 
@@ -118,50 +118,37 @@ def warehouse_label(config: SmolqwerySettings) -> str:
     return f"BigQuery dataset {where}"
 
 
-def _load(path: str, live: str | None) -> tuple[TableOverview, TableSchema | None]:
-    """An extractor's row and table, or its row with the error (the others still show)."""
-    try:
-        extractor = load_extractor_class(path)()
-        table = extractor.get_schema()
-    except Exception as exc:
-        return TableOverview(path, error=describe_error(exc, f"loading {path}")), None
-    last_run = ExportRun.objects.filter(table_name=table.name).order_by("-started_at").first()
+def _row(status: TableStatus, last: datetime.date) -> TableOverview:
+    """One row of the page from the table's status (:mod:`smolqwery.status`)."""
+    if not status.table:  # the extractor does not load: its message, and its last run
+        exc = status.exception
+        return TableOverview(
+            status.extractor,
+            error=describe_error(exc, f"loading {status.extractor}") if exc else status.error,
+            last_run=status.run,
+            last_run_state=status.run_state,
+        )
     row = TableOverview(
-        extractor.get_name(),
-        table.name,
-        table.kind.value,
-        last_run=last_run,
-        last_run_state=run_state(last_run, live) if last_run else "",
+        status.extractor,
+        status.table,
+        status.kind,
+        last_run=status.run,
+        last_run_state=status.run_state,
     )
-    return row, table
-
-
-def _with_ledger(
-    row: TableOverview,
-    table: TableSchema,
-    warehouse: Warehouse,
-    first_date: datetime.date | None,
-    last: datetime.date,
-) -> TableOverview:
-    """The row completed from the table's ledger; the same reading as ``smolqwery_status``."""
-    # Read only: a table filled by 0.1.3 is adopted into the ledger by the next export.
-    found = done_days(warehouse, table, first_date, timezone.get_default_timezone())
-    ledger, done = found.ledger, found.days
-    start = first_date or min(done, default=None)
-    missing = pending_days(start, last, done) if start is not None else []
-    exported = sorted(d for d in done if d <= last)
+    if not status.read:
+        return row
     days = [last - datetime.timedelta(days=i) for i in range(CHART_DAYS - 1, -1, -1)]
-    values = [(day, ledger[day].rows if day in ledger else None) for day in days]
+    values = [(day, status.rows_by_day.get(day)) for day in days]
     return dataclasses.replace(
         row,
-        first_day=exported[0] if exported else None,
-        last_day=exported[-1] if exported else None,
-        lag_days=(last - missing[0]).days + 1 if missing else (0 if start else None),
-        missing_days=len(missing),
-        first_missing=missing[0] if missing else None,
-        exported_days=len(exported),
+        first_day=status.first_day,
+        last_day=status.last_day,
+        lag_days=status.lag if status.since else None,
+        missing_days=len(status.missing_days),
+        first_missing=status.missing_days[0] if status.missing_days else None,
+        exported_days=status.exported_days,
         recent_rows=sum(v for _, v in values if v is not None),
-        chart=bar_chart(values, label=f"{table.name}: rows per day, last {CHART_DAYS} days"),
+        chart=bar_chart(values, label=f"{status.table}: rows per day, last {CHART_DAYS} days"),
     )
 
 
@@ -183,42 +170,47 @@ def _last_run(live: str | None) -> dict[str, Any]:
 
 
 def build_overview() -> Overview:
-    """Read the settings, the ledger of every configured extractor's table and the last run."""
+    """Read the settings, the status of every configured extractor's table and the last run."""
     last = local_yesterday()
-    live = live_run_id()
-    runs = _last_run(live)
+    runs = _last_run(live_run_id())
     try:
         config = get_settings()
+        selected = select_extractors(None, config)
     except Exception as exc:
         return Overview(last, "", [], describe_error(exc, "reading the settings"), **runs)
-    loaded = [_load(path, live) for path in config.extractors]
-    rows = [row for row, _ in loaded]
+    label = warehouse_label(config)
     common = {"first_date": config.first_date, **runs}
-    if not any(table for _, table in loaded):
-        return Overview(last, warehouse_label(config), rows, **common)
+    tz = timezone.get_default_timezone()
+    limit = config.status_deadline
 
-    from .warehouses import get_warehouse
+    def read(warehouse: Warehouse | None) -> list[TableStatus]:
+        return read_statuses(
+            selected,
+            warehouse,
+            first=config.first_date,
+            last=last,
+            tz=tz,
+            deadline=limit,
+            stop_at_failure=True,
+        )
 
+    if not any(item.table for item in selected):
+        return Overview(last, label, [_row(s, last) for s in read(None)], **common)
     try:
-        warehouse = get_warehouse(config, deadline=config.status_deadline, read_only=True)
+        warehouse = get_warehouse(config, deadline=limit, read_only=True)
     except Exception as exc:
         error = describe_error(exc, f"opening the {config.warehouse} warehouse")
-        return Overview(last, warehouse_label(config), rows, error, **common)
-    error = ""
+        return Overview(last, label, [_row(s, last) for s in read(None)], error, **common)
     try:
-        for i, (row, table) in enumerate(loaded):
-            if table is None:
-                continue
-            try:
-                rows[i] = _with_ledger(row, table, warehouse, config.first_date, last)
-            except Exception as exc:  # the page must render whatever the warehouse does
-                # One failure is enough to know the warehouse is unwell: do not wait for it
-                # once per table.
-                error = describe_error(exc, f"reading the ledger of {table.name}")
-                break
+        statuses = read(warehouse)
     finally:
         warehouse.close()
-    return Overview(last, warehouse_label(config), rows, error, **common)
+    error = ""
+    for status in statuses:
+        if status.table and status.exception is not None:
+            # One failure is enough to know the warehouse is unwell: it was not asked again.
+            error = describe_error(status.exception, f"reading the ledger of {status.table}")
+    return Overview(last, label, [_row(s, last) for s in statuses], error, **common)
 
 
 def export_overview_view(

@@ -1,4 +1,7 @@
-"""Django app config: registers system checks, reads no setting at start-up (0.1.3 D17)."""
+"""Django app config: registers system checks, reads no setting at start-up (0.1.3 D17).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 

@@ -28,6 +28,8 @@ W020       a table made by 0.1.3 has DATE/INT64 where the dataclass says datetim
 E030       BigQuery is chosen and a table exceeds its limits: more than 4 clustering
            columns, a table description over 16,384 or a column one over 1,024 characters
 ========== ==========================================================================
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
@@ -338,7 +340,7 @@ def _bigquery_limit_messages(path: str, schema: Any) -> list[CheckMessage]:
 
 def _extractor_schema(path: str, cls: object) -> Any:
     """The extractor's :class:`TableSchema`, or the list of messages saying why there is none."""
-    from .extractor import BaseExtractor
+    from .interface import BaseExtractor
     from .schema import build_table_schema
 
     if not (isinstance(cls, type) and issubclass(cls, BaseExtractor)):

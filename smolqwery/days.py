@@ -3,16 +3,18 @@
 Every day here is a day of Django's ``TIME_ZONE``, never a UTC date (0.1.3 defects D3 and D4):
 a day starts at local midnight and ends at the next local midnight, so it lasts 23 or 25 hours
 when the clocks change.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Iterable
 
-from .warehouses.base import DayWindow
-
 __all__ = [
+    "DayWindow",
     "contiguous_batches",
     "date_range",
     "day_of",
@@ -25,6 +27,15 @@ __all__ = [
 ]
 
 ONE_DAY = datetime.timedelta(days=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DayWindow:
+    """One local day: ``[start, end)`` from local midnight to the next (23 h or 25 h on DST)."""
+
+    day: datetime.date
+    start: datetime.datetime
+    end: datetime.datetime
 
 
 def _local_midnight(day: datetime.date, tz: datetime.tzinfo) -> datetime.datetime:

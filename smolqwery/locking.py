@@ -29,7 +29,7 @@ from pathlib import Path
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from .errors import ExportLockedError
+from .errors import ExportLockedError, LeaseLostError
 from .models import ExportLock, ExportRun
 
 __all__ = [
@@ -73,10 +73,6 @@ def table_lock_name(table: str) -> str:
         return name
     digest = hashlib.sha256(table.encode()).hexdigest()[:32]
     return f"{TABLE_LOCK_PREFIX}{table[:200]}#{digest}"
-
-
-class LeaseLostError(ExportLockedError):
-    """This run's lease expired and another run took it over: stop (a failure, not a skip)."""
 
 
 def owner_id(run_id: str) -> str:

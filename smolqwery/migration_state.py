@@ -19,6 +19,8 @@ One change is made instead of refused: a table created by 0.1.3 whose only diffe
 types 0.1.3 got wrong — ``bool`` stored as INT64 (D1), ``datetime`` as DATE (D2) — gets a
 :class:`~smolqwery.operations.RebuildWarehouseTable`, so upgrading never means rewriting
 extractors or renaming tables; ``manage.py check`` warns about it first (``smolqwery.W020``).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
@@ -30,16 +32,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import SchemaError, SmolqweryError
+from .errors import SchemaError, SmolqweryError, TableChangedError
 from .operations import (
     CreateWarehouseTable,
     CreateWarehouseView,
     EnsureDataset,
     RebuildWarehouseTable,
+    WarehouseRunPython,
 )
 from .schema import TableSchema
 from .sql_views import views_of
-from .swallow import Coconut
 from .warehouses.base import RESERVED_PREFIX
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from django.db.migrations.graph import MigrationGraph
     from django.db.migrations.operations.base import Operation
 
-    from .extractor import BaseExtractor
+    from .interface import BaseExtractor
     from .settings import SmolqwerySettings
 
 logger = logging.getLogger("smolqwery.migrations")
@@ -59,10 +61,6 @@ LEGACY_VIEW_KIND = "legacy_delta"
 _MAX_NAME = 60
 
 MigrationKey = tuple[str, str]
-
-
-class TableChangedError(SmolqweryError):
-    """An extractor's table differs from the table its migrations created (tables are immutable)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +131,7 @@ def state_from_migrations(migrations: Iterable[Migration]) -> WarehouseState:
     for migration in migrations:
         origin = (migration.app_label, migration.name)
         coconut = getattr(migration, "coconut", None)
-        if isinstance(coconut, Coconut):
+        if isinstance(coconut, WarehouseRunPython):
             for table in coconut.tables:
                 state.add_table(table, origin, legacy=True)
                 if any(c.differentiate for c in table.columns):
@@ -242,7 +240,8 @@ def legacy_type_fixes(existing: TableState, wanted: TableSchema) -> list[str]:
 
 def pending_rebuilds(config: SmolqwerySettings | None = None) -> dict[str, list[str]]:
     """0.1.3 tables that ``smolqwery_make_migrations`` would rebuild, with their columns."""
-    from .settings import get_settings, load_extractors
+    from .registry import load_extractors
+    from .settings import get_settings
 
     state, _ = load_state()
     out: dict[str, list[str]] = {}
@@ -442,7 +441,8 @@ def make_migrations(
     """
     from django.apps import apps
 
-    from .settings import get_settings, load_extractors
+    from .registry import load_extractors
+    from .settings import get_settings
 
     config = config or get_settings()
     app_label = config.require_django_app()

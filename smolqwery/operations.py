@@ -18,6 +18,8 @@ When they run, and against what:
   error listing the differences (D10);
 * backwards never drop an export table unless ``SMOLQWERY_ALLOW_DROP = True``; otherwise they
   warn and leave it (D12). Views hold no data and are dropped.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "EnsureDataset",
     "RebuildWarehouseTable",
     "WarehouseOperation",
+    "WarehouseRunPython",
     "in_test_environment",
     "reconcile_dataset",
     "warehouse_operations_enabled",
@@ -354,11 +357,20 @@ class CreateWarehouseView(WarehouseOperation):
 # -- the dataset, on every migrate ------------------------------------------------------------
 
 
+class WarehouseRunPython:
+    """The object a ``RunPython`` migration runs to create warehouse objects, kept in the
+    migration's ``coconut`` attribute: 0.1.3's ``Coconut`` (:mod:`smolqwery.compat`) is one.
+    Migrations recognise it by this base class, without importing the compatibility code."""
+
+    @property
+    def tables(self) -> list[TableSchema]:
+        """The tables it creates: existing warehouse state for ``smolqwery_make_migrations``."""
+        raise NotImplementedError
+
+
 def is_warehouse_migration(migration: Migration) -> bool:
     """Whether a migration creates warehouse objects (our operations, or a 0.1.3 coconut)."""
-    from .swallow import Coconut
-
-    return isinstance(getattr(migration, "coconut", None), Coconut) or any(
+    return isinstance(getattr(migration, "coconut", None), WarehouseRunPython) or any(
         isinstance(op, WarehouseOperation) for op in migration.operations
     )
 
@@ -439,7 +451,7 @@ def reconcile_dataset(
     ``post_migrate``), on ``SMOLQWERY_DATABASE_ALIAS`` only, never in test runs, and only for a
     project whose applied migrations create warehouse objects. Connected when this module is
     imported, which every smolqwery migration file does (0.1.3 ones through
-    :mod:`smolqwery.swallow`): ``migrate`` loads them all before sending the signal.
+    :mod:`smolqwery.compat`): ``migrate`` loads them all before sending the signal.
     """
     from .settings import get_settings
 

@@ -1,6 +1,7 @@
 """What an export shows while it runs: a progress bar on a terminal, plain lines in cron.
 
-The runner calls a :class:`Progress`; it never prints. The management command picks
+The exporter calls the :class:`~smolqwery.exporter.Progress` callbacks; it never prints; this
+module is their consumer. The management command picks
 :class:`RichProgress` on a terminal and :class:`LineProgress` otherwise, both writing to the
 command's own output — logging configuration is left to the project (0.1.3 defect D22).
 
@@ -8,6 +9,8 @@ Without a terminal (cron), every line starts with the local time, every day read
 (a year-long backfill is never silent for hours), and each failure is written once, on
 stderr; its traceback follows with ``-v 2`` or ``--traceback`` when the extractor's own code
 raised (a refusal of ours is one line that says what to do).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ from __future__ import annotations
 import datetime
 import traceback
 from collections.abc import Callable, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-if TYPE_CHECKING:
-    from .runner import ExportReport, ExtractorResult
+from .exporter import ExportReport, ExtractorResult, Progress
 
 __all__ = [
     "LineProgress",
@@ -28,30 +30,6 @@ __all__ = [
     "format_summary",
     "make_progress",
 ]
-
-
-class Progress:
-    """Callbacks of a running export. The base class shows nothing."""
-
-    def extractor_started(self, name: str, table: str, days: int) -> None:
-        """An extractor has ``days`` days to export (0 when up to date)."""
-
-    def day_done(self, name: str, table: str, day: datetime.date, rows: int) -> None:
-        """A day's rows were all read and checked (written once its batch commits)."""
-
-    def batch_done(
-        self, name: str, table: str, first: datetime.date, last: datetime.date, rows: int
-    ) -> None:
-        """A batch of days was committed to the warehouse."""
-
-    def extractor_finished(self, result: ExtractorResult) -> None:
-        """An extractor is done, successfully or not."""
-
-    def close(self) -> None:
-        """The run is over (stop a live display)."""
-
-    def note(self, text: str) -> None:
-        """A message of the command (the summary, say), shown like the progress."""
 
 
 def format_failure(label: str, error: str, exc: BaseException | None, tracebacks: bool) -> str:

@@ -20,15 +20,16 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import RowError, SmolqweryError
-from .extractor import ExtractorType
+from .errors import ExtractorError, RowError
+from .schema import NUMERIC_PRECISION, NUMERIC_SCALE, arrow_schema, arrow_type
+from .vocabulary import ExtractorType
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .extractor import BaseExtractor
+    from .days import DayWindow
+    from .interface import BaseExtractor
     from .schema import Column, TableSchema
-    from .warehouses.base import DayWindow
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
@@ -39,9 +40,6 @@ __all__ = [
     "arrow_type",
 ]
 
-#: NUMERIC is BigQuery's DECIMAL(38, 9) (DuckDB: the same DECIMAL(38, 9)).
-NUMERIC_PRECISION = 38
-NUMERIC_SCALE = 9
 NUMERIC_INTEGER_DIGITS = NUMERIC_PRECISION - NUMERIC_SCALE
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -74,35 +72,6 @@ _TIMESTAMP_MIN_US = (datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 _TIMESTAMP_MAX_US = (datetime.datetime.max.replace(tzinfo=datetime.timezone.utc) - _EPOCH) // (
     datetime.timedelta(microseconds=1)
 )
-
-
-class ExtractorError(SmolqweryError):
-    """An extractor's ``extract()`` raised; the message names the extractor and the day."""
-
-
-def arrow_type(bq_type: str) -> pa.DataType:
-    """The Arrow type that carries a BigQuery type exactly (Parquet loads, DuckDB scans)."""
-    import pyarrow as pa
-
-    return {
-        "INT64": pa.int64(),
-        "FLOAT64": pa.float64(),
-        "BOOL": pa.bool_(),
-        "STRING": pa.string(),
-        "BYTES": pa.binary(),
-        "DATE": pa.date32(),
-        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-        "NUMERIC": pa.decimal128(NUMERIC_PRECISION, NUMERIC_SCALE),
-    }[bq_type]
-
-
-def arrow_schema(table: TableSchema) -> pa.Schema:
-    """Arrow schema of a table, nullability included."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in table.columns]
-    )
 
 
 def short_repr(value: object) -> str:

@@ -2,6 +2,8 @@
 
 The result, :class:`TableSchema`, is plain data: it is what migrations carry as literals, what
 warehouses create and compare, and what the runner validates rows against.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import SchemaError
-from .extractor import SQ_METADATA_KEY, ExtractorType
 from .identifiers import RESERVED_TABLE_PREFIX, validate_column_name, validate_table_name
+from .vocabulary import SQ_METADATA_KEY, ExtractorType
 
 if TYPE_CHECKING:
-    from .extractor import BaseExtractor
+    import pyarrow as pa
+
+    from .interface import BaseExtractor
 
 Mode = Literal["REQUIRED", "NULLABLE"]
 
@@ -40,6 +44,9 @@ TYPE_MAP: tuple[tuple[type, str], ...] = (
 SUPPORTED_TYPES = frozenset(bq for _, bq in TYPE_MAP)
 NUMERIC_TYPES = frozenset({"INT64", "FLOAT64", "NUMERIC"})
 DAY_TYPES = frozenset({"DATE", "TIMESTAMP"})
+#: NUMERIC is BigQuery's DECIMAL(38, 9) (DuckDB: the same DECIMAL(38, 9)).
+NUMERIC_PRECISION = 38
+NUMERIC_SCALE = 9
 #: Period views a date-aggregated table may ask for (``<table>_week``, ``<table>_month``).
 ROLLUP_PERIODS = ("week", "month")
 
@@ -168,6 +175,34 @@ class TableSchema:
                 f"column order is {list(other.column_names)}, expected {list(self.column_names)}"
             )
         return out
+
+
+# -- Arrow: how each type travels to a warehouse --------------------------------------------
+
+
+def arrow_type(bq_type: str) -> pa.DataType:
+    """The Arrow type that carries a BigQuery type exactly (Parquet loads, DuckDB scans)."""
+    import pyarrow as pa
+
+    return {
+        "INT64": pa.int64(),
+        "FLOAT64": pa.float64(),
+        "BOOL": pa.bool_(),
+        "STRING": pa.string(),
+        "BYTES": pa.binary(),
+        "DATE": pa.date32(),
+        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+        "NUMERIC": pa.decimal128(NUMERIC_PRECISION, NUMERIC_SCALE),
+    }[bq_type]
+
+
+def arrow_schema(table: TableSchema) -> pa.Schema:
+    """Arrow schema of a table, nullability included."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in table.columns]
+    )
 
 
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:

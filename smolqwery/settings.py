@@ -3,6 +3,8 @@
 Settings are read when needed, not at import or app-ready time (0.1.3 defect D17: every process,
 web servers included, needed all 16 settings). Only what the chosen warehouse needs is required,
 and the error says which setting is missing.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
@@ -16,14 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings as django_settings
-from django.utils.module_loading import import_string
 
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
-
-    from .extractor import BaseExtractor
 
 WarehouseName = Literal["bigquery", "duckdb"]
 WAREHOUSES: tuple[WarehouseName, ...] = ("bigquery", "duckdb")
@@ -245,25 +244,6 @@ def get_settings() -> SmolqwerySettings:
         database_alias=str(_get("SMOLQWERY_DATABASE_ALIAS") or "default"),
         status_deadline=_positive("SMOLQWERY_STATUS_DEADLINE", 10.0),
     )
-
-
-def load_extractor_class(path: str) -> type[BaseExtractor[Any]]:
-    """Import one ``SMOLQWERY_EXTRACTORS`` entry, with an error naming the path."""
-    from .extractor import BaseExtractor
-
-    try:
-        cls = import_string(path)
-    except ImportError as exc:
-        raise ConfigurationError(f"extractor {path!r} cannot be imported: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, BaseExtractor)):
-        raise ConfigurationError(f"extractor {path!r} is not a subclass of BaseExtractor")
-    return cls
-
-
-def load_extractors(config: SmolqwerySettings | None = None) -> list[BaseExtractor[Any]]:
-    """Instances of every configured extractor, in settings order."""
-    config = config or get_settings()
-    return [load_extractor_class(path)() for path in config.extractors]
 
 
 class CredentialsError(ConfigurationError):

@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from .extractor import ExtractorType
 from .identifiers import quote_bigquery, quote_duckdb, validate_column_name, validate_table_name
 from .schema import ROLLUP_PERIODS, TableSchema
+from .vocabulary import ExtractorType
 
 if TYPE_CHECKING:
     from .warehouses.base import Dialect, Warehouse

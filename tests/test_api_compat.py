@@ -7,6 +7,7 @@ import datetime
 import typing
 import zoneinfo
 
+import pytest
 from django.test import override_settings
 
 from smolqwery.checks import check_extractors
@@ -34,6 +35,30 @@ def test_extractor_module_names() -> None:
     assert hasattr(ExtractionManager, "get_extractors")
 
 
+def test_013_only_spellings_warn_with_the_release_that_removes_them() -> None:
+    """``ExtractionManager``, ``dataclass_to_schema`` and the module ``smolqwery.swallow`` are
+    0.1.3 spellings: they keep working, and say they go away in 2.0 and what replaces them."""
+    import importlib
+    import sys
+    import warnings
+
+    from smolqwery import compat
+    from smolqwery.extractor import ExtractionManager, dataclass_to_schema
+
+    with pytest.warns(DeprecationWarning, match=r"removed in smolqwery 2\.0: call extractor"):
+        assert dataclass_to_schema(readme.UserExtractor()).name == "user"
+    with pytest.warns(DeprecationWarning, match=r"ExtractionManager .*removed in smolqwery 2\.0"):
+        ExtractionManager()
+    sys.modules.pop("smolqwery.swallow", None)
+    with pytest.warns(DeprecationWarning, match=r"smolqwery\.swallow .*2\.0.*smolqwery\.compat"):
+        swallow = importlib.import_module("smolqwery.swallow")
+    assert swallow.Coconut is compat.Coconut
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the names that stay do not warn
+        assert compat.Coconut([]).tables == []
+        assert compat.legacy_table_schema is swallow.legacy_table_schema
+
+
 def test_sq_field_metadata() -> None:
     fields = {f.name: f for f in dataclasses.fields(readme.User)}
     assert fields["users"].metadata["sq"]["differentiate"] is True
@@ -43,7 +68,8 @@ def test_readme_user_extractor() -> None:
     from smolqwery.extractor import dataclass_to_schema
 
     extractor = readme.UserExtractor()
-    schema = dataclass_to_schema(extractor)
+    with pytest.warns(DeprecationWarning):
+        schema = dataclass_to_schema(extractor)
     assert schema == extractor.get_schema()
     assert schema.name == "user"
     assert extractor.get_date_field() == "date"
@@ -99,7 +125,8 @@ def test_extraction_manager_and_checks_with_readme_settings() -> None:
     from smolqwery.extractor import ExtractionManager
 
     with override_settings(SMOLQWERY_EXTRACTORS=README_PATHS):
-        extractors = list(ExtractionManager().get_extractors())
+        with pytest.warns(DeprecationWarning):
+            extractors = list(ExtractionManager().get_extractors())
         assert check_extractors() == []
     assert [type(e) for e in extractors] == [readme.UserExtractor, readme.EmailExtractor]
 

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from smolqwery.days import local_now, yesterday
 from smolqwery.errors import ConfigurationError
+from smolqwery.registry import load_extractor_class
 from smolqwery.runner import ExportReport, export
 from smolqwery.schema import TableSchema
-from smolqwery.settings import load_extractor_class
 from smolqwery.warehouses.base import Warehouse
 from tests.crashapp import hostile
 from tests.fixtures.crash import (

@@ -16,13 +16,12 @@ from django.test import override_settings
 from google.oauth2 import service_account
 
 from smolqwery.errors import ConfigurationError
+from smolqwery.registry import load_extractor_class, load_extractors
 from smolqwery.settings import (
     GOOGLE_SETTING_NAMES,
     CredentialsError,
     bigquery_credentials,
     get_settings,
-    load_extractor_class,
-    load_extractors,
     parse_date,
 )
 from tests.checkapp import keys

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..days import DayWindow as DayWindow  # re-exported: its home before 1.0
 from ..identifiers import validate_column_name, validate_table_name
 from ..schema import Column, TableSchema
 
@@ -39,15 +40,6 @@ LEDGER_COLUMNS: tuple[Column, ...] = (
     Column("run_id", "STRING", "REQUIRED", "Export run that wrote the day"),
     Column("exported_at", "TIMESTAMP", "REQUIRED", "When the day was committed"),
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class DayWindow:
-    """One local day: ``[start, end)`` from local midnight to the next (23 h or 25 h on DST)."""
-
-    day: datetime.date
-    start: datetime.datetime
-    end: datetime.datetime
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, SchemaMismatchError, WarehouseError
-from ..extractor import ExtractorType
 from ..identifiers import (
     quote_bigquery,
     validate_column_name,
@@ -40,8 +39,8 @@ from ..identifiers import (
     validate_project_id,
     validate_table_name,
 )
-from ..rows import arrow_schema
-from ..schema import Column, TableSchema
+from ..schema import Column, TableSchema, arrow_schema
+from ..vocabulary import ExtractorType
 from . import bigquery_errors, retry
 from .base import (
     LEDGER_COLUMNS,

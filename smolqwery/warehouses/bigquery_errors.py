@@ -122,9 +122,28 @@ def classify(exc: GoogleAPICallError, operation: str, target: Target | None) -> 
         return WarehouseAccessError(
             f"{operation}: {what}: grant the account smolqwery uses {role} on {where}{hint}"
         )
-    from .retry import describe
-
     return WarehouseError(one_line(f"{operation}: {describe(exc)}"))
+
+
+def describe(exc: BaseException, endpoint: str | None = None) -> str:
+    """A short description of a failure, free of credentials; names the endpoint it could
+    not reach (an emulator address mistyped in the settings shows at once)."""
+    import requests
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
+    if endpoint and isinstance(exc, (requests.ConnectionError, requests.Timeout, OSError)):
+        return f"cannot reach the BigQuery API at {endpoint} ({type(exc).__name__}: {exc})"
+
+    if isinstance(exc, auth_exc.GoogleAuthError) and not isinstance(exc, auth_exc.TransportError):
+        # Token endpoint answers may quote parts of the key: report the type only.
+        return (
+            f"authentication failed ({type(exc).__name__}): check the SMOLQWERY_GOOGLE_* or "
+            "SMOLQWERY_GOOGLE_CREDENTIALS_FILE settings"
+        )
+    if isinstance(exc, gexc.GoogleAPICallError):
+        return f"{exc.code} {type(exc).__name__}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 # -- refused before any call -----------------------------------------------------------------

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SchemaMismatchError, WarehouseError
-from ..extractor import ExtractorType
 from ..identifiers import quote_duckdb, validate_column_name, validate_dataset_name
 from ..identifiers import validate_table_name as _validate_table_name
-from ..rows import NUMERIC_PRECISION, NUMERIC_SCALE, arrow_schema
-from ..schema import Column, TableSchema
+from ..schema import NUMERIC_PRECISION, NUMERIC_SCALE, Column, TableSchema, arrow_schema
+from ..vocabulary import ExtractorType
 from .base import (
     LEDGER_COLUMNS,
     LEDGER_TABLE,

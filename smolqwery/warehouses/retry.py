@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..errors import WarehouseError
-from .bigquery_errors import Target, classify, one_line
+from .bigquery_errors import Target, classify, describe, one_line
 
 logger = logging.getLogger("smolqwery.warehouses.retry")
 
@@ -67,27 +67,6 @@ def is_transient(exc: BaseException) -> bool:
         message = (exc.message or "").lower()
         return any(m in message for m in TRANSIENT_MESSAGES)
     return False
-
-
-def describe(exc: BaseException, endpoint: str | None = None) -> str:
-    """A short description of a failure, free of credentials; names the endpoint it could
-    not reach (an emulator address mistyped in the settings shows at once)."""
-    import requests
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as auth_exc
-
-    if endpoint and isinstance(exc, (requests.ConnectionError, requests.Timeout, OSError)):
-        return f"cannot reach the BigQuery API at {endpoint} ({type(exc).__name__}: {exc})"
-
-    if isinstance(exc, auth_exc.GoogleAuthError) and not isinstance(exc, auth_exc.TransportError):
-        # Token endpoint answers may quote parts of the key: report the type only.
-        return (
-            f"authentication failed ({type(exc).__name__}): check the SMOLQWERY_GOOGLE_* or "
-            "SMOLQWERY_GOOGLE_CREDENTIALS_FILE settings"
-        )
-    if isinstance(exc, gexc.GoogleAPICallError):
-        return f"{exc.code} {type(exc).__name__}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def call(

@@ -1,4 +1,7 @@
-"""Option parsing shared by smolqwery's commands: days and counts with clear errors (D18)."""
+"""Option parsing shared by smolqwery's commands: days and counts with clear errors (D18).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 

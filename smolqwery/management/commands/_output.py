@@ -8,6 +8,8 @@
   already reports. For the command's duration, smolqwery's warnings (retries, a lock taken
   over...) go to the command's stderr instead, timestamped, and failures are not repeated.
   A project that configures logging keeps full control (0.1.3 defect D22).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

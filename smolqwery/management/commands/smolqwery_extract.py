@@ -1,4 +1,7 @@
-"""``manage.py smolqwery_extract``: export every complete local day not exported yet."""
+"""``manage.py smolqwery_extract``: export every complete local day not exported yet.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,9 @@ from typing import IO, Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from smolqwery.errors import ExportLockedError, SmolqweryError
-from smolqwery.locking import LeaseLostError
+from smolqwery.errors import ExportLockedError, LeaseLostError, SmolqweryError
+from smolqwery.exporter import export
 from smolqwery.reporting import format_summary, make_progress
-from smolqwery.runner import export
 
 from ._options import day_arg, non_negative_arg
 from ._output import SmolqweryCommand

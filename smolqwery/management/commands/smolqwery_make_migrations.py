@@ -1,4 +1,7 @@
-"""``manage.py smolqwery_make_migrations``: write the migration the extractors need."""
+"""``manage.py smolqwery_make_migrations``: write the migration the extractors need.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from smolqwery.days import local_now, yesterday
 from smolqwery.errors import SmolqweryError
+from smolqwery.preview import PreviewChunk, preview
 from smolqwery.reporting import format_failure
-from smolqwery.runner import PreviewChunk, preview
 
 from ._options import day_arg
 from ._output import SmolqweryCommand

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from smolqwery.errors import SmolqweryError
 from smolqwery.reporting import format_days
-from smolqwery.runner import table_status
+from smolqwery.status import table_status
 
 from ._options import non_negative_arg
 from ._output import SmolqweryCommand
