@@ -94,6 +94,10 @@ class SmolqwerySettings:
     database_alias: str = "default"
     #: Seconds ``smolqwery_status`` and the admin page wait for the warehouse, in all.
     status_deadline: float = 10.0
+    #: The Celery app ``--enqueue`` publishes with (dotted path); empty: Celery's current app.
+    celery_app: str = ""
+    #: The queue units are published to; empty: the app's default queue.
+    celery_queue: str = ""
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -243,6 +247,8 @@ def get_settings() -> SmolqwerySettings:
         lock_timeout=_positive("SMOLQWERY_LOCK_TIMEOUT", 3600.0),
         database_alias=str(_get("SMOLQWERY_DATABASE_ALIAS") or "default"),
         status_deadline=_positive("SMOLQWERY_STATUS_DEADLINE", 10.0),
+        celery_app=str(_get("SMOLQWERY_CELERY_APP") or ""),
+        celery_queue=str(_get("SMOLQWERY_CELERY_QUEUE") or ""),
     )
 
 
