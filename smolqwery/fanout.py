@@ -126,9 +126,9 @@ def run_jobs(plan: Plan, jobs: int, progress: Progress | None = None) -> ExportR
                         logger.error("unit %s: its process ended: %s", unit.describe(), exc)
                     _announce(progress, unit)
                     lease.renew()
+        return finish(plan, progress)
     finally:
         progress.close()
-    return finish(plan)
 
 
 def _lock_timeout() -> float:
@@ -217,9 +217,9 @@ def follow(
             if not unfinished or time.monotonic() - moved > stall:
                 break
             sleep(poll)
+        return finish(plan, progress)
     finally:
         progress.close()
-    return finish(plan)
 
 
 def _announce(progress: Progress, unit: Unit) -> None:
@@ -231,8 +231,9 @@ def _announce(progress: Progress, unit: Unit) -> None:
 # -- the report ----------------------------------------------------------------------------
 
 
-def finish(plan: Plan) -> ExportReport:
-    """The run's report from its units (and an ``ExportRun`` per extractor, as a run leaves)."""
+def finish(plan: Plan, progress: Progress | None = None) -> ExportReport:
+    """The run's report from its units (and an ``ExportRun`` per extractor, as a run leaves);
+    each extractor's outcome told to ``progress``, failures with their reason."""
     records = {r.unit_id: r for r in ExportUnit.objects.filter(run_id=plan.run_id)}
     report = ExportReport(run_id=plan.run_id, last_day=plan.last_day)
     results: dict[str, ExtractorResult] = {}
@@ -266,6 +267,9 @@ def finish(plan: Plan) -> ExportReport:
         result.status, result.error, result.exception = "failed", failure.error, failure.exception
     report.results = list(results.values())
     _record_runs(plan, report.results)
+    for result in report.results:
+        if progress is not None:
+            progress.extractor_finished(result)
     return report
 
 

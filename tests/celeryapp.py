@@ -21,7 +21,13 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     # Redis gives an unacknowledged message back after this long (RabbitMQ: when the connection
     # drops). Production: above the longest unit (docs/scaling.md).
-    broker_transport_options={"visibility_timeout": 10},
+    # kombu looks for such messages every unacked_restore_interval x unacked_restore_throttle
+    # seconds (10 x 10 by default): every second here.
+    broker_transport_options={
+        "visibility_timeout": 10,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    },
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )
