@@ -111,11 +111,13 @@ def local_yesterday() -> datetime.date:
 
 def warehouse_label(config: SmolqwerySettings) -> str:
     """Where the exports go, in words (from settings only: no credential, no client repr)."""
-    if config.warehouse == "duckdb":
-        return f"DuckDB file {config.duckdb_path}, schema {config.dataset}"
-    project = config.bigquery_project or (config.google_key_info or {}).get("project_id")
-    where = f"{project}.{config.dataset}" if project else config.dataset
-    return f"BigQuery dataset {where}"
+    from .errors import ConfigurationError
+    from .warehouses import backend_class
+
+    try:
+        return backend_class(config.warehouse).label(config)
+    except ConfigurationError:  # said where the warehouse is opened
+        return f"warehouse {config.warehouse}"
 
 
 def _row(status: TableStatus, last: datetime.date) -> TableOverview:

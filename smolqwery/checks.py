@@ -16,17 +16,18 @@ E005       ``SMOLQWERY_DATASET`` is not a valid dataset name
 E006       a table name is invalid or starts with the reserved ``smolqwery_``
 E007       ``SMOLQWERY_FIRST_DATE`` cannot be parsed
 W008       ``SMOLQWERY_FIRST_DATE`` is in the future (today in ``TIME_ZONE``)
-E009       BigQuery is chosen but no usable credentials are found
+E009       BigQuery is chosen but no usable credentials are found (the backend's check)
 E010       ``SMOLQWERY_DJANGO_APP`` is not an installed app label
 E011       any other invalid ``SMOLQWERY_*`` setting (``SMOLQWERY_DATABASE_ALIAS`` included)
-E012       the DuckDB warehouse is chosen, extractors are set, but duckdb is not installed
+E012       the chosen warehouse's package is not installed (duckdb when extractors are set;
+           google-cloud-bigquery) — the backend's check
 W013       extractors are set but ``SMOLQWERY_FIRST_DATE`` or ``SMOLQWERY_DJANGO_APP`` is not
 W014       the warehouse, ``SMOLQWERY_DATASET`` or the DuckDB file changed after the first export
 W015       ``TIME_ZONE`` changed after the first export (day boundaries would move)
 W020       a table made by 0.1.3 has DATE/INT64 where the dataclass says datetime/bool: a
            migration will rebuild it with the right types
-E030       BigQuery is chosen and a table exceeds its limits: more than 4 clustering
-           columns, a table description over 16,384 or a column one over 1,024 characters
+E030       the warehouse would refuse a table (BigQuery's limits: more than 4 clustering
+           columns, a table description over 16,384 or a column one over 1,024 characters)
 ========== ==========================================================================
 
 The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
@@ -35,7 +36,6 @@ The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defect
 from __future__ import annotations
 
 import datetime
-import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,7 +51,7 @@ from .identifiers import (
     validate_dataset_name,
     validate_table_name,
 )
-from .settings import bigquery_credentials, get_settings, parse_date
+from .settings import SmolqwerySettings, get_settings, parse_date
 
 __all__ = ["TAG", "check_extractors", "check_legacy_types", "check_settings"]
 
@@ -197,18 +197,35 @@ def check_settings(
         )
     if config.extractors:
         messages.extend(_needed_by_extractors())
-    if config.warehouse == "bigquery":
-        messages.extend(_credentials_messages(config))
-    elif config.extractors and importlib.util.find_spec("duckdb") is None:
-        messages.append(
-            Error(
-                "The DuckDB warehouse is chosen (SMOLQWERY_WAREHOUSE is 'duckdb' or unset) but "
-                "the duckdb package is not installed.",
-                hint="pip install 'smolqwery[duckdb]', or set SMOLQWERY_WAREHOUSE = 'bigquery'.",
-                id="smolqwery.E012",
-            )
-        )
+    messages.extend(_warehouse_messages(config))
     return messages
+
+
+def _warehouse_messages(config: SmolqwerySettings) -> list[CheckMessage]:
+    """The backend's own checks (E009, E012…), or E011 when there is no such backend."""
+    from .warehouses import backend_class
+
+    try:
+        backend = backend_class(config.warehouse)
+        backend.validate_settings(config)
+    except ConfigurationError as exc:
+        return [
+            Error(
+                str(exc),
+                hint="See the settings table in smolqwery's docs/configuration.md.",
+                id="smolqwery.E011",
+            )
+        ]
+    try:
+        return backend.check_settings(config)
+    except Exception as exc:  # a backend's check never crashes manage.py check
+        return [
+            Error(
+                f"the {backend.display_name} warehouse's checks failed ({type(exc).__name__}).",
+                hint="See the settings table in smolqwery's docs/configuration.md.",
+                id="smolqwery.E011",
+            )
+        ]
 
 
 def _needed_by_extractors() -> list[CheckMessage]:
@@ -227,30 +244,6 @@ def _needed_by_extractors() -> list[CheckMessage]:
         for name, what in needed.items()
         if not _is_set(name)
     ]
-
-
-def _credentials_messages(config: Any) -> list[CheckMessage]:
-    hint = (
-        "Set SMOLQWERY_GOOGLE_CREDENTIALS_FILE to a service-account key file, or the 0.1.3 "
-        "SMOLQWERY_GOOGLE_* settings, or configure Application Default Credentials "
-        "(GOOGLE_APPLICATION_CREDENTIALS or `gcloud auth application-default login`). "
-        "smolqwery never falls back to another warehouse."
-    )
-    try:
-        bigquery_credentials(config)
-    except ConfigurationError as exc:
-        # CredentialsError messages are written never to contain key material.
-        return [Error(str(exc), hint=hint, id="smolqwery.E009")]
-    except Exception as exc:
-        # A foreign message might quote a key: only its type is shown.
-        return [
-            Error(
-                f"BigQuery credentials could not be loaded ({type(exc).__name__}).",
-                hint=hint,
-                id="smolqwery.E009",
-            )
-        ]
-    return []
 
 
 def _extractor_paths() -> list[str]:
@@ -295,7 +288,7 @@ def check_extractors(
             messages.extend(schema_or_messages)
             continue
         schema = schema_or_messages
-        messages.extend(_bigquery_limit_messages(path, schema))
+        messages.extend(_warehouse_limit_messages(path, schema))
         table_owner = f"table {schema.name!r} of {path}"
         for name, what in [(schema.name, table_owner)] + [
             (view, f"view {view!r} of {path}") for view in _view_names(schema)
@@ -316,25 +309,25 @@ def check_extractors(
     return messages
 
 
-# -- BigQuery limits (E030): refused by BigQuery, accepted by the emulator and DuckDB ----------
+# -- the warehouse's limits (E030): BigQuery's, which the emulator and DuckDB accept ----------
 
 
-def _bigquery_limit_messages(path: str, schema: Any) -> list[CheckMessage]:
+def _warehouse_limit_messages(path: str, schema: Any) -> list[CheckMessage]:
+    from .warehouses import backend_class
+
     try:
-        if get_settings().warehouse != "bigquery":
-            return []
+        backend = backend_class(get_settings().warehouse)
     except Exception:  # invalid settings are E011's business
         return []
-    from .warehouses.bigquery_errors import limit_problems
-
     return [
         Error(
             f"extractor {path!r}: {problem}.",
-            hint="BigQuery would refuse to create the table; migrate would stop there.",
+            hint=f"{backend.display_name} would refuse to create the table; migrate would "
+            "stop there.",
             obj=path,
             id="smolqwery.E030",
         )
-        for problem in limit_problems(schema)
+        for problem in backend.table_problems(schema)
     ]
 
 
@@ -415,7 +408,7 @@ def check_legacy_types(
     an export refuses them."""
     if not _applies(app_configs):
         return []
-    from .migration_state import pending_rebuilds
+    from .migration_diff import pending_rebuilds
 
     try:
         pending = pending_rebuilds()

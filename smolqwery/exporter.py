@@ -51,6 +51,7 @@ __all__ = [
     "plan_days",
 ]
 
+# The logger of the 1.0 runner module: projects' LOGGING names it (docs/exporting.md).
 logger = logging.getLogger("smolqwery.runner")
 #: ``extra`` of a log record the command's output shows already (not repeated on stderr).
 REPORTED = {"smolqwery_reported": True}

@@ -393,15 +393,13 @@ _STATE_KEY = "dataset"
 
 def dataset_fingerprint(config: SmolqwerySettings) -> str:
     """A hash of the settings that shape the dataset (never of credentials)."""
+    from .warehouses import backend_class
+
     # The API endpoint is left out: another address to the same project is the same dataset.
-    where = (
-        str(config.duckdb_path)
-        if config.warehouse == "duckdb"
-        else config.bigquery_project or (config.google_key_info or {}).get("project_id")
-    )
+    backend = backend_class(config.warehouse)
     shape = [
-        config.warehouse,
-        where,
+        backend.vendor,
+        backend.location_of(config) or None,
         config.dataset,
         config.dataset_location,
         sorted(config.dataset_labels.items()),

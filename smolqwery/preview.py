@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PreviewChunk", "PreviewFailure", "preview"]
 
+# The logger of the 1.0 runner module: projects' LOGGING names it (docs/exporting.md).
 logger = logging.getLogger("smolqwery.runner")
 #: ``extra`` of a log record the command's output shows already (not repeated on stderr).
 REPORTED = {"smolqwery_reported": True}

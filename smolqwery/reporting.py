@@ -1,9 +1,9 @@
 """What an export shows while it runs: a progress bar on a terminal, plain lines in cron.
 
-The exporter calls the :class:`~smolqwery.exporter.Progress` callbacks; it never prints; this
-module is their consumer. The management command picks
-:class:`RichProgress` on a terminal and :class:`LineProgress` otherwise, both writing to the
-command's own output — logging configuration is left to the project (0.1.3 defect D22).
+The exporter never prints: it calls the :class:`~smolqwery.exporter.Progress` callbacks, which
+this module implements. The management command picks :class:`RichProgress` on a terminal and
+:class:`LineProgress` otherwise, both writing to the command's own output — logging
+configuration is left to the project (0.1.3 defect D22).
 
 Without a terminal (cron), every line starts with the local time, every day read gets a line
 (a year-long backfill is never silent for hours), and each failure is written once, on

@@ -1,7 +1,8 @@
 """Dataclass → warehouse columns.
 
 The result, :class:`TableSchema`, is plain data: it is what migrations carry as literals, what
-warehouses create and compare, and what the runner validates rows against.
+warehouses create and compare, and what rows are validated against. The Arrow type of each
+column (:func:`arrow_schema`) is decided here too, beside the warehouse type it carries.
 
 The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """

@@ -12,20 +12,22 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from django.conf import settings as django_settings
 
 from .errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from google.auth.credentials import Credentials
-
-WarehouseName = Literal["bigquery", "duckdb"]
-WAREHOUSES: tuple[WarehouseName, ...] = ("bigquery", "duckdb")
+#: A ``SMOLQWERY_WAREHOUSE`` value: a short name of :data:`WAREHOUSES` or the dotted path of a
+#: backend class (resolved by :func:`smolqwery.warehouses.backend_class`).
+WarehouseName = str
+#: The short names of the built-in backends.
+WAREHOUSES: tuple[str, ...] = ("bigquery", "duckdb")
+_DOTTED_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 #: The fields of a service-account JSON key, as split into settings by 0.1.3.
 GOOGLE_KEY_FIELDS = (
@@ -41,8 +43,6 @@ GOOGLE_KEY_FIELDS = (
     "client_x509_cert_url",
 )
 GOOGLE_SETTING_NAMES = tuple(f"SMOLQWERY_GOOGLE_{f.upper()}" for f in GOOGLE_KEY_FIELDS)
-#: The fields google-auth needs to build service-account credentials.
-GOOGLE_REQUIRED_FIELDS = ("private_key", "client_email", "token_uri")
 
 DEFAULT_DATASET = "smolqwery"
 DEFAULT_DUCKDB_FILENAME = "smolqwery.duckdb"
@@ -139,13 +139,17 @@ def _google_key_info() -> dict[str, str] | None:
 
 
 def _choose_warehouse(key_info: Mapping[str, str] | None, key_file: str | None) -> WarehouseName:
+    """The backend's short name or dotted path (imported when a warehouse is needed)."""
     explicit = _get("SMOLQWERY_WAREHOUSE")
     if explicit is not None:
-        if explicit not in WAREHOUSES:
+        if not isinstance(explicit, str) or not (
+            explicit in WAREHOUSES or _DOTTED_PATH.fullmatch(explicit)
+        ):
             raise ConfigurationError(
-                f"SMOLQWERY_WAREHOUSE must be one of {', '.join(WAREHOUSES)}, got {explicit!r}"
+                f"SMOLQWERY_WAREHOUSE must be one of {', '.join(WAREHOUSES)} or the dotted path "
+                f"of a warehouse backend class, got {explicit!r}"
             )
-        return explicit  # type: ignore[no-any-return]
+        return explicit
     # A 0.1.3 project (Google settings present, no SMOLQWERY_WAREHOUSE) keeps exporting to
     # BigQuery: never silently switch it to a local file.
     if key_info is not None or key_file:
@@ -252,78 +256,18 @@ def get_settings() -> SmolqwerySettings:
     )
 
 
-class CredentialsError(ConfigurationError):
-    """No usable Google credentials; the message never contains key material."""
+#: Names that moved into the BigQuery backend (:mod:`smolqwery.warehouses.bigquery_auth`),
+#: still importable from here for code written against 1.0 previews.
+_MOVED = {
+    "CredentialsError": "smolqwery.warehouses.bigquery_auth",
+    "GOOGLE_REQUIRED_FIELDS": "smolqwery.warehouses.bigquery_auth",
+    "bigquery_credentials": "smolqwery.warehouses.bigquery_auth",
+}
 
 
-def _require_project(project: str | None, source: str) -> str:
-    """Never leave the project to the client's own guess (0.1.3 defect D16)."""
-    if not project:
-        raise CredentialsError(
-            f"no Google Cloud project is known: set SMOLQWERY_BIGQUERY_PROJECT (or {source})"
-        )
-    return project
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
 
-
-def bigquery_credentials(config: SmolqwerySettings) -> tuple[Credentials, str | None]:
-    """Credentials and project, from the split settings, a key file, or ADC — in that order.
-
-    The project comes from ``SMOLQWERY_BIGQUERY_PROJECT``, else the key's ``project_id``, else
-    ADC's: never from ``GOOGLE_CLOUD_PROJECT`` behind the key's back (0.1.3 defect D16).
-    """
-    from google.auth import default as google_default
-    from google.auth.credentials import AnonymousCredentials
-    from google.auth.exceptions import DefaultCredentialsError
-    from google.oauth2 import service_account
-
-    if config.bigquery_anonymous:
-        return AnonymousCredentials(), config.bigquery_project  # type: ignore[no-untyped-call]
-    if config.google_key_info is not None:
-        missing = [
-            f"SMOLQWERY_GOOGLE_{f.upper()}"
-            for f in GOOGLE_REQUIRED_FIELDS
-            if not config.google_key_info.get(f)
-        ]
-        if missing:
-            raise CredentialsError(
-                f"BigQuery credentials are incomplete: {', '.join(missing)} not set"
-            )
-        try:
-            creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-                dict(config.google_key_info)
-            )
-        except (ValueError, TypeError) as exc:
-            # The library's message may quote the key; never repeat it.
-            raise CredentialsError(
-                "BigQuery credentials from SMOLQWERY_GOOGLE_* are invalid "
-                f"({type(exc).__name__}): check SMOLQWERY_GOOGLE_PRIVATE_KEY and "
-                "SMOLQWERY_GOOGLE_CLIENT_EMAIL"
-            ) from None
-        project = config.bigquery_project or config.google_key_info.get("project_id")
-        return creds, _require_project(project, "SMOLQWERY_GOOGLE_PROJECT_ID")
-    if config.google_credentials_file:
-        path = config.google_credentials_file
-        if not os.path.isfile(path):
-            raise CredentialsError(
-                f"SMOLQWERY_GOOGLE_CREDENTIALS_FILE points to {path!r}, which is not a file"
-            )
-        try:
-            creds = service_account.Credentials.from_service_account_file(path)  # type: ignore[no-untyped-call]
-        except (ValueError, TypeError, OSError) as exc:
-            raise CredentialsError(
-                f"SMOLQWERY_GOOGLE_CREDENTIALS_FILE {path!r} is not a valid service-account key "
-                f"({type(exc).__name__})"
-            ) from None
-        return creds, _require_project(
-            config.bigquery_project or creds.project_id, "the key file's project_id"
-        )
-    try:
-        creds, project = google_default(scopes=["https://www.googleapis.com/auth/bigquery"])  # type: ignore[no-untyped-call]
-    except DefaultCredentialsError:
-        raise CredentialsError(
-            "SMOLQWERY_WAREHOUSE is 'bigquery' but no credentials were found: set "
-            "SMOLQWERY_GOOGLE_CREDENTIALS_FILE to a service-account key file, or the "
-            "SMOLQWERY_GOOGLE_* settings, or configure Application Default Credentials "
-            "(gcloud auth application-default login / GOOGLE_APPLICATION_CREDENTIALS)"
-        ) from None
-    return creds, _require_project(config.bigquery_project or project, "GOOGLE_CLOUD_PROJECT")
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,10 @@
-"""SQL of the views smolqwery creates on top of export tables, per warehouse dialect.
+"""SQL of the views smolqwery creates on top of export tables, written once for every backend.
 
 Views are rendered when a migration is applied (not when it is written), from the table schema
-the migration carries, for the dialect of the warehouse it is applied to: the same migration
-file works on BigQuery and on DuckDB. Every identifier is validated before it is quoted; no value
-is ever formatted into SQL.
+the migration carries, with the SQL fragments (``ops``, :mod:`smolqwery.warehouses.ops`) of the
+warehouse it is applied to: the same migration file works on every backend, and a new backend
+changes nothing here. Every identifier is validated before it is quoted; no value is ever
+formatted into SQL.
 
 Kinds of views:
 
@@ -26,12 +27,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from .identifiers import quote_bigquery, quote_duckdb, validate_column_name, validate_table_name
+from .identifiers import validate_table_name
 from .schema import ROLLUP_PERIODS, TableSchema
 from .vocabulary import ExtractorType
 
 if TYPE_CHECKING:
-    from .warehouses.base import Dialect, Warehouse
+    from .warehouses.base import Warehouse
+    from .warehouses.ops import BaseOperations
 
 ViewKind = Literal["delta", "week", "month"]
 VIEW_KINDS: tuple[str, ...] = ("delta", *ROLLUP_PERIODS)
@@ -59,39 +61,26 @@ def views_of(table: TableSchema) -> list[tuple[str, str]]:
     return out
 
 
-def quote_column(dialect: Dialect, name: str) -> str:
-    """One validated, quoted column name in ``dialect``."""
-    validate_column_name(name)
-    return quote_bigquery(name) if dialect == "bigquery" else quote_duckdb(name)
-
-
-def _day_gap(dialect: Dialect, day: str, previous: str) -> str:
-    """SQL giving the number of days from ``previous`` to ``day`` (both DATE expressions)."""
-    if dialect == "bigquery":
-        return f"DATE_DIFF({day}, {previous}, DAY)"
-    return f"date_diff('day', {previous}, {day})"
-
-
 def render_delta(table: TableSchema, warehouse: Warehouse) -> str:
     """The ``<table>_delta`` view (see the module docstring for its semantics)."""
     if table.kind is not ExtractorType.date_aggregated:
         raise ValueError(f"table {table.name!r}: delta views need a date-aggregated table")
     if not table.differentiated:
         raise ValueError(f"table {table.name!r} has no differentiated column")
-    dialect = warehouse.dialect
-    day = quote_column(dialect, table.date_column)
+    ops = warehouse.ops
+    day = ops.column(table.date_column)
     window = f"OVER (ORDER BY {day})"
     previous_day = f"LAG({day}) {window}"
     select: list[str] = []
     for col in table.columns:
-        name = quote_column(dialect, col.name)
+        name = ops.column(col.name)
         if not col.differentiate:
             select.append(name)
             continue
         select.append(
             "CASE"
             f" WHEN {previous_day} IS NULL THEN {name}"
-            f" WHEN {_day_gap(dialect, day, previous_day)} = 1"
+            f" WHEN {ops.day_gap_sql(day, previous_day)} = 1"
             f" THEN {name} - LAG({name}) {window}"
             f" END AS {name}"
         )
@@ -113,21 +102,6 @@ def rollup_days_column(table: TableSchema) -> str:
     raise ValueError(f"table {table.name!r} uses every name of {ROLLUP_DAYS_COLUMNS}")
 
 
-def _period_start(dialect: Dialect, period: str, day: str) -> str:
-    """SQL of the first day of the ISO week / month of ``day`` (a DATE expression)."""
-    if dialect == "bigquery":
-        part = {"week": "ISOWEEK", "month": "MONTH"}[period]
-        return f"DATE_TRUNC({day}, {part})"
-    # DuckDB's 'week' is the ISO week (Monday); the cast keeps the column a DATE.
-    return f"CAST(date_trunc('{period}', {day}) AS DATE)"
-
-
-def _sum(dialect: Dialect, column_type: str, expr: str) -> str:
-    if dialect == "duckdb" and column_type == "INT64":
-        return f"CAST(SUM({expr}) AS BIGINT)"  # DuckDB widens SUM(BIGINT) to HUGEINT
-    return f"SUM({expr})"
-
-
 def render_rollup(period: str, table: TableSchema, warehouse: Warehouse) -> str:
     """The ``<table>_week`` / ``<table>_month`` view (see the module docstring).
 
@@ -138,24 +112,24 @@ def render_rollup(period: str, table: TableSchema, warehouse: Warehouse) -> str:
         raise ValueError(f"unknown rollup period {period!r}: expected one of {ROLLUP_PERIODS}")
     if table.kind is not ExtractorType.date_aggregated:
         raise ValueError(f"table {table.name!r}: {period} views need a date-aggregated table")
-    dialect = warehouse.dialect
-    day = quote_column(dialect, table.date_column)
-    start = _period_start(dialect, period, day)
+    ops: BaseOperations = warehouse.ops
+    day = ops.column(table.date_column)
+    start = ops.period_start_sql(period, day)
     inner = [f"{start} AS p", f"{day} AS d", f"MAX({day}) OVER (PARTITION BY {start}) AS l"]
     outer = [
         f"p AS {day}",
-        f"COUNT(*) AS {quote_column(dialect, rollup_days_column(table))}",
+        f"COUNT(*) AS {ops.column(rollup_days_column(table))}",
     ]
     for index, col in enumerate(table.columns):
         if col.name == table.date_column or col.type not in _NUMERIC_TYPES:
             continue
         alias = f"c{index}"
-        inner.append(f"{quote_column(dialect, col.name)} AS {alias}")
-        name = quote_column(dialect, col.name)
+        name = ops.column(col.name)
+        inner.append(f"{name} AS {alias}")
         if col.differentiate:
             outer.append(f"MAX(CASE WHEN d = l THEN {alias} END) AS {name}")
         else:
-            outer.append(f"{_sum(dialect, col.type, alias)} AS {name}")
+            outer.append(f"{ops.sum_sql(col.type, alias)} AS {name}")
     inner_sql = ",\n    ".join(inner)
     outer_sql = ",\n  ".join(outer)
     return (
@@ -182,7 +156,7 @@ VIEW_RENDERERS: dict[str, ViewRenderer] = {
 
 
 def render_view_sql(kind: str, table: TableSchema, warehouse: Warehouse) -> str:
-    """The SQL of the view of ``kind`` on ``table``, in the dialect of ``warehouse``."""
+    """The SQL of the view of ``kind`` on ``table``, with the SQL fragments of ``warehouse``."""
     try:
         renderer = VIEW_RENDERERS[kind]
     except KeyError:

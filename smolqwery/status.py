@@ -49,6 +49,7 @@ __all__ = [
     "table_status",
 ]
 
+# The logger of the 1.0 runner module: projects' LOGGING names it (docs/exporting.md).
 logger = logging.getLogger("smolqwery.runner")
 
 

@@ -11,4 +11,5 @@ from .compat.migration_files import Coconut, legacy_table_schema
 
 __all__ = ["Coconut", "legacy_table_schema"]
 
-deprecated("smolqwery.swallow", "import Coconut from smolqwery.compat", stacklevel=2)
+# 3: the file importing this module (a migration file, usually; warnings skips importlib).
+deprecated("smolqwery.swallow", "import Coconut from smolqwery.compat", stacklevel=3)

@@ -172,23 +172,9 @@ def plan_days(
 
 
 def check_table(warehouse: Warehouse, table: TableSchema) -> None:
-    """The warehouse table must exist with the layout the extractor produces."""
-    columns = warehouse.get_table_columns(table.name)
-    if columns is None:
-        raise ConfigurationError(
-            f"table {table.name!r} does not exist in the warehouse: run "
-            "manage.py smolqwery_make_migrations, then manage.py migrate"
-        )
-    found = TableSchema(
-        name=table.name, columns=columns, kind=table.kind, date_column=table.date_column
-    )
-    differences = table.differences(found)
-    if differences:
-        raise ConfigurationError(
-            f"table {table.name!r} in the warehouse does not match the extractor's dataclass ("
-            + "; ".join(differences)
-            + "): run manage.py smolqwery_make_migrations, then manage.py migrate"
-        )
+    """The warehouse table must exist with the layout the extractor produces (the comparison
+    every backend shares: :meth:`Warehouse.check_layout`)."""
+    warehouse.check_layout(table)
 
 
 @dataclasses.dataclass
@@ -455,7 +441,7 @@ def _replace(
     windows = day_windows(unit.days, tz)
     converter = RowConverter(extractor, table, chunk_rows=chunk_rows)
     chunks = converter.record_batches(windows, counts, on_day)
-    if spool and warehouse.dialect == "duckdb":
+    if spool and warehouse.ops.capabilities.single_writer:
         with tempfile.TemporaryDirectory(prefix="smolqwery-unit-") as tmp:
             try:
                 path = _spool(chunks, Path(tmp) / "rows.arrow")

@@ -42,12 +42,19 @@ class Change:
 
 
 def current_values(config: SmolqwerySettings) -> dict[str, str]:
-    """The remembered fields, as the settings give them now."""
-    duckdb = config.warehouse == "duckdb" and config.duckdb_path is not None
+    """The remembered fields, as the settings give them now.
+
+    ``warehouse`` is the backend's vendor name (a short name and the dotted path of one backend
+    are the same warehouse); ``duckdb_path`` holds the backend's :meth:`recorded_location`
+    (the file of a file-backed warehouse, empty otherwise).
+    """
+    from .warehouses import backend_class
+
+    backend = backend_class(config.warehouse)
     return {
-        "warehouse": config.warehouse,
+        "warehouse": backend.vendor,
         "dataset": config.dataset,
-        "duckdb_path": str(config.duckdb_path) if duckdb else "",
+        "duckdb_path": backend.recorded_location(config),
         "time_zone": str(getattr(django_settings, "TIME_ZONE", None) or "UTC"),
     }
 
@@ -94,12 +101,16 @@ def changes(config: SmolqwerySettings) -> list[Change]:
             )
         )
     elif record.duckdb_path != now["duckdb_path"]:
+        from .warehouses import backend_class
+
+        backend = backend_class(config.warehouse)
+        setting, noun = backend.location_setting, backend.location_noun
         out.append(
             Change(
-                "SMOLQWERY_DUCKDB_PATH",
-                f"the DuckDB file is now {now['duckdb_path']} but the exports {since} are in "
+                setting,
+                f"the {noun} is now {now['duckdb_path']} but the exports {since} are in "
                 f"{record.duckdb_path}",
-                f"Set SMOLQWERY_DUCKDB_PATH = {record.duckdb_path!r}; or move the file to "
+                f"Set {setting} = {record.duckdb_path!r}; or move the {noun} to "
                 f"{now['duckdb_path']} (or start an empty one there) and {accept}.",
             )
         )

@@ -29,6 +29,7 @@ from smolqwery.runner import export
 from smolqwery.schema import Column, TableSchema, build_table_schema
 from smolqwery.sql_views import render_view_sql, rollup_days_column, views_of
 from smolqwery.warehouses.base import Warehouse
+from smolqwery.warehouses.testing import fetch_rows
 
 from .activityapp.extractors import (
     ActiveMembers,
@@ -513,7 +514,7 @@ def test_rollup_views_match_sums_of_the_daily_table(warehouse: Warehouse) -> Non
     load_with_views(warehouse, MIXED, rows)
     assert rollup_days_column(MIXED) == "days_present"
     for period in ("week", "month"):
-        got = warehouse.fetch_rows(f"mixed_{period}", order_by=["date"])
+        got = fetch_rows(warehouse, f"mixed_{period}", order_by=["date"])
         expected = expected_rollup(MIXED, rows, period)
         assert list(got[0]) == [
             "date",
@@ -552,7 +553,7 @@ def test_rollup_of_a_null_running_total_on_the_last_day(duckdb_warehouse: Wareho
         for r in rows
     ]
     load_with_views(duckdb_warehouse, MIXED, full)
-    week = duckdb_warehouse.fetch_rows("mixed_week")
+    week = fetch_rows(duckdb_warehouse, "mixed_week")
     assert [(r["date"], r["days_present"], r["n"], r["total"], r["balance"]) for r in week] == [
         (D(2024, 1, 1), 2, 3, 3, None)
     ]
@@ -570,10 +571,10 @@ def test_count_per_day_end_to_end_rollups(warehouse: Warehouse) -> None:
     rows = [{"date": d, **extract_one(extractor, d)} for d in days]
     load_with_views(warehouse, table, rows)
     for period in ("week", "month"):
-        got = warehouse.fetch_rows(f"items_per_day_{period}", order_by=["date"])
+        got = fetch_rows(warehouse, f"items_per_day_{period}", order_by=["date"])
         assert got == expected_rollup(table, rows, period)
     # The weekly count of the week of the spring change matches a count of the source rows.
-    week = {r["date"]: r for r in warehouse.fetch_rows("items_per_day_week")}[D(2024, 3, 25)]
+    week = {r["date"]: r for r in fetch_rows(warehouse, "items_per_day_week")}[D(2024, 3, 25)]
     start, end = day_window(D(2024, 3, 25), PARIS).start, day_window(D(2024, 3, 31), PARIS).end
     source = Item.objects.filter(created_at__gte=start, created_at__lt=end).count()
     assert week["count"] == source and week["days"] == 5  # 03-27 and 03-28 not exported
@@ -621,11 +622,11 @@ def test_exported_by_the_runner(warehouse: Warehouse, settings: Any) -> None:
     days = date_range(D(2024, 3, 25), D(2024, 4, 2))
     counts = expected_counts((i.created_at for i in items), days, PARIS)
     active = expected_active(visits, days, PARIS)
-    got_counts = warehouse.fetch_rows("items_per_day", order_by=["date"])
+    got_counts = fetch_rows(warehouse, "items_per_day", order_by=["date"])
     assert got_counts == [{"date": d, **counts[d]} for d in days]
-    got_active = warehouse.fetch_rows("active_members", order_by=["date"])
+    got_active = fetch_rows(warehouse, "active_members", order_by=["date"])
     assert got_active == [{"date": d, **active[d]} for d in days]
-    weeks = warehouse.fetch_rows("items_per_day_week", order_by=["date"])
+    weeks = fetch_rows(warehouse, "items_per_day_week", order_by=["date"])
     assert weeks == [
         {
             "date": D(2024, 3, 25),

@@ -1,4 +1,7 @@
-"""The public API of smolqwery 0.1.3 keeps working: names, ``sq_field``, the README's extractors."""
+"""The public API of smolqwery 0.1.3 keeps working: names, ``sq_field``, the README's extractors.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smolqwery.warehouses.bigquery import BigQueryWarehouse
+from smolqwery.warehouses.testing import fetch_rows
 
 from .fixtures.emulator import Emulator
 from .fixtures.warehouses import make_batch
@@ -159,7 +160,7 @@ def test_lost_answers_never_load_or_commit_twice(
     assert (lossy.lost, lossy.conflicts, lossy.submissions) == (lost, lost, 2 + lost)
     stored = [
         r["user_id"]
-        for r in wh.fetch_rows("events", order_by=["user_id"])
+        for r in fetch_rows(wh, "events", order_by=["user_id"])
         if r["timestamp"].astimezone(paris(2024, 3, day).tzinfo).date() == batch.first_day
     ]
     assert stored == list(range(hours))

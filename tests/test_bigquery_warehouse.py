@@ -33,6 +33,7 @@ from smolqwery.warehouses.bigquery import (
     write_parquet,
 )
 from smolqwery.warehouses.retry import is_transient
+from smolqwery.warehouses.testing import fetch_rows
 
 from .fixtures.emulator import Emulator
 from .fixtures.warehouses import make_batch, record_batches
@@ -209,7 +210,7 @@ def test_a_409_on_a_load_that_succeeded_is_picked_up_not_loaded_twice(
         again = bigquery_warehouse._run_job("load", submit, lambda n: f"{base}_g{n}")
     assert first.job_id == again.job_id == f"{base}_g0"
     assert "exists already (DONE): polling it" in caplog.text
-    assert len(bigquery_warehouse.fetch_rows(staging)) == 5
+    assert len(fetch_rows(bigquery_warehouse, staging)) == 5
 
 
 @pytest.mark.emulator
@@ -231,7 +232,7 @@ def test_a_failed_load_job_is_run_again_under_a_new_id(
     assert job.job_id == f"{base}_g1"
     assert job.error_result is None
     assert bigquery_warehouse.client.get_job(f"{base}_g0").error_result["reason"] == "invalid"
-    assert len(bigquery_warehouse.fetch_rows(staging)) == 5
+    assert len(fetch_rows(bigquery_warehouse, staging)) == 5
 
 
 @pytest.mark.emulator
@@ -255,7 +256,7 @@ def test_a_load_that_fails_by_itself_is_reported_at_once(
     assert message.startswith("replace days: load: 400 BadRequest")
     assert "\n" not in message
     assert "retrying" not in caplog.text
-    assert bigquery_warehouse.fetch_rows(staging) == []
+    assert fetch_rows(bigquery_warehouse, staging) == []
 
 
 @pytest.mark.emulator
@@ -281,7 +282,7 @@ def test_a_query_job_found_by_a_409_is_polled_never_resubmitted(
     for _ in range(2):
         job = wh._run_job("insert", submit, lambda n: f"{base}_g{n}")
         assert job.job_id == f"{base}_g0"
-    assert [r["users"] for r in wh.fetch_rows("daily_totals")] == [7]
+    assert [r["users"] for r in fetch_rows(wh, "daily_totals")] == [7]
 
 
 @pytest.mark.emulator
@@ -298,7 +299,7 @@ def test_each_load_generation_has_its_own_staging_table_all_dropped(
     bigquery_warehouse.create_table(EVENTS)
     bigquery_warehouse.replace_days(batch)
     assert [t for t in bigquery_warehouse.list_tables() if t.startswith("smolqwery_staging")] == []
-    assert [r["user_id"] for r in bigquery_warehouse.fetch_rows("events")] == [1]
+    assert [r["user_id"] for r in fetch_rows(bigquery_warehouse, "events")] == [1]
 
 
 def test_replace_days_in_a_dataset_elsewhere_without_ensure(bigquery_emulator: Emulator) -> None:
@@ -312,7 +313,7 @@ def test_replace_days_in_a_dataset_elsewhere_without_ensure(bigquery_emulator: E
     wh.create_table(EVENTS)
     wh.replace_days(make_batch(EVENTS, D(2024, 5, 1), rows=[event(paris(2024, 5, 1), 1)]))
     assert wh._location() == "EU"
-    assert [r["user_id"] for r in wh.fetch_rows("events")] == [1]
+    assert [r["user_id"] for r in fetch_rows(wh, "events")] == [1]
 
 
 def test_write_parquet_streams_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -368,7 +369,7 @@ def test_permanent_failures_are_reported_at_once(
         caplog.at_level(logging.WARNING, logger="smolqwery"),
         pytest.raises(WarehouseError) as info,
     ):
-        bigquery_warehouse.fetch_rows("no_such_table")
+        fetch_rows(bigquery_warehouse, "no_such_table")
     assert "read rows of no_such_table" in str(info.value)
     assert "404" in str(info.value)
     assert "retrying" not in caplog.text

@@ -1,4 +1,7 @@
-"""System checks: one test per id, plus "never crash" and "nothing required when unused"."""
+"""System checks: one test per id, plus "never crash" and "nothing required when unused".
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ consistent (rows and ledger committed together, nothing else); after running the
 again, every day holds exactly its source rows once.
 
 Each kill point gets a fresh scenario; scenarios run a few at a time.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

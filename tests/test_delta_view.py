@@ -13,6 +13,7 @@ from smolqwery.extractor import ExtractorType
 from smolqwery.schema import Column, TableSchema
 from smolqwery.sql_views import render_view_sql, view_name, views_of
 from smolqwery.warehouses.base import Warehouse
+from smolqwery.warehouses.testing import fetch_rows
 
 from .fixtures.warehouses import make_batch
 
@@ -49,7 +50,7 @@ def _load(wh: Warehouse, table: TableSchema, rows: Sequence[Mapping[str, Any]]) 
 
 
 def _delta(wh: Warehouse, table: TableSchema, column: str) -> list[tuple[D, Any]]:
-    rows = wh.fetch_rows(table.delta_view_name, order_by=["date"])
+    rows = fetch_rows(wh, table.delta_view_name, order_by=["date"])
     return [(r["date"], r[column]) for r in rows]
 
 
@@ -68,7 +69,7 @@ def test_readme_example(warehouse: Warehouse) -> None:
         _row(D(2022, 1, 3), 35, label=None, ratio=3.5),
     ]
     _load(warehouse, USER, rows)
-    view = warehouse.fetch_rows("user_delta", order_by=["date"])
+    view = fetch_rows(warehouse, "user_delta", order_by=["date"])
     assert [(r["date"], r["users"]) for r in view] == [
         (D(2022, 1, 1), 10),
         (D(2022, 1, 2), 10),
@@ -137,7 +138,7 @@ def test_null_values(warehouse: Warehouse) -> None:
 
 def test_single_day_and_empty_table(warehouse: Warehouse) -> None:
     _load(warehouse, USER, [])
-    assert warehouse.fetch_rows("user_delta") == []
+    assert fetch_rows(warehouse, "user_delta") == []
     warehouse.replace_days(make_batch(USER, D(2022, 5, 1), rows=[_row(D(2022, 5, 1), 7)]))
     assert _delta(warehouse, USER, "users") == [(D(2022, 5, 1), 7)]
 

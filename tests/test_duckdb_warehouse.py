@@ -15,6 +15,7 @@ from smolqwery.errors import WarehouseError
 from smolqwery.extractor import ExtractorType
 from smolqwery.schema import Column, TableSchema
 from smolqwery.warehouses.duckdb import DuckDBWarehouse, string_literal
+from smolqwery.warehouses.testing import fetch_rows
 
 from .fixtures.warehouses import make_batch
 
@@ -170,7 +171,7 @@ def test_a_schema_named_like_the_file_is_not_ambiguous(
     create_view(wh, "user_delta", "delta", DAILY)
     day = datetime.date(2024, 5, 1)
     wh.replace_days(make_batch(DAILY, day, rows=[{"date": day, "users": 3}]))
-    assert wh.fetch_rows("user_delta") == [{"date": day, "users": 3}]
+    assert fetch_rows(wh, "user_delta") == [{"date": day, "users": 3}]
     assert wh.get_table_columns("user") is not None
     assert wh.table_description("user_delta") is not None
     assert set(wh.list_tables()) >= {"user", "user_delta", "events"}
@@ -195,7 +196,7 @@ def test_views_survive_a_renamed_file(duckdb_warehouse: DuckDBWarehouse, tmp_pat
     copy = shutil.copy(duckdb_warehouse.path, tmp_path / "backup.duckdb")
     moved = DuckDBWarehouse(copy, duckdb_warehouse.dataset)
     assert moved.catalog == "backup"
-    assert moved.fetch_rows("user_delta") == [{"date": day, "users": 3}]
+    assert fetch_rows(moved, "user_delta") == [{"date": day, "users": 3}]
 
 
 def test_rows_are_produced_in_the_calling_thread(duckdb_warehouse: DuckDBWarehouse) -> None:
@@ -217,4 +218,4 @@ def test_rows_are_produced_in_the_calling_thread(duckdb_warehouse: DuckDBWarehou
     duckdb_warehouse.create_table(DAILY)
     duckdb_warehouse.replace_days(make_batch(DAILY, day, rows=rows, chunks=chunks()))
     assert threads == {threading.get_ident()}
-    assert duckdb_warehouse.fetch_rows("user") == rows
+    assert fetch_rows(duckdb_warehouse, "user") == rows

@@ -54,6 +54,7 @@ from smolqwery.models import ExportLock, ExportRun
 from smolqwery.runner import export, table_status
 from smolqwery.sql_views import render_view_sql
 from smolqwery.warehouses.base import LEDGER_TABLE, DayBatch, Warehouse
+from smolqwery.warehouses.testing import fetch_rows
 from tests.exportapp import machine
 from tests.exportapp.models import Event
 from tests.exportapp.testing import PARIS, UTC, YEAR
@@ -430,7 +431,7 @@ class ExactlyOnce(RuleBasedStateMachine):
         _, statuses = table_status(warehouse=wh)  # type: ignore[arg-type]
         missing = {s.table: set(s.missing_days) for s in statuses}
         assert all(not s.error for s in statuses), [s.error for s in statuses]
-        entries = wh.fetch_rows(LEDGER_TABLE)
+        entries = fetch_rows(wh, LEDGER_TABLE)
         held_rows: dict[str, list[dict[str, Any]]] = {}
         for table in (EVENT_TABLE.name, TOTAL_TABLE.name):
             ledger = {e["day"]: e["rows"] for e in entries if e["table_name"] == table}
@@ -438,7 +439,7 @@ class ExactlyOnce(RuleBasedStateMachine):
             exported = model.exported.get(table, {})
             assert ledger == {d: len(r) for d, r in exported.items()}, table
             held: dict[datetime.date, list[tuple[Any, ...]]] = {}
-            rows = held_rows[table] = wh.fetch_rows(table)
+            rows = held_rows[table] = fetch_rows(wh, table)
             keys = [row_key(table, r) for r in rows]
             duplicates = [k for k, n in Counter(keys).items() if n > 1]
             assert not duplicates, (table, duplicates)
@@ -455,7 +456,7 @@ class ExactlyOnce(RuleBasedStateMachine):
                 else:
                     assert day in missing[table], (table, day, "not in the ledger, not missing")
         totals = held_rows[TOTAL_TABLE.name]
-        delta = wh.fetch_rows(TOTAL_TABLE.delta_view_name)
+        delta = fetch_rows(wh, TOTAL_TABLE.delta_view_name)
         assert sorted((r["date"], r["events"], r["amount"]) for r in delta) == expected_delta(
             totals
         )

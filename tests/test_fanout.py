@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from smolqwery.warehouses.testing import fetch_rows
 from tests.crashapp.fanout_extractors import EXTRACTORS
 from tests.crashapp.killswitch import PLAN_ENV, Plan
 from tests.fixtures.brokers import Broker, Workers
@@ -63,7 +64,7 @@ def problems(scenario: Scenario) -> list[str]:
     out: list[str] = []
     with scenario.warehouse() as wh:
         for table in EVENT_TABLES:
-            rows = wh.fetch_rows(table, order_by=["id"])
+            rows = fetch_rows(wh, table, order_by=["id"])
             ids = [r["id"] for r in rows]
             if len(ids) != len(set(ids)):
                 out.append(f"{table}: duplicated ids")
@@ -78,7 +79,7 @@ def problems(scenario: Scenario) -> list[str]:
                 out.append(f"ledger of {table}: {ledger}")
         for table in DAILY_TABLES:
             daily: dict[datetime.date, list[int]] = {}
-            for r in wh.fetch_rows(table, order_by=["date"]):
+            for r in fetch_rows(wh, table, order_by=["date"]):
                 daily.setdefault(r["date"], []).append(r["events"])
             want = {d: [len(e)] for d, e in source.items()}
             if daily != want:
@@ -162,7 +163,7 @@ def test_the_same_message_delivered_twice_leaves_one_copy(
     )
     with scenario.warehouse() as wh:
         for table in ("fan_event_1", "fan_event_2"):
-            rows = wh.fetch_rows(table)
+            rows = fetch_rows(wh, table)
             assert (
                 len(rows)
                 == len({r["id"] for r in rows})

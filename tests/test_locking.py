@@ -1,5 +1,8 @@
 """The export lock (D6): one export at a time, expired leases taken over, and exactly-once even
-when a run loses its lease in the middle."""
+when a run loses its lease in the middle.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from smolqwery.models import ExportLock, ExportRun
 from smolqwery.reporting import Progress
 from smolqwery.runner import export
 from smolqwery.warehouses.base import Warehouse
+from smolqwery.warehouses.testing import fetch_rows
 from tests.exportapp.extractors import EventExtractor
 from tests.exportapp.testing import (
     EVENTS,
@@ -172,7 +176,7 @@ def test_d06_exactly_once_even_when_a_run_loses_its_lease(
     expected = source_counts(date_range(d(6, 1), d(6, 9)), PARIS)
     assert ledger_counts(warehouse, "event_row") == expected
     assert exported_counts(warehouse, "event_row", PARIS) == expected
-    rows = [(r["timestamp"], r["amount"]) for r in warehouse.fetch_rows("event_row")]
+    rows = [(r["timestamp"], r["amount"]) for r in fetch_rows(warehouse, "event_row")]
     assert len(rows) == len(set(rows)) == sum(expected.values())
     a = ExportRun.objects.exclude(run_id=outcome["b"].run_id).get()
     assert a.status == "failed" and "taken over" in a.error and a.days == 3

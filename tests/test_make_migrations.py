@@ -1,6 +1,8 @@
 """``smolqwery_make_migrations`` through real ``manage.py`` processes on a throw-away project.
 
 Generated files go to a temporary migrations package of ``tests.migapp`` (``MIGRATION_MODULES``).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from smolqwery.warehouses.testing import fetch_rows
 
 from .migapp.harness import Project
 
@@ -328,13 +332,13 @@ def test_0_1_3_bool_and_datetime_columns_are_rebuilt_with_their_rows(project: Pr
         ("opened", "BOOL"),
     ]
     midnight = datetime.datetime(2022, 3, 7, tzinfo=datetime.timezone.utc)
-    assert wh.fetch_rows("flags", order_by=["timestamp"]) == [
+    assert fetch_rows(wh, "flags", order_by=["timestamp"]) == [
         {"timestamp": midnight, "opened": True},
         {"timestamp": midnight + datetime.timedelta(days=1), "opened": False},
     ]
 
     project.manage("migrate", "migapp", "0001")
-    assert wh.fetch_rows("flags", order_by=["timestamp"]) == [
+    assert fetch_rows(wh, "flags", order_by=["timestamp"]) == [
         {"timestamp": datetime.date(2022, 3, 7), "opened": 1},
         {"timestamp": datetime.date(2022, 3, 8), "opened": 0},
     ]

@@ -19,6 +19,7 @@ import pytest
 from smolqwery.extractor import ExtractorType
 from smolqwery.schema import Column, TableSchema
 from smolqwery.warehouses.base import Warehouse
+from smolqwery.warehouses.testing import fetch_rows
 
 from .fixtures.warehouses import make_batch
 from .migapp.harness import Project
@@ -98,7 +99,7 @@ def test_migrate_creates_dataset_partitioned_tables_and_views(
             for i, n in enumerate([10, 20, 35])
         ]
         wh.replace_days(make_batch(user, day, day + datetime.timedelta(days=2), rows))
-        assert [r["users"] for r in wh.fetch_rows("user_delta", order_by=["date"])] == [10, 10, 15]
+        assert [r["users"] for r in fetch_rows(wh, "user_delta", order_by=["date"])] == [10, 10, 15]
     if target.emulator is not None:
         client = target.emulator.client()
         for name, field in (("user", "date"), ("email", "timestamp")):

@@ -19,14 +19,15 @@ from django.db.migrations.writer import MigrationWriter
 from django.test import utils as test_utils
 
 import smolqwery.operations
-from smolqwery.errors import ConfigurationError, SchemaError, SchemaMismatchError
-from smolqwery.extractor import ExtractorType
-from smolqwery.migration_state import (
-    LEGACY_VIEW_KIND,
+from smolqwery.errors import (
+    ConfigurationError,
+    SchemaError,
+    SchemaMismatchError,
     TableChangedError,
-    plan_changes,
-    state_from_migrations,
 )
+from smolqwery.extractor import ExtractorType
+from smolqwery.migration_diff import plan_changes
+from smolqwery.migration_state import LEGACY_VIEW_KIND, state_from_migrations
 from smolqwery.operations import (
     CreateWarehouseTable,
     CreateWarehouseView,

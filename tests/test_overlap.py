@@ -5,6 +5,8 @@ holds the lock in the middle of a transaction (it is paused there by the kill sw
 ``--wait``; after the lock holder was killed on another host (its lease must expire, then be
 taken over; on this host it is taken over at once, ``tests/test_dead_holder.py``); and
 a holder stalled past its lease, which must stop rather than write over its successor.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

@@ -53,6 +53,9 @@ def test_wheel_contents(wheel: Path) -> None:
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "Requires-Dist: django>=4.2" in text
     assert "Provides-Extra: duckdb" in text
+    assert "Provides-Extra: bigquery" in text
+    google = [line for line in text.splitlines() if line.startswith("Requires-Dist: google")]
+    assert google and all('extra == "bigquery"' in line for line in google), google
     assert "Requires-Python: >=3.10" in text
 
 

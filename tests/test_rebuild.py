@@ -2,6 +2,8 @@
 
 0.1.3 stored ``bool`` fields as INT64 and ``datetime`` fields as DATE. ``rebuild_table`` turns
 such a table into the right layout with every row kept, atomically, and back without loss.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from smolqwery.extractor import ExtractorType
 from smolqwery.schema import Column, TableSchema
 from smolqwery.warehouses.base import NOT_A_BOOL, Warehouse
 from smolqwery.warehouses.duckdb import DuckDBWarehouse
+from smolqwery.warehouses.testing import fetch_rows
 from tests.fixtures.warehouses import make_batch
 
 UTC = datetime.timezone.utc
@@ -97,7 +100,7 @@ def test_rebuild_keeps_every_row_and_reverses_exactly(wh: Warehouse) -> None:
 
     assert wh.rebuild_table(LEGACY, FIXED) is True
     assert layout(wh) == [(c.name, c.type, c.mode) for c in FIXED.columns]
-    assert wh.fetch_rows("flags", order_by=["label"]) == [converted(r) for r in OLD_ROWS]
+    assert fetch_rows(wh, "flags", order_by=["label"]) == [converted(r) for r in OLD_ROWS]
     assert next(c.description for c in wh.get_table_columns("flags") or ()) == "When"
     assert wh.exported_days("flags") == ledger  # the days stay exported
     assert not any(name.startswith("smolqwery_rebuild") for name in wh.list_tables())
@@ -115,7 +118,7 @@ def test_rebuild_keeps_every_row_and_reverses_exactly(wh: Warehouse) -> None:
 
     assert wh.rebuild_table(FIXED, LEGACY) is True
     assert layout(wh) == [(c.name, c.type, c.mode) for c in LEGACY.columns]
-    back = wh.fetch_rows("flags", order_by=["label"])
+    back = fetch_rows(wh, "flags", order_by=["label"])
     assert back[:3] == OLD_ROWS  # the old rows come back exactly
     assert back[3] == {"timestamp": D(2022, 3, 11), "opened": 1, "seen": None, "label": "d"}
 
@@ -126,7 +129,7 @@ def test_an_int_that_is_not_a_bool_stops_the_rebuild_and_changes_nothing(wh: War
     with pytest.raises(WarehouseError, match=NOT_A_BOOL):
         wh.rebuild_table(LEGACY, FIXED)
     assert layout(wh) == [(c.name, c.type, c.mode) for c in LEGACY.columns]
-    assert wh.fetch_rows("flags", order_by=["label"]) == sorted(rows, key=lambda r: r["label"])
+    assert fetch_rows(wh, "flags", order_by=["label"]) == sorted(rows, key=lambda r: r["label"])
     assert not any(name.startswith("smolqwery_rebuild") for name in wh.list_tables())
 
 
@@ -162,6 +165,6 @@ def test_rebuild_there_and_back_is_lossless(rows: list[dict[str, Any]]) -> None:
         wh.ensure_dataset()
         fill(wh, rows)
         wh.rebuild_table(LEGACY, FIXED)
-        assert wh.fetch_rows("flags", order_by=["label"]) == [converted(r) for r in rows]
+        assert fetch_rows(wh, "flags", order_by=["label"]) == [converted(r) for r in rows]
         wh.rebuild_table(FIXED, LEGACY)
-        assert wh.fetch_rows("flags", order_by=["label"]) == rows
+        assert fetch_rows(wh, "flags", order_by=["label"]) == rows

@@ -34,6 +34,7 @@ from smolqwery.days import day_window
 from smolqwery.errors import RowError, SchemaError
 from smolqwery.rows import RowConverter
 from smolqwery.warehouses.base import DayBatch, Warehouse
+from smolqwery.warehouses.testing import fetch_rows
 
 PARIS = ZoneInfo("Europe/Paris")
 DAY = datetime.date(2024, 3, 31)  # 23 hours long in Paris
@@ -260,11 +261,11 @@ def check_case(warehouse: Warehouse, case: Case) -> None:
     if case.bad is not None:
         with pytest.raises(RowError):
             warehouse.replace_days(batch)
-        assert warehouse.fetch_rows(table_name) == []
+        assert fetch_rows(warehouse, table_name) == []
         assert warehouse.exported_days(table_name) == {}
         return
     warehouse.replace_days(batch)
-    got = warehouse.fetch_rows(table_name, order_by=["row_no"])
+    got = fetch_rows(warehouse, table_name, order_by=["row_no"])
     assert len(got) == len(case.rows)
     for want, back in zip(case.rows, got, strict=True):
         if case.kind is ExtractorType.date_aggregated:

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from smolqwery.errors import ConfigurationError
-from smolqwery.settings import bigquery_credentials, get_settings
+from smolqwery.settings import get_settings
+from smolqwery.warehouses.bigquery_auth import bigquery_credentials
 from tests.fixtures.crash import (
     EXTRACTORS,
     NO_AMBIENT_CREDENTIALS,

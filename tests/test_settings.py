@@ -19,11 +19,10 @@ from smolqwery.errors import ConfigurationError
 from smolqwery.registry import load_extractor_class, load_extractors
 from smolqwery.settings import (
     GOOGLE_SETTING_NAMES,
-    CredentialsError,
-    bigquery_credentials,
     get_settings,
     parse_date,
 )
+from smolqwery.warehouses.bigquery_auth import CredentialsError, bigquery_credentials
 from tests.checkapp import keys
 
 REPO = Path(__file__).resolve().parent.parent
@@ -396,3 +395,13 @@ def test_anonymous_credentials_for_the_emulator(bare: None, no_adc: None) -> Non
     creds, project = _bigquery(SMOLQWERY_BIGQUERY_ANONYMOUS=True, SMOLQWERY_BIGQUERY_PROJECT="emu")
     assert isinstance(creds, AnonymousCredentials)
     assert project == "emu"
+
+
+def test_credentials_names_moved_into_the_backend_stay_importable() -> None:
+    import smolqwery.settings as settings_module
+    from smolqwery.warehouses import bigquery_auth
+
+    assert settings_module.bigquery_credentials is bigquery_auth.bigquery_credentials
+    assert settings_module.CredentialsError is bigquery_auth.CredentialsError
+    with pytest.raises(AttributeError):
+        settings_module.no_such_name  # noqa: B018

@@ -11,6 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from smolqwery.models import ExportRun
 from smolqwery.runner import export, table_status
@@ -208,22 +211,19 @@ def test_the_command_and_the_admin_page_agree(
         overview = build_overview()
     tables = json.loads(out)["tables"]
     rows = {row.table: row for row in overview.tables}
+    assert_agree(tables, overview)
+    events = next(t for t in tables if t["table"] == "event_row")
+    assert (events["first_day"], events["exported_days"]) == (f"{YEAR}-06-01", 5)
+    assert events["missing_days"][0] == f"{YEAR}-06-04"
+    assert events["last_run"].startswith("failed ")
+    assert rows["event_row"].last_run == moved
+
+
+def assert_agree(tables: list[dict[str, Any]], overview: Any) -> None:
+    """The command's JSON and the admin page's rows say the same of every table."""
     assert overview.error == ""
     assert [t["table"] for t in tables] == [row.table for row in overview.tables]
-    for table in tables:
-        row = rows[table["table"]]
-        page = {
-            "first_day": row.first_day.isoformat() if row.first_day else None,
-            "last_day": row.last_day.isoformat() if row.last_day else None,
-            "exported_days": row.exported_days,
-            "missing": row.missing_days,
-            "first_missing": row.first_missing.isoformat() if row.first_missing else None,
-            "lag": row.lag_days,
-            "last_run": f"{row.last_run_state} "
-            f"{timezone.localtime(row.last_run.started_at):%Y-%m-%d %H:%M}"
-            if row.last_run
-            else "",
-        }
+    for table, row in zip(tables, overview.tables, strict=True):
         missing = table["missing_days"]
         command = {
             "first_day": table["first_day"],
@@ -234,9 +234,88 @@ def test_the_command_and_the_admin_page_agree(
             "lag": table["lag"],
             "last_run": table["last_run"],
         }
+        started = timezone.localtime(row.last_run.started_at) if row.last_run else None
+        page = {
+            "first_day": row.first_day.isoformat() if row.first_day else None,
+            "last_day": row.last_day.isoformat() if row.last_day else None,
+            "exported_days": row.exported_days,
+            "missing": row.missing_days,
+            "first_missing": row.first_missing.isoformat() if row.first_missing else None,
+            "lag": row.lag_days,
+            "last_run": f"{row.last_run_state} {started:%Y-%m-%d %H:%M}" if started else "",
+        }
         assert command == page, table["table"]
-    events = next(t for t in tables if t["table"] == "event_row")
-    assert (events["first_day"], events["exported_days"]) == (f"{YEAR}-06-01", 5)
-    assert events["missing_days"][0] == f"{YEAR}-06-04"
-    assert events["last_run"].startswith("failed ")
-    assert rows["event_row"].last_run == moved
+
+
+WINDOW = 12  # days before yesterday a ledger may hold
+
+TABLES = {"event_row": EventExtractor, "daily_events": DailyEventsExtractor}
+RUN_PATHS = [EVENTS, DAILY, "tests.elsewhere.EventExtractor"]
+
+
+@st.composite
+def ledgers(draw: st.DrawFn) -> dict[str, Any]:
+    """Exported days per table, where ``SMOLQWERY_FIRST_DATE`` sits among them, and runs
+    recorded under the tables' own or other extractor paths."""
+    offsets = st.sets(st.integers(0, WINDOW - 1), max_size=WINDOW)
+    return {
+        "days": {table: draw(offsets) for table in TABLES},
+        "first": draw(st.integers(0, WINDOW - 1)),
+        "runs": draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(RUN_PATHS),
+                    st.sampled_from(["event_row", "daily_events"]),
+                    st.sampled_from(["success", "failed", "running"]),
+                    st.integers(0, 600),
+                ),
+                max_size=4,
+            )
+        ),
+    }
+
+
+@hyp_settings(
+    max_examples=8,  # each builds a DuckDB file (about 0.6 s); the agreement is structural
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=ledgers())
+def test_property_the_command_and_the_admin_page_always_agree(
+    settings: Any, tmp_path_factory: pytest.TempPathFactory, case: dict[str, Any]
+) -> None:
+    """Whatever the ledger holds, wherever the first date is, whoever wrote the last run."""
+    from smolqwery.admin_views import build_overview
+    from smolqwery.warehouses.duckdb import DuckDBWarehouse
+    from tests.fixtures.warehouses import make_batch
+
+    last = NOW.date() - datetime.timedelta(days=1)
+    path = tmp_path_factory.mktemp("agree") / "warehouse.duckdb"
+    wh = DuckDBWarehouse(path, "agree", busy_timeout=10)
+    try:
+        wh.ensure_dataset()
+        for table, cls in TABLES.items():
+            schema = cls().get_schema()
+            wh.create_table(schema)
+            for offset in sorted(case["days"][table]):
+                day = last - datetime.timedelta(days=offset)
+                wh.replace_days(make_batch(schema, day, run_id="r"))
+    finally:
+        wh.close()
+    settings.SMOLQWERY_WAREHOUSE = "duckdb"
+    settings.SMOLQWERY_DUCKDB_PATH = str(path)
+    settings.SMOLQWERY_DATASET = "agree"
+    configurer(settings)([EVENTS, DAILY], last - datetime.timedelta(days=case["first"]))
+    ExportRun.objects.all().delete()
+    for i, (extractor, table, state, minutes) in enumerate(case["runs"]):
+        ExportRun.objects.create(
+            run_id=f"run-{i}",
+            extractor=extractor,
+            table_name=table,
+            started_at=NOW - datetime.timedelta(minutes=minutes),
+            status=state,
+        )
+    with at(NOW):
+        out, _ = status("--format", "json")
+        overview = build_overview()
+    assert_agree(json.loads(out)["tables"], overview)

@@ -30,7 +30,12 @@ def _name(requirement: str) -> str:
 def _lower_bounds() -> dict[str, str]:
     """``name → version`` of every ``>=`` bound of the runtime dependencies and user extras."""
     extras = PROJECT["optional-dependencies"]
-    requirements = PROJECT["dependencies"] + extras["duckdb"] + extras["progress"]
+    requirements = [
+        *PROJECT["dependencies"],
+        *extras["duckdb"],
+        *extras["bigquery"],
+        *extras["progress"],
+    ]
     bounds = {}
     for requirement in requirements:
         match = re.search(r">=\s*([\w.]+)", requirement)

@@ -1,7 +1,10 @@
-"""One suite, run against both warehouses: DuckDB on a file, BigQuery on the local emulator.
+"""One suite, run against every warehouse backend: DuckDB on a file, BigQuery on the local
+emulator, and a third backend written outside the product (:mod:`tests.thirdbackend`),
+configured by its dotted path.
 
-Every test taking ``warehouse`` runs twice (``[duckdb]`` and ``[bigquery]``), each time on a
-fresh file or dataset whose ``ensure_dataset()`` already ran.
+Every test taking ``warehouse`` runs once per backend (``[duckdb]``, ``[bigquery]``,
+``[thirdbackend]``), each time on a fresh file or dataset whose ``ensure_dataset()`` already ran.
+A new backend passes this suite by adding one parameter below.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from smolqwery.extractor import ExtractorType
 from smolqwery.rows import arrow_schema
 from smolqwery.schema import Column, TableSchema
 from smolqwery.warehouses.base import LEDGER_TABLE, LEGACY_FINGERPRINT, Warehouse
+from smolqwery.warehouses.duckdb import DuckDBWarehouse
+from smolqwery.warehouses.testing import fetch_rows
 
 from .fixtures.emulator import Emulator
-from .fixtures.warehouses import PARIS, WAREHOUSES, make_batch, record_batches
+from .fixtures.warehouses import PARIS, WAREHOUSE_PARAMS, WAREHOUSES, make_batch, record_batches
+from .thirdbackend import DOTTED_PATH, EmbeddedWarehouse
 
 D = datetime.date
 UTC = datetime.timezone.utc
@@ -79,17 +85,42 @@ def daily(day: datetime.date, users: int) -> dict[str, Any]:
     return {"date": day, "users": users}
 
 
+@pytest.fixture
+def thirdbackend_warehouse(settings: Any, tmp_path: Path) -> Iterator[Warehouse]:
+    """The third backend, chosen the way a project chooses it: ``SMOLQWERY_WAREHOUSE`` set to
+    its dotted path."""
+    from smolqwery.warehouses import get_warehouse
+
+    settings.SMOLQWERY_WAREHOUSE = DOTTED_PATH
+    settings.SMOLQWERY_DUCKDB_PATH = str(tmp_path / "third.duckdb")
+    settings.SMOLQWERY_DATASET = "smolqwery_tests"
+    wh = get_warehouse()
+    assert type(wh) is EmbeddedWarehouse
+    wh.ensure_dataset()
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+@pytest.fixture(params=[*WAREHOUSE_PARAMS, "thirdbackend"])
+def warehouse(request: pytest.FixtureRequest) -> Warehouse:
+    """Each backend in turn (this module's tests run once per backend)."""
+    wh: Warehouse = request.getfixturevalue(f"{request.param}_warehouse")
+    return wh
+
+
 def paris(y: int, m: int, d: int, hh: int = 12, mm: int = 0) -> datetime.datetime:
     return datetime.datetime(y, m, d, hh, mm, tzinfo=PARIS)
 
 
 def ids(wh: Warehouse) -> list[int]:
-    return [r["user_id"] for r in wh.fetch_rows("events", order_by=["timestamp", "user_id"])]
+    return [r["user_id"] for r in fetch_rows(wh, "events", order_by=["timestamp", "user_id"])]
 
 
 def description_of(wh: Warehouse, name: str) -> str | None:
     """A table's description, read through each warehouse's own means."""
-    if wh.dialect == "duckdb":
+    if isinstance(wh, DuckDBWarehouse):
         return wh.table_description(name)  # type: ignore[attr-defined,no-any-return]
     table = wh.get_table(name)  # type: ignore[attr-defined]
     return None if table is None else (table.description or "")
@@ -99,7 +130,7 @@ def fill_without_ledger(wh: Warehouse, table: TableSchema, values: list[Any]) ->
     """Rows written the way smolqwery 0.1.3 did: straight into the table, no ledger."""
     col = table.date_column
     other = [c for c in table.columns if c.name != col]
-    if wh.dialect == "duckdb":
+    if isinstance(wh, DuckDBWarehouse):
         import duckdb
 
         con = duckdb.connect(str(wh.path))  # type: ignore[attr-defined]
@@ -265,12 +296,12 @@ def test_views_are_created_replaced_and_dropped(warehouse: Warehouse) -> None:
     warehouse.create_or_replace_view(
         "big_days", f"SELECT date, users FROM {_q(warehouse)} WHERE users > 4", "Busy days"
     )
-    assert warehouse.fetch_rows("big_days") == [{"date": D(2024, 5, 2), "users": 5}]
+    assert fetch_rows(warehouse, "big_days") == [{"date": D(2024, 5, 2), "users": 5}]
     assert description_of(warehouse, "big_days") == "Busy days"
     warehouse.create_or_replace_view(
         "big_days", f"SELECT date, users FROM {_q(warehouse)} WHERE users > 1", "Days"
     )
-    assert [r["users"] for r in warehouse.fetch_rows("big_days", order_by=["date"])] == [3, 5]
+    assert [r["users"] for r in fetch_rows(warehouse, "big_days", order_by=["date"])] == [3, 5]
     assert description_of(warehouse, "big_days") == "Days"
     warehouse.drop_view("big_days")
     assert "big_days" not in warehouse.list_tables()
@@ -292,7 +323,7 @@ def test_replace_days_writes_rows_and_the_ledger(warehouse: Warehouse) -> None:
     rows = [event(paris(2024, 5, 1, 9), 1), event(paris(2024, 5, 1, 23, 59), 2)]
     rows.append(event(paris(2024, 5, 3, 0, 0), 3, None))
     warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 3), rows, run_id="r1"))
-    got = warehouse.fetch_rows("events", order_by=["timestamp"])
+    got = fetch_rows(warehouse, "events", order_by=["timestamp"])
     assert got == [
         {"timestamp": r["timestamp"].astimezone(UTC), "user_id": r["user_id"], "kind": r["kind"]}
         for r in rows
@@ -343,7 +374,7 @@ def test_replace_a_day_with_no_rows_empties_it(warehouse: Warehouse) -> None:
         make_batch(DAILY, D(2024, 5, 1), rows=[{"date": D(2024, 5, 1), "users": 3}])
     )
     warehouse.replace_days(make_batch(DAILY, D(2024, 5, 1)))
-    assert warehouse.fetch_rows("daily_totals") == []
+    assert fetch_rows(warehouse, "daily_totals") == []
     assert warehouse.exported_days("daily_totals")[D(2024, 5, 1)].rows == 0
 
 
@@ -418,7 +449,7 @@ def test_rows_outside_the_batch_days_are_refused(warehouse: Warehouse) -> None:
 
 def test_fetch_rows_of_a_missing_table_names_it(warehouse: Warehouse) -> None:
     with pytest.raises(WarehouseError, match="read rows of no_such_table"):
-        warehouse.fetch_rows("no_such_table")
+        fetch_rows(warehouse, "no_such_table")
 
 
 def test_many_rows_in_many_chunks(warehouse: Warehouse) -> None:
@@ -487,7 +518,7 @@ EXACT_VALUES: list[dict[str, Any]] = [
 def test_all_eight_types_round_trip_exactly(warehouse: Warehouse) -> None:
     warehouse.create_table(ALL_TYPES)
     warehouse.replace_days(make_batch(ALL_TYPES, D(1960, 2, 29), D(1960, 3, 3), EXACT_VALUES))
-    got = warehouse.fetch_rows("all_types", order_by=["date"])
+    got = fetch_rows(warehouse, "all_types", order_by=["date"])
     assert len(got) == len(EXACT_VALUES)
     for row, expected in zip(got, EXACT_VALUES, strict=True):
         assert set(row) == set(expected)
@@ -564,8 +595,8 @@ def test_identifiers_that_inject_sql_are_rejected_before_any_call(
         lambda: unreachable.create_or_replace_view(bad, "SELECT 1"),
         lambda: unreachable.drop_view(bad),
         lambda: unreachable.exported_days(bad),
-        lambda: unreachable.fetch_rows(bad),
-        lambda: unreachable.fetch_rows("ok", order_by=[bad]),
+        lambda: fetch_rows(unreachable, bad),
+        lambda: fetch_rows(unreachable, "ok", order_by=[bad]),
         lambda: unreachable.replace_days(make_batch(bad_column, D(2024, 1, 1))),
         lambda: unreachable.legacy_days(bad_table, PARIS, D(2024, 1, 1), D(2024, 1, 2)),
         lambda: unreachable.adopt_legacy_days(bad_table, D(2024, 1, 1), D(2024, 1, 2), PARIS, "r"),
@@ -664,7 +695,7 @@ def test_d20_adopt_legacy_days_counts_rows_per_local_day(warehouse: Warehouse) -
         D(2024, 5, 2): (2, LEGACY_FINGERPRINT, "adopt"),
     }
     # Rows are only counted, never changed.
-    assert len(warehouse.fetch_rows("events")) == 5
+    assert len(fetch_rows(warehouse, "events")) == 5
     # Twice is harmless: the ledger knows the table now, nothing is adopted again.
     assert warehouse.adopt_legacy_days(EVENTS, D(2024, 4, 1), D(2024, 5, 9), PARIS, "x") == 0
     assert {e.run_id for e in warehouse.exported_days("events").values()} == {"adopt"}

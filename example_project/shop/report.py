@@ -10,6 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from smolqwery.warehouses import get_warehouse
+from smolqwery.warehouses.testing import fetch_rows
 
 #: Columns that place a row in time, in the order they are looked for when sorting.
 TIME_COLUMNS = ("date", "timestamp", "day")
@@ -60,7 +61,7 @@ def render_table(name: str, last: int) -> str:
     with get_warehouse() as warehouse:
         if name not in warehouse.list_tables():
             raise ValueError(f"no table or view {name!r} in the warehouse")
-        rows = sorted(warehouse.fetch_rows(name), key=_sort_key)
+        rows = sorted(fetch_rows(warehouse, name), key=_sort_key)
     heading = f"{name}: {len(rows)} rows" + (f", last {last}" if len(rows) > last else "")
     if not rows:
         return heading + "\n"
@@ -71,6 +72,6 @@ def render_tables() -> str:
     """Every table and view of the dataset with its number of rows."""
     with get_warehouse() as warehouse:
         names = warehouse.list_tables()
-        counts = {name: len(warehouse.fetch_rows(name)) for name in names}
+        counts = {name: len(fetch_rows(warehouse, name)) for name in names}
     rows = [{"table or view": n, "rows": counts[n]} for n in names]
     return text_table(rows, ["table or view", "rows"]) + "\n"

@@ -1,26 +1,47 @@
-"""The one contract every warehouse implements.
+"""The one contract every warehouse backend implements, and the algorithms written once for all.
 
-Migrations and the export runner talk only to :class:`Warehouse`; they never know whether rows
-end up in BigQuery or in the embedded DuckDB file. Both implementations keep the same layout: the
-export tables, their ``<table>_delta`` views, and a ledger table recording which days are
-exported (so finding pending days never scans an export table).
+Migrations and the export runner talk only to :class:`Warehouse`; they never know which
+warehouse rows end up in. Every backend keeps the same layout: the export tables, their views,
+and a ledger table recording which days are exported (so finding pending days never scans an
+export table).
+
+A backend is a subclass, chosen by ``SMOLQWERY_WAREHOUSE`` (a short name or its dotted path, like
+Django's ``ENGINE``). It brings:
+
+- its connection and the vendor steps of the algorithms below (small methods, ``_stage``,
+  ``_apply``, ``_fetch``, ``_execute``…), plus the table and view DDL;
+- ``ops``: its SQL fragments (:class:`~smolqwery.warehouses.ops.BaseOperations`), with its
+  capabilities and type mapper;
+- its settings: :meth:`Warehouse.from_settings`, :meth:`Warehouse.validate_settings`, its
+  ``manage.py check`` messages (:meth:`Warehouse.check_settings`), its label and location.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import functools
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ..days import DayWindow as DayWindow  # re-exported: its home before 1.0
+from ..errors import SchemaMismatchError, WarehouseError
 from ..identifiers import validate_column_name, validate_table_name
 from ..schema import Column, TableSchema
+from .ops import BaseOperations, Params
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from django.core.checks import CheckMessage
 
+    from ..settings import SmolqwerySettings
+
+logger = logging.getLogger("smolqwery.warehouses")
+
+#: Former name of the vendor names; a backend's is :attr:`Warehouse.vendor`.
 Dialect = Literal["bigquery", "duckdb"]
 
 #: Name of the table recording exported days, in the export dataset.
@@ -31,6 +52,8 @@ OUTSIDE_DAYS = "some rows fall outside the days of the batch; nothing was change
 RESERVED_PREFIX = "smolqwery_"
 #: Schema fingerprint of ledger entries adopted from a table filled by smolqwery 0.1.3.
 LEGACY_FINGERPRINT = "legacy-0.1.3"
+#: What to do when a table is missing or has another layout than its extractor's.
+MIGRATE_HINT = "run manage.py smolqwery_make_migrations, then manage.py migrate"
 
 LEDGER_COLUMNS: tuple[Column, ...] = (
     Column("table_name", "STRING", "REQUIRED", "Export table the day belongs to"),
@@ -40,6 +63,20 @@ LEDGER_COLUMNS: tuple[Column, ...] = (
     Column("run_id", "STRING", "REQUIRED", "Export run that wrote the day"),
     Column("exported_at", "TIMESTAMP", "REQUIRED", "When the day was committed"),
 )
+
+
+def ledger_schema(clustering: tuple[str, ...] = ()) -> TableSchema:
+    """The ledger as a table (one row per exported table and day)."""
+    from ..vocabulary import ExtractorType
+
+    return TableSchema(
+        name=LEDGER_TABLE,
+        columns=LEDGER_COLUMNS,
+        kind=ExtractorType.date_aggregated,
+        date_column="day",
+        description="Days exported by smolqwery, one row per table and day",
+        clustering=clustering,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,12 +139,102 @@ class DayBatch:
 
 
 class Warehouse(ABC):
-    """Where export tables live. One instance per process; not thread-safe."""
+    """Where export tables live: a backend. One instance per process; not thread-safe.
 
-    #: SQL dialect, for the SQL of views (:mod:`smolqwery.sql_views`).
-    dialect: Dialect
+    **The replace contract** (:meth:`replace_days`), which every backend keeps:
+
+    - *replaying a batch leaves one copy*: replacing days removes every row of those days
+      before it adds the batch's, and rewrites their ledger entries; and
+    - *a batch is visible whole or not at all*: readers see the table and the ledger before
+      the batch or after it, never in between, and a failure at any step leaves both as they
+      were (the days stay pending and are exported again).
+
+    :meth:`replace_days` is the one algorithm — stage the rows, check their days, replace the
+    days, write the ledger — and a backend supplies its steps: :meth:`_replacement` (the unit
+    of work: a transaction, a script, or whatever makes :meth:`_apply` all or nothing),
+    :meth:`_stage` (the rows somewhere readable that no reader sees) and :meth:`_apply` (the
+    checks, then the changes, at once). A backend with transactions runs the changes in one
+    (DuckDB), or in one script whose checks come first (BigQuery). A backend without
+    transactions keeps the contract another way: by writing each day's partition whole, in a
+    write that replaces that partition atomically, and the ledger last — a replayed batch then
+    overwrites its days instead of adding to them, and a batch stopped halfway leaves days
+    without ledger entries, which are pending and exported again, never counted twice. (Its
+    readers may see some days of a batch before the others: the contract then holds per day,
+    and the backend's docstring must say so.)
+    """
+
+    #: Short name of the backend ("duckdb"): what ``WarehouseRecord`` remembers and the
+    #: status shows. Two classes with one vendor write the same place.
+    vendor: ClassVar[str]
+    #: The backend's name for people ("DuckDB").
+    display_name: ClassVar[str]
+    #: The backend's SQL fragments, capabilities and types.
+    ops_class: ClassVar[type[BaseOperations]] = BaseOperations
+    #: The setting naming :meth:`recorded_location`, and what it is in words.
+    location_setting: ClassVar[str] = ""
+    location_noun: ClassVar[str] = "location"
     #: Dataset (BigQuery) or schema (DuckDB) holding the export tables.
     dataset: str
+
+    @functools.cached_property
+    def ops(self) -> BaseOperations:
+        return self.ops_class(self)
+
+    @property
+    def dialect(self) -> str:
+        """Former name of :attr:`vendor`."""
+        return self.vendor
+
+    # -- the backend: settings, checks, labels ---------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def from_settings(
+        cls, config: SmolqwerySettings, *, deadline: float | None = None, read_only: bool = False
+    ) -> Warehouse:
+        """The warehouse the settings describe.
+
+        ``deadline`` (seconds) bounds each request and each wait (readers that must answer
+        fast pass ``SMOLQWERY_STATUS_DEADLINE``); ``read_only``: the caller only reads (a
+        backend may then refuse to create anything).
+        """
+
+    @classmethod  # noqa: B027 - an optional hook
+    def validate_settings(cls, config: SmolqwerySettings) -> None:
+        """Raise :class:`~smolqwery.errors.ConfigurationError` for settings this backend cannot
+        work with (called before a warehouse is opened, and by ``manage.py check``; cheap, no
+        connection)."""
+
+    @classmethod
+    def check_settings(cls, config: SmolqwerySettings) -> list[CheckMessage]:
+        """``manage.py check`` messages of this backend (missing package, credentials…).
+
+        Never raises; messages never contain secrets.
+        """
+        return []
+
+    @classmethod
+    def table_problems(cls, table: TableSchema) -> list[str]:
+        """Why this warehouse would refuse to create ``table`` (its limits), if it would."""
+        return []
+
+    @classmethod
+    def location_of(cls, config: SmolqwerySettings) -> str:
+        """Where the data lives besides the dataset (a file, a project): part of what
+        ``migrate`` and ``WarehouseRecord`` compare to notice a moved warehouse."""
+        return ""
+
+    @classmethod
+    def recorded_location(cls, config: SmolqwerySettings) -> str:
+        """What ``WarehouseRecord`` remembers besides the dataset, to refuse exporting into
+        another place than the ledger's (a file; empty when the settings say nothing more)."""
+        return ""
+
+    @classmethod
+    def label(cls, config: SmolqwerySettings) -> str:
+        """Where the exports go, in words, from settings only (no credential, no client)."""
+        where = cls.location_of(config)
+        return f"{cls.display_name} dataset {f'{where}.' if where else ''}{config.dataset}"
 
     # -- dataset -------------------------------------------------------------------------
 
@@ -134,7 +261,8 @@ class Warehouse(ABC):
         """Create a table partitioned by day on its date column.
 
         Returns True when created, False when an identical table exists already; raises
-        :class:`~smolqwery.errors.SchemaMismatchError` listing the differences otherwise.
+        :class:`~smolqwery.errors.SchemaMismatchError` listing the differences otherwise
+        (:meth:`existing_layout_error`).
         """
 
     @abstractmethod
@@ -153,7 +281,7 @@ class Warehouse(ABC):
         rebuilt, False when the table has ``new``'s layout already (a re-run); raises
         :class:`~smolqwery.errors.SchemaMismatchError` when it has neither layout, and
         :class:`~smolqwery.errors.WarehouseError` (changing nothing) when an INT64 value is not
-        0, 1 or NULL on its way to BOOL.
+        0, 1 or NULL on its way to BOOL. :meth:`rebuild_needed` decides the first two cases.
         """
 
     @abstractmethod
@@ -166,27 +294,205 @@ class Warehouse(ABC):
 
     @abstractmethod
     def create_or_replace_view(self, name: str, sql: str, description: str = "") -> None:
-        """Create or replace a view from SQL in this warehouse's dialect."""
+        """Create or replace a view from SQL built with this warehouse's ``ops``."""
 
     @abstractmethod
     def drop_view(self, name: str) -> None:
         """Drop a view if it exists."""
 
-    # -- exports -------------------------------------------------------------------------
+    # -- layouts (written once) ----------------------------------------------------------
+
+    def check_layout(self, table: TableSchema) -> None:
+        """The table must exist with ``table``'s layout (before an export writes into it)."""
+        columns = self.get_table_columns(table.name)
+        if columns is None:
+            raise SchemaMismatchError(
+                f"table {table.name!r} does not exist in the warehouse: {MIGRATE_HINT}"
+            )
+        differences = layout_differences(table, columns)
+        if differences:
+            raise SchemaMismatchError(
+                f"table {table.name!r} in the warehouse does not match the extractor's "
+                f"dataclass ({'; '.join(differences)}): {MIGRATE_HINT}"
+            )
+
+    def existing_layout_error(
+        self, table: TableSchema, columns: tuple[Column, ...]
+    ) -> SchemaMismatchError | None:
+        """Why an existing table cannot stand for ``table`` (``create_table``), None if it can."""
+        differences = layout_differences(table, columns)
+        if not differences:
+            return None
+        return SchemaMismatchError(
+            f"table {self.qualified_name(table.name)} exists with another layout: "
+            + "; ".join(differences)
+        )
+
+    def rebuild_needed(
+        self, old: TableSchema, new: TableSchema, columns: tuple[Column, ...] | None
+    ) -> bool:
+        """Whether a table read back as ``columns`` is to be rebuilt from ``old`` to ``new``:
+        False when it has ``new``'s layout already; SchemaMismatchError when it is missing or
+        has neither layout."""
+        if columns is None:
+            raise SchemaMismatchError(f"table {self.qualified_name(new.name)} does not exist")
+        if not layout_differences(new, columns):
+            return False
+        differences = layout_differences(old, columns)
+        if differences:
+            raise SchemaMismatchError(
+                f"table {self.qualified_name(new.name)} has neither the layout to rebuild nor "
+                "the rebuilt one: " + "; ".join(differences)
+            )
+        return True
+
+    def rebuild_select(self, new: TableSchema, casts: dict[str, tuple[str, str]]) -> str:
+        """The SELECT list of a rebuild: every column of ``new``, converted where it changes."""
+        return ", ".join(
+            self.ops.rebuild_cast_sql(c.name, *casts[c.name], NOT_A_BOOL)
+            if c.name in casts
+            else self.ops.column(c.name)
+            for c in new.columns
+        )
+
+    # -- exports: the replace algorithm (written once) -----------------------------------
+
+    def replace_days(self, batch: DayBatch) -> None:
+        """Replace the batch's days in its table and record them in the ledger, keeping the
+        replace contract (class docstring). Rows outside the batch's days are refused
+        (:data:`OUTSIDE_DAYS`): they would survive the next replacement of their own day."""
+        table = batch.table
+        validate_table_identifiers(table)
+        operation = f"replace days {batch.first_day}..{batch.last_day} of {table.name}"
+        self._prepare(operation)
+        ops, p = self.ops, self.ops.params()
+        target = self.qualified_name(table.name)
+        cols = ", ".join(ops.column(c) for c in table.column_names)
+        where = ops.day_range_sql(
+            p,
+            ops.column(table.date_column),
+            table.date_column_type,
+            batch.first_day,
+            batch.last_day,
+            batch.start,
+            batch.end,
+        )
+        try:
+            with self._replacement(operation, batch) as unit:
+                # 1. stage the rows where no reader sees them
+                staged = self._stage(unit, batch)
+                checks: list[tuple[str, str]] = []
+                changes = [f"DELETE FROM {target} WHERE {where}"]
+                if staged is not None:
+                    # 2. check their days: rows outside would survive the next replacement
+                    checks.append((f"SELECT 1 FROM {staged} WHERE NOT ({where})", OUTSIDE_DAYS))
+                    changes.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged}")
+                # 3. replace the days
+                self._apply(unit, p, checks, changes)
+                # 4. write the ledger: the rows are consumed by now, so row_counts is complete
+                self._apply(unit, p, [], self._ledger_changes(p, batch))
+        except WarehouseError as exc:
+            if OUTSIDE_DAYS in str(exc) and str(exc) != f"{operation}: {OUTSIDE_DAYS}":
+                raise WarehouseError(f"{operation}: {OUTSIDE_DAYS}") from exc
+            raise
+        logger.info(
+            "replaced %d day(s) of %s (%d rows)",
+            len(batch.windows),
+            target,
+            sum(batch.row_counts.get(d, 0) for d in batch.days),
+        )
+
+    def _ledger_changes(self, p: Params, batch: DayBatch) -> list[str]:
+        """The statements rewriting the ledger entries of the batch's days."""
+        q = self.ops.quote_name
+        ledger = self.qualified_name(LEDGER_TABLE)
+        table_name = p(batch.table.name, "STRING")
+        counts = [int(batch.row_counts.get(d, 0)) for d in batch.days]
+        entries = self.ops.day_counts_sql(p, batch.days, counts)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return [
+            f"DELETE FROM {ledger} WHERE {q('table_name')} = {table_name} "
+            f"AND {q('day')} BETWEEN {p(batch.first_day, 'DATE')} AND {p(batch.last_day, 'DATE')}",
+            f"INSERT INTO {ledger} ({_ledger_names(self.ops)}) "
+            f"SELECT {table_name}, e.{q('day')}, e.{q('rows')}, "
+            f"{p(batch.table.fingerprint(), 'STRING')}, {p(batch.run_id, 'STRING')}, "
+            f"{p(now, 'TIMESTAMP')} FROM ({entries}) AS e",
+        ]
+
+    def _prepare(self, operation: str) -> None:  # noqa: B027 - an optional hook
+        """Called before ``operation`` builds its SQL: a backend that learns names on
+        connecting (DuckDB's catalog) learns them here, failing under this operation's name."""
 
     @abstractmethod
-    def replace_days(self, batch: DayBatch) -> None:
-        """Atomically replace the batch's days in its table and record them in the ledger.
+    def _replacement(
+        self, operation: str, batch: DayBatch
+    ) -> contextlib.AbstractContextManager[Any]:
+        """The unit of work of one replacement, handed to :meth:`_stage` and :meth:`_apply`.
 
-        All or nothing: on any failure, the table and the ledger are left as they were.
-        Replacing days twice leaves exactly one copy of their rows.
+        Leaving it normally makes everything applied durable at once (a commit, or running the
+        collected script); leaving it by an exception undoes it all. Cleans up staging either
+        way.
         """
 
     @abstractmethod
-    def exported_days(self, table: str) -> dict[datetime.date, LedgerEntry]:
-        """The ledger's entries for a table, by day."""
+    def _stage(self, unit: Any, batch: DayBatch) -> str | None:
+        """Make the batch's rows readable by SQL under a name no reader of the table sees, and
+        return that name; None when the batch has no rows.
+
+        A staging table filled now (BigQuery), or the record batches themselves, scanned one
+        at a time while :meth:`_apply` runs the statements that read them (DuckDB: memory stays
+        bounded by one chunk). ``batch.row_counts`` is complete once the chunks are consumed.
+        """
 
     @abstractmethod
+    def _apply(
+        self,
+        unit: Any,
+        params: Params,
+        checks: Sequence[tuple[str, str]],
+        changes: Sequence[str],
+    ) -> None:
+        """Add ``checks``, then ``changes``, to the unit of work (run now inside a transaction,
+        or collected into one script).
+
+        A check is ``(query, message)``: a query returning a row fails the replacement with
+        ``message`` and nothing is changed. Checks hold for every staged row. Changes run in
+        order and become visible together, when the unit ends.
+        """
+
+    # -- reads and the 0.1.3 adoption (written once) -------------------------------------
+
+    @abstractmethod
+    def _fetch(
+        self, operation: str, sql: str, params: Params, *, missing_ok: bool = False
+    ) -> list[dict[str, Any]] | None:
+        """Rows of a query as dicts; None when ``missing_ok`` and a table it reads is absent."""
+
+    @abstractmethod
+    def _execute(self, operation: str, sql: str, params: Params) -> int:
+        """Run one statement that changes data, on its own; return the rows it affected."""
+
+    def exported_days(self, table: str) -> dict[datetime.date, LedgerEntry]:
+        """The ledger's entries for a table, by day."""
+        validate_table_name(table)
+        operation = f"read ledger of {table}"
+        self._prepare(operation)
+        p = self.ops.params()
+        sql = (
+            f"SELECT {_ledger_names(self.ops)} FROM {self.qualified_name(LEDGER_TABLE)} "
+            f"WHERE {self.ops.quote_name('table_name')} = {p(table, 'STRING')} "
+            f"ORDER BY {self.ops.quote_name('day')}"
+        )
+        rows = self._fetch(operation, sql, p, missing_ok=True) or []
+        return {row["day"]: LedgerEntry(**row) for row in rows}
+
+    def _local_days_sql(self, p: Params, table: TableSchema, tz: datetime.tzinfo) -> str:
+        """``SELECT <local day> AS local_day FROM <table>``: each row's day in ``tz``."""
+        day = self.ops.local_day_sql(
+            p, self.ops.column(table.date_column), table.date_column_type, time_zone_name(tz)
+        )
+        return f"SELECT {day} AS local_day FROM {self.qualified_name(table.name)}"
+
     def legacy_days(
         self,
         table: TableSchema,
@@ -198,8 +504,18 @@ class Warehouse(ABC):
 
         A scan of the table: only asked for a table with rows and no ledger (filled by 0.1.3).
         """
+        validate_table_identifiers(table)
+        operation = f"find the days of {table.name}"
+        self._prepare(operation)
+        p = self.ops.params()
+        sql = (
+            f"SELECT DISTINCT local_day FROM ({self._local_days_sql(p, table, tz)}) AS days "
+            f"WHERE local_day BETWEEN {p(first_day, 'DATE')} AND {p(last_day, 'DATE')} "
+            "ORDER BY local_day"
+        )
+        rows = self._fetch(operation, sql, p) or []
+        return [row["local_day"] for row in rows]
 
-    @abstractmethod
     def adopt_legacy_days(
         self,
         table: TableSchema,
@@ -215,12 +531,31 @@ class Warehouse(ABC):
         export, which can only add what 0.1.3 missed. Counted in SQL, written in one statement
         that does nothing once the ledger has any entry for the table: adoption happens at
         most once per table, and a retry is harmless. Returns the number of entries written.
-        This is what lets the runner scan such a table once instead of on every run (D20).
+        This is what lets the runner scan such a table once instead of on every run.
         """
-
-    @abstractmethod
-    def fetch_rows(self, name: str, order_by: Iterable[str] = ()) -> list[dict[str, Any]]:
-        """Every row of a table or view as dicts (demo, status and tests; small tables only)."""
+        validate_table_identifiers(table)
+        operation = f"adopt days {first_day}..{last_day} of {table.name} written by 0.1.3"
+        self._prepare(operation)
+        p = self.ops.params()
+        ledger = self.qualified_name(LEDGER_TABLE)
+        table_name = p(table.name, "STRING")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        constants = (
+            f"{table_name}, local_day, COUNT(*), {p(LEGACY_FINGERPRINT, 'STRING')}, "
+            f"{p(run_id, 'STRING')}, {p(now, 'TIMESTAMP')}"
+        )
+        # Only days holding rows, and only while the ledger knows nothing of the table.
+        sql = (
+            f"INSERT INTO {ledger} ({_ledger_names(self.ops)}) SELECT {constants} "
+            f"FROM ({self._local_days_sql(p, table, tz)}) AS days "
+            f"WHERE local_day BETWEEN {p(first_day, 'DATE')} AND {p(last_day, 'DATE')} "
+            f"AND NOT EXISTS (SELECT 1 FROM {ledger} "
+            f"WHERE {self.ops.quote_name('table_name')} = {table_name}) "
+            "GROUP BY local_day"
+        )
+        adopted = self._execute(operation, sql, p)
+        logger.info("%s: %d day(s) recorded in the ledger", operation, adopted)
+        return adopted
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
@@ -230,6 +565,18 @@ class Warehouse(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ledger_names(ops: BaseOperations) -> str:
+    return ", ".join(ops.quote_name(c.name) for c in LEDGER_COLUMNS)
+
+
+def layout_differences(table: TableSchema, columns: tuple[Column, ...]) -> list[str]:
+    """How a table read back as ``columns`` differs from ``table`` (empty: the same layout)."""
+    found = TableSchema(
+        name=table.name, columns=columns, kind=table.kind, date_column=table.date_column
+    )
+    return table.differences(found)
 
 
 def time_zone_name(tz: datetime.tzinfo) -> str:

@@ -21,6 +21,7 @@ modifications per table per day (DML does not count towards it).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -28,41 +29,36 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError, SchemaMismatchError, WarehouseError
+from ..errors import ConfigurationError, WarehouseError
 from ..identifiers import (
     quote_bigquery,
-    validate_column_name,
     validate_dataset_name,
     validate_project_id,
     validate_table_name,
 )
 from ..schema import Column, TableSchema, arrow_schema
-from ..vocabulary import ExtractorType
 from . import bigquery_errors, retry
 from .base import (
-    LEDGER_COLUMNS,
     LEDGER_TABLE,
-    LEGACY_FINGERPRINT,
     NOT_A_BOOL,
-    OUTSIDE_DAYS,
     RESERVED_PREFIX,
     DayBatch,
-    Dialect,
-    LedgerEntry,
     Warehouse,
     conform_chunks,
+    ledger_schema,
     rebuild_casts,
     rebuild_name,
     relaxed_schema,
-    time_zone_name,
     validate_table_identifiers,
 )
+from .ops import IDENTITY_TYPES, BaseOperations, Capabilities, Params, plain_message
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from django.core.checks import CheckMessage
     from google.cloud import bigquery
 
     from ..settings import SmolqwerySettings
@@ -104,23 +100,79 @@ def schema_fields(columns: Iterable[Column]) -> list[bigquery.SchemaField]:
     ]
 
 
-def _assert_message(text: str) -> str:
-    """ASSERT takes a string literal; only constant texts of this module go through here."""
-    if "'" in text or "\\" in text or "\n" in text:
-        raise ValueError(f"not a plain message: {text!r}")
-    return f"'{text}'"
+#: ASSERT and ERROR take a string literal; only constant texts of smolqwery go through here.
+_assert_message = plain_message
 
 
-def _bigquery_cast(name: str, old: str, new: str) -> str:
-    """One column converted for a rebuild: DATE → TIMESTAMP is midnight UTC, TIMESTAMP → DATE
-    the UTC day (BigQuery's default time zone), INT64 → BOOL takes 0, 1 and NULL only."""
-    col = quote_bigquery(name)
-    if (old, new) == ("INT64", "BOOL"):
+def _require_client() -> None:
+    """The BigQuery backend's packages are an extra: say which one is missing."""
+    try:
+        import google.auth
+        import google.cloud.bigquery  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(
+            "the BigQuery warehouse needs google-cloud-bigquery and google-auth "
+            f"({exc.name or 'a Google package'} is missing): pip install 'smolqwery[bigquery]'"
+        ) from None
+
+
+class BigQueryOperations(BaseOperations):
+    """BigQuery's SQL: backticks, typed ``@name`` parameters, ``DATE(ts, tz)``,
+    ``DATE_TRUNC``, ``ERROR()``, arrays by ``OFFSET``."""
+
+    capabilities = Capabilities(type_mapper=IDENTITY_TYPES)
+
+    def quote_name(self, name: str) -> str:
+        return quote_bigquery(name)
+
+    def placeholder(self, name: str, type_: str) -> str:
+        return f"@{name}"
+
+    def bind(self, values: Mapping[str, tuple[str, Any]], sql: str | None) -> list[Any]:
+        from google.cloud import bigquery
+
+        out: list[Any] = []
+        for name, (type_, value) in values.items():
+            if type_.startswith("ARRAY<") and type_.endswith(">"):
+                out.append(bigquery.ArrayQueryParameter(name, type_[6:-1], value))
+            else:
+                out.append(bigquery.ScalarQueryParameter(name, type_, value))
+        return out
+
+    def timestamp_local_date_sql(self, column: str, tz: str) -> str:
+        return f"DATE({column}, {tz})"
+
+    def day_gap_sql(self, day: str, previous: str) -> str:
+        return f"DATE_DIFF({day}, {previous}, DAY)"
+
+    def period_start_sql(self, period: str, day: str) -> str:
+        part = {"week": "ISOWEEK", "month": "MONTH"}[period]
+        return f"DATE_TRUNC({day}, {part})"
+
+    def raise_sql(self, message: str) -> str:
+        return f"ERROR({plain_message(message)})"
+
+    def rebuild_cast_sql(self, name: str, old: str, new: str, not_a_bool: str) -> str:
+        """DATE → TIMESTAMP is midnight UTC, TIMESTAMP → DATE the UTC day (BigQuery's default
+        time zone), INT64 → BOOL takes 0, 1 and NULL only."""
+        col = self.column(name)
+        if (old, new) == ("INT64", "BOOL"):
+            return (
+                f"IF({col} IS NULL OR {col} IN (0, 1), CAST({col} AS BOOL), "
+                f"{self.raise_sql(not_a_bool)})"
+            )
+        return self.cast_sql(col, new)
+
+    def day_counts_sql(
+        self, params: Params, days: Sequence[datetime.date], counts: Sequence[int]
+    ) -> str:
+        d = params(list(days), "ARRAY<DATE>")
+        n = params(list(counts), "ARRAY<INT64>")
         return (
-            f"IF({col} IS NULL OR {col} IN (0, 1), CAST({col} AS BOOL), "
-            f"ERROR({_assert_message(NOT_A_BOOL)}))"
+            f"SELECT {d}[OFFSET(i)] AS {self.quote_name('day')}, "
+            f"{n}[OFFSET(i)] AS {self.quote_name('rows')} "
+            f"FROM UNNEST(GENERATE_ARRAY(0, ARRAY_LENGTH({d}) - 1)) AS i"
         )
-    return f"CAST({col} AS {new})"
 
 
 def _digest(*parts: object) -> str:
@@ -174,7 +226,9 @@ def _session(credentials: Any, limit: float) -> Any:
 class BigQueryWarehouse(Warehouse):
     """Export tables in a BigQuery dataset."""
 
-    dialect: Dialect = "bigquery"
+    vendor = "bigquery"
+    display_name = "BigQuery"
+    ops_class = BigQueryOperations
 
     def __init__(
         self,
@@ -205,17 +259,28 @@ class BigQueryWarehouse(Warehouse):
 
     @classmethod
     def from_settings(
-        cls, config: SmolqwerySettings, *, request_timeout: float | None = None
+        cls,
+        config: SmolqwerySettings,
+        *,
+        deadline: float | None = None,
+        read_only: bool = False,
+        request_timeout: float | None = None,
     ) -> BigQueryWarehouse:
         """A client with the configured credentials, always with an explicit project.
 
-        ``request_timeout`` bounds every HTTP request (connect and each read): without it a
-        request to an endpoint that accepts and never answers waits forever.
+        ``deadline`` replaces ``SMOLQWERY_RETRY_DEADLINE`` and bounds every HTTP request
+        (connect and each read): without it a request to an endpoint that accepts and never
+        answers waits forever. ``request_timeout`` is its former name; ``read_only`` changes
+        nothing (readers only read).
         """
+        _require_client()
         from google.cloud import bigquery
 
-        from ..settings import bigquery_credentials
+        from .bigquery_auth import bigquery_credentials
 
+        if deadline is not None:
+            config = dataclasses.replace(config, retry_deadline=deadline)
+            request_timeout = deadline
         credentials, project = bigquery_credentials(config)
         if not project:
             raise ConfigurationError(
@@ -248,6 +313,37 @@ class BigQueryWarehouse(Warehouse):
             warehouse.job_timeout = min(JOB_TIMEOUT, request_timeout)
             warehouse.deadline_setting = "SMOLQWERY_STATUS_DEADLINE"
         return warehouse
+
+    @classmethod
+    def check_settings(cls, config: SmolqwerySettings) -> list[CheckMessage]:
+        """E012 without the client packages; E009 without usable credentials."""
+        from django.core.checks import Error
+
+        try:
+            _require_client()
+        except ConfigurationError as exc:
+            return [
+                Error(
+                    f"The BigQuery warehouse is chosen but {exc}.".replace(": pip", "; pip"),
+                    hint="pip install 'smolqwery[bigquery]', or set SMOLQWERY_WAREHOUSE = "
+                    "'duckdb'.",
+                    id="smolqwery.E012",
+                )
+            ]
+        from .bigquery_auth import credentials_messages
+
+        return credentials_messages(config)
+
+    @classmethod
+    def table_problems(cls, table: TableSchema) -> list[str]:
+        """BigQuery's limits (clustering columns, description lengths): E030."""
+        return bigquery_errors.limit_problems(table)
+
+    @classmethod
+    def location_of(cls, config: SmolqwerySettings) -> str:
+        """The project (the dataset is in it), as far as the settings say it."""
+        key_project = (config.google_key_info or {}).get("project_id")
+        return config.bigquery_project or key_project or ""
 
     def __repr__(self) -> str:
         return f"BigQueryWarehouse(project={self.project!r}, dataset={self.dataset!r})"
@@ -361,17 +457,7 @@ class BigQueryWarehouse(Warehouse):
     def ensure_dataset(self) -> None:
         operation = f"ensure dataset {self.project}.{self.dataset}"
         self._call(operation, self._ensure_dataset_once)
-        self._ensure_table(
-            TableSchema(
-                name=LEDGER_TABLE,
-                columns=LEDGER_COLUMNS,
-                kind=ExtractorType.date_aggregated,
-                date_column="day",
-                description="Days exported by smolqwery, one row per table and day",
-                clustering=("table_name",),
-            ),
-            partition=False,
-        )
+        self._ensure_table(ledger_schema(clustering=("table_name",)), partition=False)
 
     def _ensure_dataset_once(self) -> None:
         from google.api_core.exceptions import Conflict, NotFound, PreconditionFailed
@@ -476,18 +562,11 @@ class BigQueryWarehouse(Warehouse):
     def _check_existing(
         self, table: TableSchema, existing: bigquery.Table, *, partition: bool
     ) -> None:
-        found = TableSchema(
-            name=table.name,
-            columns=tuple(column_from_field(f) for f in existing.schema),
-            kind=table.kind,
-            date_column=table.date_column,
+        mismatch = self.existing_layout_error(
+            table, tuple(column_from_field(f) for f in existing.schema)
         )
-        differences = table.differences(found)
-        if differences:
-            raise SchemaMismatchError(
-                f"table {self.qualified_name(table.name)} exists with another layout: "
-                + "; ".join(differences)
-            )
+        if mismatch is not None:
+            raise mismatch
         partitioning = existing.time_partitioning
         expiring = bigquery_errors.table_expiration_error(
             self._target,
@@ -520,30 +599,12 @@ class BigQueryWarehouse(Warehouse):
         work = rebuild_name(new.name)
         operation = f"rebuild table {new.name}"
         existing = self._call(operation, lambda: self._get_table(new.name))
-        if existing is None:
-            raise SchemaMismatchError(f"table {self.qualified_name(new.name)} does not exist")
-        found = TableSchema(
-            name=new.name,
-            columns=tuple(column_from_field(f) for f in existing.schema),
-            kind=new.kind,
-            date_column=new.date_column,
-        )
-        if not new.differences(found):
+        columns = None if existing is None else tuple(column_from_field(f) for f in existing.schema)
+        if not self.rebuild_needed(old, new, columns):
             return False
-        if old.differences(found):
-            raise SchemaMismatchError(
-                f"table {self.qualified_name(new.name)} has neither the layout to rebuild nor "
-                "the rebuilt one: " + "; ".join(old.differences(found))
-            )
         target, copy = self.qualified_name(new.name), self.qualified_name(work)
-        defs = ", ".join(
-            f"{quote_bigquery(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}"
-            for c in new.columns
-        )
-        select = ", ".join(
-            _bigquery_cast(c.name, *casts[c.name]) if c.name in casts else quote_bigquery(c.name)
-            for c in new.columns
-        )
+        defs = ", ".join(self.ops.column_definition(c) for c in new.columns)
+        select = self.rebuild_select(new, casts)
         day = quote_bigquery(new.date_column)
         clauses = f"PARTITION BY {f'DATE({day})' if new.date_column_type == 'TIMESTAMP' else day}"
         if new.clustering:
@@ -654,29 +715,79 @@ class BigQueryWarehouse(Warehouse):
 
     # -- exports -------------------------------------------------------------------------
 
-    def replace_days(self, batch: DayBatch) -> None:
-        table = batch.table
-        validate_table_identifiers(table)
-        operation = f"replace days {batch.first_day}..{batch.last_day} of {table.name}"
+    # -- the vendor steps of the shared algorithms --------------------------------------
+
+    @contextlib.contextmanager
+    def _replacement(self, operation: str, batch: DayBatch) -> Iterator[_Replacement]:
+        """The replacement's script, run as one query job when the unit ends normally; its
+        temporary Parquet file and staging tables, removed at the end whatever happens
+        (staging tables also expire on their own)."""
         fd, path = tempfile.mkstemp(prefix="smolqwery-", suffix=".parquet")
         os.close(fd)
-        staged: list[str] = []  # every generation's staging table, dropped at the end
+        unit = _Replacement(operation, path)
         try:
-            total = write_parquet(batch.chunks, relaxed_schema(arrow_schema(table)), path)
-            staging = self._stage(operation, batch, path, staged) if total else None
-            self._replace_transaction(operation, batch, staging)
+            yield unit
+            self._run_script(unit)
         finally:
             os.unlink(path)
-            for name in staged:
+            for name in unit.staged:
                 self._drop_staging(name)
-        logger.info(
-            "replaced %d day(s) of %s (%d rows)",
-            len(batch.windows),
-            self.qualified_name(table.name),
-            total,
-        )
 
-    def _stage(self, operation: str, batch: DayBatch, path: str, staged: list[str]) -> str:
+    def _stage(self, unit: _Replacement, batch: DayBatch) -> str | None:
+        """Stream the rows into the Parquet file, then load it into a staging table."""
+        total = write_parquet(batch.chunks, relaxed_schema(arrow_schema(batch.table)), unit.path)
+        if not total:
+            return None
+        return self.qualified_name(self._load(unit.operation, batch, unit.path, unit.staged))
+
+    def _apply(
+        self,
+        unit: _Replacement,
+        params: Params,
+        checks: Sequence[tuple[str, str]],
+        changes: Sequence[str],
+    ) -> None:
+        """Collected into the unit's script (run by :meth:`_run_script`)."""
+        unit.params = params
+        unit.checks += checks
+        unit.changes += changes
+
+    def _run_script(self, unit: _Replacement) -> None:
+        """One script, one query job: the checks as ASSERTs before the transaction (if one
+        fails, the script stops there and nothing was changed), then the changes in one
+        transaction."""
+        if unit.params is None:
+            return
+        statements = [
+            f"ASSERT NOT EXISTS ({query}) AS {_assert_message(message)};"
+            for query, message in unit.checks
+        ]
+        statements.append("BEGIN TRANSACTION;")
+        statements += [f"{sql};" for sql in unit.changes]
+        statements.append("COMMIT TRANSACTION;")
+        self._run_query(unit.operation, "\n".join(statements), unit.params.bind(), "replace")
+
+    def _fetch(
+        self, operation: str, sql: str, params: Params, *, missing_ok: bool = False
+    ) -> list[dict[str, Any]] | None:
+        from google.api_core.exceptions import NotFound
+
+        def once() -> list[dict[str, Any]] | None:
+            try:
+                rows = self._query(sql, params.bind())
+            except NotFound:
+                if missing_ok:
+                    return None
+                raise
+            return [dict(row.items()) for row in rows]
+
+        return self._call(operation, once)  # type: ignore[no-any-return]
+
+    def _execute(self, operation: str, sql: str, params: Params) -> int:
+        job = self._run_query(operation, sql, params.bind(), "change")
+        return int(job.num_dml_affected_rows or 0)
+
+    def _load(self, operation: str, batch: DayBatch, path: str, staged: list[str]) -> str:
         """Load the Parquet file into a fresh staging table; return the table's name.
 
         Each generation of the load job gets a staging table of its own (appended to
@@ -740,62 +851,6 @@ class BigQueryWarehouse(Warehouse):
         made = self.client.create_table(staging, retry=_ONCE)
         return made.created.isoformat() if made.created else ""
 
-    def _replace_transaction(self, operation: str, batch: DayBatch, staging: str | None) -> None:
-        from google.cloud import bigquery
-
-        table = batch.table
-        target = self.qualified_name(table.name)
-        ledger = self.qualified_name(LEDGER_TABLE)
-        date_col = quote_bigquery(table.date_column)
-        params: list[Any] = [
-            bigquery.ScalarQueryParameter("table_name", "STRING", table.name),
-            bigquery.ScalarQueryParameter("first_day", "DATE", batch.first_day),
-            bigquery.ScalarQueryParameter("last_day", "DATE", batch.last_day),
-            bigquery.ScalarQueryParameter("fingerprint", "STRING", table.fingerprint()),
-            bigquery.ScalarQueryParameter("run_id", "STRING", batch.run_id),
-            bigquery.ScalarQueryParameter(
-                "exported_at", "TIMESTAMP", datetime.datetime.now(datetime.timezone.utc)
-            ),
-            bigquery.ArrayQueryParameter("days", "DATE", batch.days),
-            bigquery.ArrayQueryParameter(
-                "counts", "INT64", [int(batch.row_counts.get(d, 0)) for d in batch.days]
-            ),
-        ]
-        if table.date_column_type == "DATE":
-            where = f"{date_col} BETWEEN @first_day AND @last_day"
-        else:
-            where = f"{date_col} >= @range_start AND {date_col} < @range_end"
-            params += [
-                bigquery.ScalarQueryParameter("range_start", "TIMESTAMP", batch.start),
-                bigquery.ScalarQueryParameter("range_end", "TIMESTAMP", batch.end),
-            ]
-        cols = ", ".join(quote_bigquery(c) for c in table.column_names)
-        ledger_cols = ", ".join(quote_bigquery(c.name) for c in LEDGER_COLUMNS)
-        statements = []
-        if staging is not None:
-            # Rows outside the days would survive the next replacement of theirs: duplicates.
-            # Checked before the transaction (only the staging table is read): if it fails, the
-            # script stops there and nothing was changed.
-            statements.append(
-                f"ASSERT NOT EXISTS (SELECT 1 FROM {self.qualified_name(staging)} "
-                f"WHERE NOT ({where})) AS {_assert_message(OUTSIDE_DAYS)};"
-            )
-        statements.append("BEGIN TRANSACTION;")
-        statements.append(f"DELETE FROM {target} WHERE {where};")
-        if staging is not None:
-            statements.append(
-                f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {self.qualified_name(staging)};"
-            )
-        statements += [
-            f"DELETE FROM {ledger} WHERE table_name = @table_name "
-            "AND day BETWEEN @first_day AND @last_day;",
-            f"INSERT INTO {ledger} ({ledger_cols}) "
-            "SELECT @table_name, @days[OFFSET(i)], @counts[OFFSET(i)], @fingerprint, @run_id, "
-            "@exported_at FROM UNNEST(GENERATE_ARRAY(0, ARRAY_LENGTH(@days) - 1)) AS i;",
-            "COMMIT TRANSACTION;",
-        ]
-        self._run_query(operation, "\n".join(statements), params, "replace")
-
     def _run_query(
         self, operation: str, sql: str, params: Sequence[Any], kind: str
     ) -> bigquery.QueryJob:
@@ -831,108 +886,17 @@ class BigQueryWarehouse(Warehouse):
             # It expires by itself; never hide the export's own outcome behind this.
             logger.warning("%s (it expires by itself within a day)", exc)
 
-    def exported_days(self, table: str) -> dict[datetime.date, LedgerEntry]:
-        from google.api_core.exceptions import NotFound
-        from google.cloud import bigquery
 
-        validate_table_name(table)
-        names = ", ".join(quote_bigquery(c.name) for c in LEDGER_COLUMNS)
+@dataclasses.dataclass
+class _Replacement:
+    """One replacement: its Parquet file, staging tables (dropped at the end) and script."""
 
-        def once() -> list[Any]:
-            try:
-                return self._query(
-                    f"SELECT {names} FROM {self.qualified_name(LEDGER_TABLE)} "
-                    "WHERE table_name = @t ORDER BY day",
-                    [bigquery.ScalarQueryParameter("t", "STRING", table)],
-                )
-            except NotFound:
-                return []
-
-        rows = self._call(f"read ledger of {table}", once)
-        return {row[1]: LedgerEntry(*row.values()) for row in rows}
-
-    def _local_day_sql(
-        self, table: TableSchema, tz: datetime.tzinfo
-    ) -> tuple[str, list[bigquery.ScalarQueryParameter]]:
-        """SQL of a row's local day (of ``tz``), and its parameters."""
-        from google.cloud import bigquery
-
-        date_col = quote_bigquery(table.date_column)
-        if table.date_column_type == "DATE":
-            return date_col, []
-        tz_param = bigquery.ScalarQueryParameter("tz", "STRING", time_zone_name(tz))
-        return f"DATE({date_col}, @tz)", [tz_param]
-
-    def legacy_days(
-        self,
-        table: TableSchema,
-        tz: datetime.tzinfo,
-        first_day: datetime.date,
-        last_day: datetime.date,
-    ) -> list[datetime.date]:
-        from google.cloud import bigquery
-
-        validate_table_identifiers(table)
-        local_day, params = self._local_day_sql(table, tz)
-        params += [
-            bigquery.ScalarQueryParameter("first_day", "DATE", first_day),
-            bigquery.ScalarQueryParameter("last_day", "DATE", last_day),
-        ]
-        sql = (
-            f"SELECT DISTINCT {local_day} AS local_day FROM {self.qualified_name(table.name)} "
-            f"WHERE {local_day} BETWEEN @first_day AND @last_day ORDER BY local_day"
-        )
-        rows = self._call(f"find the days of {table.name}", lambda: self._query(sql, params))
-        return [row[0] for row in rows]
-
-    def adopt_legacy_days(
-        self,
-        table: TableSchema,
-        first_day: datetime.date,
-        last_day: datetime.date,
-        tz: datetime.tzinfo,
-        run_id: str,
-    ) -> int:
-        from google.cloud import bigquery
-
-        validate_table_identifiers(table)
-        local_day, params = self._local_day_sql(table, tz)
-        params += [
-            bigquery.ScalarQueryParameter("table_name", "STRING", table.name),
-            bigquery.ScalarQueryParameter("first_day", "DATE", first_day),
-            bigquery.ScalarQueryParameter("last_day", "DATE", last_day),
-            bigquery.ScalarQueryParameter("fingerprint", "STRING", LEGACY_FINGERPRINT),
-            bigquery.ScalarQueryParameter("run_id", "STRING", run_id),
-            bigquery.ScalarQueryParameter(
-                "exported_at", "TIMESTAMP", datetime.datetime.now(datetime.timezone.utc)
-            ),
-        ]
-        ledger = self.qualified_name(LEDGER_TABLE)
-        names = ", ".join(quote_bigquery(c.name) for c in LEDGER_COLUMNS)
-        # Only days holding rows, and only while the ledger knows nothing of the table: so a
-        # retry after a lost answer is harmless, and adoption happens once per table.
-        sql = (
-            f"INSERT INTO {ledger} ({names}) "
-            "SELECT @table_name, local_day, COUNT(*), @fingerprint, @run_id, @exported_at "
-            f"FROM (SELECT {local_day} AS local_day FROM {self.qualified_name(table.name)}) "
-            "WHERE local_day BETWEEN @first_day AND @last_day "
-            f"AND NOT EXISTS (SELECT 1 FROM {ledger} WHERE table_name = @table_name) "
-            "GROUP BY local_day"
-        )
-        operation = f"adopt days {first_day}..{last_day} of {table.name} written by 0.1.3"
-        job = self._run_query(operation, sql, params, "adopt")
-        adopted = int(job.num_dml_affected_rows or 0)
-        logger.info("%s: %d day(s) recorded in the ledger", operation, adopted)
-        return adopted
-
-    def fetch_rows(self, name: str, order_by: Iterable[str] = ()) -> list[dict[str, Any]]:
-        validate_table_name(name)
-        order = [quote_bigquery(validate_column_name(c)) for c in order_by]
-        sql = f"SELECT * FROM {self.qualified_name(name)}"
-        if order:
-            sql += " ORDER BY " + ", ".join(order)
-        rows = self._call(f"read rows of {name}", lambda: self._query(sql))
-        return [dict(row.items()) for row in rows]
+    operation: str
+    path: str
+    staged: list[str] = dataclasses.field(default_factory=list)
+    params: Params | None = None
+    checks: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    changes: list[str] = dataclasses.field(default_factory=list)
 
 
 def write_parquet(chunks: Iterable[pa.RecordBatch], schema: pa.Schema, path: str) -> int:

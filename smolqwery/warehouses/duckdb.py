@@ -12,39 +12,41 @@ Values travel as query parameters or as Arrow data scanned by name; the one exce
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
+import importlib.util
+import itertools
 import logging
 import random
+import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SchemaMismatchError, WarehouseError
-from ..identifiers import quote_duckdb, validate_column_name, validate_dataset_name
+from ..errors import WarehouseError
+from ..identifiers import quote_duckdb, validate_dataset_name
 from ..identifiers import validate_table_name as _validate_table_name
 from ..schema import NUMERIC_PRECISION, NUMERIC_SCALE, Column, TableSchema, arrow_schema
-from ..vocabulary import ExtractorType
 from .base import (
-    LEDGER_COLUMNS,
     LEDGER_TABLE,
-    LEGACY_FINGERPRINT,
     NOT_A_BOOL,
-    OUTSIDE_DAYS,
+    RESERVED_PREFIX,
     DayBatch,
-    Dialect,
-    LedgerEntry,
     Warehouse,
     conform_chunks,
+    ledger_schema,
     rebuild_casts,
     rebuild_name,
     relaxed_schema,
-    time_zone_name,
     validate_table_identifiers,
 )
+from .ops import BaseOperations, Capabilities, Params, TypeMapper
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
+    from django.core.checks import CheckMessage
 
     from ..settings import SmolqwerySettings
 
@@ -72,13 +74,9 @@ BIGQUERY_TYPES: dict[str, str] = {
     "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
     f"DECIMAL({NUMERIC_PRECISION},{NUMERIC_SCALE})": "NUMERIC",
 }
-_LEDGER_SCHEMA = TableSchema(
-    name=LEDGER_TABLE,
-    columns=LEDGER_COLUMNS,
-    kind=ExtractorType.date_aggregated,
-    date_column="day",
-    description="Days exported by smolqwery, one row per table and day",
-)
+_LEDGER_SCHEMA = ledger_schema()
+#: The name under which a replacement's record batches are scanned, one at a time.
+STAGED_ROWS = f"{RESERVED_PREFIX}incoming"
 
 
 def string_literal(text: str) -> str:
@@ -99,6 +97,62 @@ def quote_catalog(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_PARAMETER = re.compile(r"\$(p\d+)")
+
+
+class DuckDBOperations(BaseOperations):
+    """DuckDB's SQL: named ``$p`` parameters cast to their type, ``timezone()``, ``date_trunc``,
+    ``error()``, lists for arrays."""
+
+    capabilities = Capabilities(
+        type_mapper=TypeMapper(to_db=DUCKDB_TYPES, from_db=BIGQUERY_TYPES), single_writer=True
+    )
+
+    def quote_name(self, name: str) -> str:
+        return quote_duckdb(name)
+
+    def placeholder(self, name: str, type_: str) -> str:
+        if type_.startswith("ARRAY<") and type_.endswith(">"):
+            return f"CAST(${name} AS {self.db_type(type_[6:-1])}[])"
+        return f"CAST(${name} AS {self.db_type(type_)})"
+
+    def bind(self, values: Mapping[str, tuple[str, Any]], sql: str | None) -> dict[str, Any]:
+        # DuckDB refuses a value the statement does not use: one Params may serve several.
+        used = None if sql is None else set(_PARAMETER.findall(sql))
+        return {n: v for n, (_, v) in values.items() if used is None or n in used}
+
+    def timestamp_local_date_sql(self, column: str, tz: str) -> str:
+        # TIMESTAMPTZ → wall time in the zone → its date: the local day, DST included.
+        return f"CAST(timezone({tz}, {column}) AS DATE)"
+
+    def day_gap_sql(self, day: str, previous: str) -> str:
+        return f"date_diff('day', {previous}, {day})"
+
+    def period_start_sql(self, period: str, day: str) -> str:
+        if period not in ("week", "month"):
+            raise ValueError(f"unknown period {period!r}")
+        # DuckDB's 'week' is the ISO week (Monday); the cast keeps the column a DATE.
+        return f"CAST(date_trunc('{period}', {day}) AS DATE)"
+
+    def sum_sql(self, column_type: str, expr: str) -> str:
+        if column_type == "INT64":
+            return f"CAST(SUM({expr}) AS BIGINT)"  # DuckDB widens SUM(BIGINT) to HUGEINT
+        return f"SUM({expr})"
+
+    def raise_sql(self, message: str) -> str:
+        return f"error({string_literal(message)})"
+
+    def day_counts_sql(
+        self, params: Params, days: Sequence[datetime.date], counts: Sequence[int]
+    ) -> str:
+        days_param = params(list(days), "ARRAY<DATE>")
+        counts_param = params(list(counts), "ARRAY<INT64>")
+        return (
+            f"SELECT unnest({days_param}) AS {self.quote_name('day')}, "
+            f"unnest({counts_param}) AS {self.quote_name('rows')}"
+        )
+
+
 def _is_lock_conflict(exc: BaseException) -> bool:
     import duckdb
 
@@ -108,7 +162,12 @@ def _is_lock_conflict(exc: BaseException) -> bool:
 class DuckDBWarehouse(Warehouse):
     """Export tables in a schema (named like the BigQuery dataset) of a local DuckDB file."""
 
-    dialect: Dialect = "duckdb"
+    vendor = "duckdb"
+    display_name = "DuckDB"
+    ops_class = DuckDBOperations
+    #: Where the file is set, and what it is called in messages (``WarehouseRecord``).
+    location_setting = "SMOLQWERY_DUCKDB_PATH"
+    location_noun = "DuckDB file"
 
     def __init__(
         self,
@@ -129,14 +188,46 @@ class DuckDBWarehouse(Warehouse):
 
     @classmethod
     def from_settings(
-        cls, config: SmolqwerySettings, *, read_only: bool = False
+        cls, config: SmolqwerySettings, *, deadline: float | None = None, read_only: bool = False
     ) -> DuckDBWarehouse:
+        """The file of ``SMOLQWERY_DUCKDB_PATH``; ``deadline`` bounds each wait for a busy file
+        (default ``SMOLQWERY_RETRY_DEADLINE``)."""
         return cls(
             config.require_duckdb_path(),
             config.dataset,
-            busy_timeout=config.retry_deadline,
+            busy_timeout=config.retry_deadline if deadline is None else deadline,
             read_only=read_only,
         )
+
+    @classmethod
+    def check_settings(cls, config: SmolqwerySettings) -> list[CheckMessage]:
+        """E012: extractors to export and no duckdb package to export them with."""
+        from django.core.checks import Error
+
+        if config.extractors and importlib.util.find_spec("duckdb") is None:
+            return [
+                Error(
+                    "The DuckDB warehouse is chosen (SMOLQWERY_WAREHOUSE is 'duckdb' or unset) "
+                    "but the duckdb package is not installed.",
+                    hint="pip install 'smolqwery[duckdb]', or set SMOLQWERY_WAREHOUSE = "
+                    "'bigquery'.",
+                    id="smolqwery.E012",
+                )
+            ]
+        return []
+
+    @classmethod
+    def location_of(cls, config: SmolqwerySettings) -> str:
+        """The file (the dataset is a schema inside it)."""
+        return "" if config.duckdb_path is None else str(config.duckdb_path)
+
+    @classmethod
+    def recorded_location(cls, config: SmolqwerySettings) -> str:
+        return cls.location_of(config)
+
+    @classmethod
+    def label(cls, config: SmolqwerySettings) -> str:
+        return f"{cls.display_name} file {config.duckdb_path}, schema {config.dataset}"
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse(path={str(self.path)!r}, dataset={self.dataset!r})"
@@ -257,7 +348,7 @@ class DuckDBWarehouse(Warehouse):
     def _create(self, con: duckdb.DuckDBPyConnection, table: TableSchema) -> None:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"CREATE TABLE {self._q(table.name)} ({_column_defs(table)})")
+            con.execute(f"CREATE TABLE {self._q(table.name)} ({self._column_defs(table)})")
             self._set_comments(con, table)
             con.execute("COMMIT")
         except BaseException:
@@ -273,6 +364,10 @@ class DuckDBWarehouse(Warehouse):
                 f"IS {string_literal(col.description)}"
             )
 
+    def _column_defs(self, table: TableSchema, *, relaxed: bool = False) -> str:
+        nullable = True if relaxed else None
+        return ", ".join(self.ops.column_definition(c, nullable=nullable) for c in table.columns)
+
     def create_table(self, table: TableSchema) -> bool:
         validate_table_identifiers(table)
         for col in table.columns:
@@ -285,15 +380,9 @@ class DuckDBWarehouse(Warehouse):
                 self._create(con, table)
                 logger.info("created table %s", self._q(table.name))
                 return True
-            found = TableSchema(
-                name=table.name, columns=existing, kind=table.kind, date_column=table.date_column
-            )
-            differences = table.differences(found)
-            if differences:
-                raise SchemaMismatchError(
-                    f"table {self._q(table.name)} exists with another layout: "
-                    + "; ".join(differences)
-                )
+            mismatch = self.existing_layout_error(table, existing)
+            if mismatch is not None:
+                raise mismatch
             if self._descriptions(con, table.name) != _descriptions_of(table):
                 self._set_comments(con, table)
             return False
@@ -302,25 +391,14 @@ class DuckDBWarehouse(Warehouse):
         casts = rebuild_casts(old, new)
         work = rebuild_name(new.name)
         with self._op(f"rebuild table {new.name}") as con:
-            existing = self._columns(con, new.name)
-            if existing is None:
-                raise SchemaMismatchError(f"table {self._q(new.name)} does not exist")
-            if _same_layout(existing, new):
+            if not self.rebuild_needed(old, new, self._columns(con, new.name)):
                 return False
-            if not _same_layout(existing, old):
-                raise SchemaMismatchError(
-                    f"table {self._q(new.name)} has neither the layout to rebuild nor the "
-                    "rebuilt one: " + "; ".join(old.differences(_found(old, existing)))
-                )
-            select = ", ".join(
-                _duckdb_cast(c.name, *casts[c.name]) if c.name in casts else quote_duckdb(c.name)
-                for c in new.columns
-            )
+            select = self.rebuild_select(new, casts)
             # DDL is transactional in DuckDB: the swap is all or nothing.
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"DROP TABLE IF EXISTS {self._q(work)}")
-                con.execute(f"CREATE TABLE {self._q(work)} ({_column_defs(new)})")
+                con.execute(f"CREATE TABLE {self._q(work)} ({self._column_defs(new)})")
                 con.execute(f"INSERT INTO {self._q(work)} SELECT {select} FROM {self._q(new.name)}")
                 con.execute(f"DROP TABLE {self._q(new.name)}")
                 con.execute(f"ALTER TABLE {self._q(work)} RENAME TO {quote_duckdb(new.name)}")
@@ -346,7 +424,7 @@ class DuckDBWarehouse(Warehouse):
         return tuple(
             Column(
                 name=col,
-                type=BIGQUERY_TYPES.get(data_type, data_type),
+                type=self.ops.column_type(data_type),
                 mode="NULLABLE" if nullable else "REQUIRED",
                 description=comment or "",
             )
@@ -420,160 +498,88 @@ class DuckDBWarehouse(Warehouse):
 
     # -- exports -------------------------------------------------------------------------
 
-    def replace_days(self, batch: DayBatch) -> None:
-        import pyarrow as pa
+    # -- the vendor steps of the shared algorithms --------------------------------------
 
-        table = batch.table
-        validate_table_identifiers(table)
-        operation = f"replace days {batch.first_day}..{batch.last_day} of {table.name}"
-        schema = relaxed_schema(arrow_schema(table))
-        cols = ", ".join(quote_duckdb(c) for c in table.column_names)
-        date_col = quote_duckdb(table.date_column)
-        if table.date_column_type == "DATE":
-            where, params = f"{date_col} BETWEEN ? AND ?", [batch.first_day, batch.last_day]
-        else:
-            where, params = f"{date_col} >= ? AND {date_col} < ?", [batch.start, batch.end]
+    def _prepare(self, operation: str) -> None:
+        """Learn the catalog's name (SQL names objects by it) under ``operation``'s name."""
+        if self._catalog is None:
+            with self._op(operation):
+                pass
 
+    @contextlib.contextmanager
+    def _replacement(self, operation: str, batch: DayBatch) -> Iterator[_Replacement]:
+        """One connection, one transaction: a failure anywhere undoes it all."""
         with self._op(operation) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(f"DELETE FROM {self._q(table.name)} WHERE {where}", params)
-                # One INSERT per chunk, pulled here: extract() must run in the calling thread
-                # (Django's connections are per thread), and DuckDB before 2.0 pulls an Arrow
-                # stream from a worker thread even with `SET threads = 1` (issue 14, found on
-                # the lowest supported versions). Memory stays bounded by one chunk.
-                inserted = 0
-                for chunk in conform_chunks(batch.chunks, schema):
-                    with _registered(con, "smolqwery_incoming", pa.Table.from_batches([chunk])):
-                        row = con.execute(
-                            f"INSERT INTO {self._q(table.name)} ({cols}) "
-                            f"SELECT {cols} FROM smolqwery_incoming"
-                        ).fetchone()
-                    inserted += int(row[0]) if row else 0
-                within = con.execute(
-                    f"SELECT count(*) FROM {self._q(table.name)} WHERE {where}", params
-                ).fetchone()
-                if inserted and (within is None or within[0] != inserted):
-                    # Such rows would survive the next replacement of their day: duplicates.
-                    raise WarehouseError(f"{operation}: {OUTSIDE_DAYS}")
-                self._record_days(con, batch)
+                yield _Replacement(operation, con)
                 con.execute("COMMIT")
             except BaseException:
                 _rollback(con)
                 raise
-        logger.info(
-            "replaced %d day(s) of %s (%d rows)",
-            len(batch.windows),
-            self._q(table.name),
-            sum(batch.row_counts.get(d, 0) for d in batch.days),
-        )
 
-    def _record_days(self, con: duckdb.DuckDBPyConnection, batch: DayBatch) -> None:
+    def _stage(self, unit: _Replacement, batch: DayBatch) -> str | None:
+        """The record batches themselves, scanned one at a time by name (no copy, no row-by-row
+        ``INSERT``) while :meth:`_apply` runs the statements that read them.
+
+        The chunks are pulled in the calling thread: extract() must run there (Django's
+        connections are per thread), and DuckDB before 2.0 pulls an Arrow stream from a worker
+        thread even with ``SET threads = 1`` (issue 14, found on the lowest supported versions).
+        Memory stays bounded by one chunk. Every column is nullable: a NULL in a REQUIRED column
+        is refused by the table itself, inside the transaction.
+        """
+        chunks = conform_chunks(batch.chunks, relaxed_schema(arrow_schema(batch.table)))
+        first = next(chunks, None)
+        if first is None:
+            return None
+        unit.chunks = itertools.chain([first], chunks)
+        return STAGED_ROWS
+
+    def _apply(
+        self,
+        unit: _Replacement,
+        params: Params,
+        checks: Sequence[tuple[str, str]],
+        changes: Sequence[str],
+    ) -> None:
+        """Run the statements now; those reading the staged rows run once per chunk, each
+        chunk checked first (a failed check rolls the whole transaction back)."""
         import pyarrow as pa
 
-        ledger = self._q(LEDGER_TABLE)
-        con.execute(
-            f"DELETE FROM {ledger} WHERE table_name = ? AND day BETWEEN ? AND ?",
-            [batch.table.name, batch.first_day, batch.last_day],
-        )
-        now = datetime.datetime.now(datetime.timezone.utc)
-        fingerprint = batch.table.fingerprint()
-        entries = pa.Table.from_pylist(
-            [
-                {
-                    "table_name": batch.table.name,
-                    "day": day,
-                    "rows": int(batch.row_counts.get(day, 0)),
-                    "schema_fingerprint": fingerprint,
-                    "run_id": batch.run_id,
-                    "exported_at": now,
-                }
-                for day in batch.days
-            ],
-            schema=arrow_schema(_LEDGER_SCHEMA),
-        )
-        names = ", ".join(quote_duckdb(c.name) for c in LEDGER_COLUMNS)
-        with _registered(con, "smolqwery_ledger_rows", entries):
-            con.execute(f"INSERT INTO {ledger} ({names}) SELECT {names} FROM smolqwery_ledger_rows")
+        con = unit.con
+        for sql in changes:
+            if STAGED_ROWS not in sql:
+                con.execute(sql, params.bind(sql))
+                continue
+            for chunk in unit.chunks:
+                with _registered(con, STAGED_ROWS, pa.Table.from_batches([chunk])):
+                    for query, message in checks:
+                        found = con.execute(f"SELECT EXISTS ({query})", params.bind(query))
+                        row = found.fetchone()
+                        if row and row[0]:
+                            raise WarehouseError(f"{unit.operation}: {message}")
+                    con.execute(sql, params.bind(sql))
+            unit.chunks = iter(())
 
-    def exported_days(self, table: str) -> dict[datetime.date, LedgerEntry]:
-        _validate_table_name(table)
-        names = ", ".join(quote_duckdb(c.name) for c in LEDGER_COLUMNS)
-        with self._op(f"read ledger of {table}") as con:
-            if self._columns(con, LEDGER_TABLE) is None:
-                return {}
-            rows = con.execute(
-                f"SELECT {names} FROM {self._q(LEDGER_TABLE)} WHERE table_name = ? ORDER BY day",
-                [table],
-            ).fetchall()
-        return {row[1]: LedgerEntry(*row) for row in rows}
+    def _fetch(
+        self, operation: str, sql: str, params: Params, *, missing_ok: bool = False
+    ) -> list[dict[str, Any]] | None:
+        import duckdb
 
-    def _local_day_sql(self, table: TableSchema, tz: datetime.tzinfo) -> tuple[str, list[Any]]:
-        """SQL of a row's local day (of ``tz``), and its parameters."""
-        date_col = quote_duckdb(table.date_column)
-        if table.date_column_type == "DATE":
-            return date_col, []
-        # TIMESTAMPTZ → wall time in the zone → its date: the local day, DST included.
-        return f"CAST(timezone(?, {date_col}) AS DATE)", [time_zone_name(tz)]
-
-    def legacy_days(
-        self,
-        table: TableSchema,
-        tz: datetime.tzinfo,
-        first_day: datetime.date,
-        last_day: datetime.date,
-    ) -> list[datetime.date]:
-        validate_table_identifiers(table)
-        local_day, params = self._local_day_sql(table, tz)
-        sql = (
-            f"SELECT DISTINCT local_day FROM (SELECT {local_day} AS local_day "
-            f"FROM {self._q(table.name)}) WHERE local_day BETWEEN ? AND ? ORDER BY local_day"
-        )
-        with self._op(f"find the days of {table.name}") as con:
-            rows = con.execute(sql, [*params, first_day, last_day]).fetchall()
-        return [row[0] for row in rows]
-
-    def adopt_legacy_days(
-        self,
-        table: TableSchema,
-        first_day: datetime.date,
-        last_day: datetime.date,
-        tz: datetime.tzinfo,
-        run_id: str,
-    ) -> int:
-        validate_table_identifiers(table)
-        local_day, day_params = self._local_day_sql(table, tz)
-        ledger = self._q(LEDGER_TABLE)
-        names = ", ".join(quote_duckdb(c.name) for c in LEDGER_COLUMNS)
-        now = datetime.datetime.now(datetime.timezone.utc)
-        params: list[Any] = [table.name, LEGACY_FINGERPRINT, run_id, now]
-        params += [*day_params, first_day, last_day, table.name]
-        # Only days holding rows, and only while the ledger knows nothing of the table.
-        sql = (
-            f"INSERT INTO {ledger} ({names}) "
-            "SELECT ?, local_day, count(*), ?, ?, ? "
-            f"FROM (SELECT {local_day} AS local_day FROM {self._q(table.name)}) "
-            "WHERE local_day BETWEEN ? AND ? "
-            f"AND NOT EXISTS (SELECT 1 FROM {ledger} WHERE table_name = ?) "
-            "GROUP BY local_day"
-        )
-        operation = f"adopt days {first_day}..{last_day} of {table.name} written by 0.1.3"
         with self._op(operation) as con:
-            row = con.execute(sql, params).fetchone()
-        adopted = int(row[0]) if row else 0
-        logger.info("%s: %d day(s) recorded in the ledger", operation, adopted)
-        return adopted
-
-    def fetch_rows(self, name: str, order_by: Iterable[str] = ()) -> list[dict[str, Any]]:
-        _validate_table_name(name)
-        order = [quote_duckdb(validate_column_name(c)) for c in order_by]
-        sql = f"SELECT * FROM {self._q(name)}"
-        if order:
-            sql += " ORDER BY " + ", ".join(order)
-        with self._op(f"read rows of {name}") as con:
-            cursor = con.execute(sql)
+            try:
+                cursor = con.execute(sql, params.bind(sql))
+            except duckdb.CatalogException:
+                if missing_ok:
+                    return None
+                raise
             names = [d[0] for d in cursor.description or ()]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _execute(self, operation: str, sql: str, params: Params) -> int:
+        with self._op(operation) as con:
+            row = con.execute(sql, params.bind(sql)).fetchone()
+        return int(row[0]) if row else 0
 
 
 #: How the OS says ENOSPC, in DuckDB's I/O errors.
@@ -603,37 +609,17 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iter
             con.unregister(name)
 
 
-def _column_defs(table: TableSchema) -> str:
-    return ", ".join(
-        f"{quote_duckdb(c.name)} {DUCKDB_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
-        for c in table.columns
-    )
+@dataclasses.dataclass
+class _Replacement:
+    """One replacement's connection (in its transaction) and the chunks still to insert."""
 
-
-def _found(table: TableSchema, columns: tuple[Column, ...]) -> TableSchema:
-    return TableSchema(
-        name=table.name, columns=columns, kind=table.kind, date_column=table.date_column
-    )
-
-
-def _same_layout(columns: tuple[Column, ...], table: TableSchema) -> bool:
-    return not table.differences(_found(table, columns))
+    operation: str
+    con: duckdb.DuckDBPyConnection
+    chunks: Iterator[pa.RecordBatch] = dataclasses.field(default_factory=lambda: iter(()))
 
 
 def _describe_casts(casts: dict[str, tuple[str, str]]) -> str:
     return ", ".join(f"{name} {a} -> {b}" for name, (a, b) in casts.items())
-
-
-def _duckdb_cast(name: str, old: str, new: str) -> str:
-    """One column converted for a rebuild; the session's TimeZone is UTC (see ``_connect``),
-    so DATE → TIMESTAMPTZ is midnight UTC and TIMESTAMPTZ → DATE the UTC day."""
-    col = quote_duckdb(name)
-    if (old, new) == ("INT64", "BOOL"):
-        return (
-            f"CASE WHEN {col} IS NULL OR {col} IN (0, 1) THEN CAST({col} AS BOOLEAN) "
-            f"ELSE error({string_literal(NOT_A_BOOL)}) END"
-        )
-    return f"CAST({col} AS {DUCKDB_TYPES[new]})"
 
 
 def _descriptions_of(table: TableSchema) -> tuple[str, tuple[str, ...]]:

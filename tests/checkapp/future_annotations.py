@@ -1,4 +1,7 @@
-"""Dataclasses declared under ``from __future__ import annotations`` (0.1.3 defect D15)."""
+"""Dataclasses declared under ``from __future__ import annotations`` (0.1.3 defect D15).
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 

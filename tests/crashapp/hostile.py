@@ -4,6 +4,8 @@ Every :class:`HostileExtractor` yields good rows for every day of the batch, and
 row (or its exception) on the last complete day only: a batch written day by day would show
 the earlier days, so "nothing written" really means the whole batch was refused. No model is
 involved, so the test process can use these without installing the app.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import time_machine
 
 from smolqwery.days import date_range, day_window
 from smolqwery.warehouses.base import Warehouse
+from smolqwery.warehouses.testing import fetch_rows
 
 from .models import Event
 
@@ -110,7 +111,7 @@ def source_counts(days: list[D], tz: ZoneInfo) -> dict[D, int]:
 
 def exported_counts(warehouse: Warehouse, table: str, tz: ZoneInfo) -> dict[D, int]:
     counts: dict[D, int] = {}
-    for row in warehouse.fetch_rows(table):
+    for row in fetch_rows(warehouse, table):
         day = row["timestamp"].astimezone(tz).date()
         counts[day] = counts.get(day, 0) + 1
     return counts

@@ -1,4 +1,7 @@
-"""The 0.1.3 README's ``User`` and ``Email`` extractors, and changed versions of them."""
+"""The 0.1.3 README's ``User`` and ``Email`` extractors, and changed versions of them.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Everything comes from ``SQ_*`` environment variables set by :mod:`tests.migapp.harness`: the
 run directory (databases, DuckDB file, generated migrations), the extractors and the warehouse.
+
+The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

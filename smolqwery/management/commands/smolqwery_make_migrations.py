@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from smolqwery.errors import SmolqweryError
-from smolqwery.migration_state import make_migrations
+from smolqwery.migration_writer import make_migrations
 
 from ._output import SmolqweryCommand
 
