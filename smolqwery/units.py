@@ -68,6 +68,8 @@ logger = logging.getLogger("smolqwery.units")
 
 #: The lease a DuckDB write takes when units run beside each other (one writer per file).
 DUCKDB_WRITER_LOCK = "smolqwery.duckdb"
+#: The lease under which a shared ledger's entries move to per-table ledgers.
+LEDGER_LOCK = "smolqwery.ledger"
 #: Seconds between two attempts at a busy table or writer lease: units are short.
 UNIT_POLL = 0.5
 
@@ -161,6 +163,7 @@ def plan_days(
     (see :func:`smolqwery.status.done_days`, which adopts a 0.1.3 table's days into the ledger
     under ``run_id`` when given), plus the last ``lag`` days again.
     """
+    prepare_ledger(warehouse, table.name, run_id)
     # Adopted first even for a forced range: its ledger entries would hide a 0.1.3 table.
     done = done_days(warehouse, table, first, tz, adopt_run_id=run_id).days
     if date_from is not None and date_to is not None:
@@ -169,6 +172,21 @@ def plan_days(
     if lag:
         days.update(date_range(max(first, last - datetime.timedelta(days=lag - 1)), last))
     return sorted(days)
+
+
+def prepare_ledger(warehouse: Warehouse, table: str, run_id: str | None) -> None:
+    """Move the table's entries out of a shared ledger written before 1.0 (backends with a
+    ledger per table), one table at a time across processes (``smolqwery.ledger`` lease)."""
+    if not warehouse.ops.capabilities.ledger_per_table:
+        return
+    with export_lock(
+        run_id or "planner",
+        get_settings().lock_timeout,
+        wait=True,
+        name=LEDGER_LOCK,
+        poll=UNIT_POLL,
+    ):
+        warehouse.migrate_ledger(table)
 
 
 def check_table(warehouse: Warehouse, table: TableSchema) -> None:
