@@ -510,22 +510,24 @@ class Warehouse(ABC):
         validate_table_name(table)
         operation = f"read ledger of {table}"
         self._prepare(operation)
-        entries: dict[datetime.date, LedgerEntry] = {}
-        sources = [LEDGER_TABLE]
-        if self.ops.capabilities.ledger_per_table:
-            sources = [ledger_table_name(table)]
-            if self._shared_ledger_exists():
-                sources.insert(0, LEDGER_TABLE)
-        for source in sources:
-            p = self.ops.params()
-            sql = (
-                f"SELECT {_ledger_names(self.ops)} FROM {self.qualified_name(source)} "
-                f"WHERE {self.ops.quote_name('table_name')} = {p(table, 'STRING')} "
-                f"ORDER BY {self.ops.quote_name('day')}"
-            )
-            rows = self._fetch(operation, sql, p, missing_ok=True) or []
-            entries.update({row["day"]: LedgerEntry(**row) for row in rows})
+        own = self.ledger_of(table)
+        entries = self._ledger_entries(operation, own, table)
+        if own != LEDGER_TABLE and self._shared_ledger_exists():
+            # Not moved yet: the shared entries count, the table's own ledger wins.
+            return {**self._ledger_entries(operation, LEDGER_TABLE, table), **entries}
         return entries
+
+    def _ledger_entries(
+        self, operation: str, ledger: str, table: str
+    ) -> dict[datetime.date, LedgerEntry]:
+        p = self.ops.params()
+        sql = (
+            f"SELECT {_ledger_names(self.ops)} FROM {self.qualified_name(ledger)} "
+            f"WHERE {self.ops.quote_name('table_name')} = {p(table, 'STRING')} "
+            f"ORDER BY {self.ops.quote_name('day')}"
+        )
+        rows = self._fetch(operation, sql, p, missing_ok=True) or []
+        return {row["day"]: LedgerEntry(**row) for row in rows}
 
     def _shared_ledger_exists(self) -> bool:
         """Whether the shared ledger is still there (checked until it is found gone)."""

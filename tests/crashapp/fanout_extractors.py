@@ -73,3 +73,15 @@ class Daily2(_Daily):
 EXTRACTORS = tuple(
     f"{__name__}.{cls.__name__}" for cls in (Events1, Events2, Events3, Events4, Daily1, Daily2)
 )
+
+
+class Daily3(_Daily):
+    table = "fan_daily_3"
+
+
+class Daily4(_Daily):
+    table = "fan_daily_4"
+
+
+#: Eight extractors, for the benchmark of bench/fanout.py.
+EIGHT = (*EXTRACTORS, f"{__name__}.Daily3", f"{__name__}.Daily4")
