@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from .errors import SmolqweryError
 from .exporter import Exporter, ExportReport, ExtractorResult, Progress
+from .jobs import init_child, run_child
 from .locking import export_lock
 from .models import ExportRun, ExportUnit
 from .registry import select_extractors
@@ -92,20 +93,6 @@ def make_plan(
 # -- local processes -----------------------------------------------------------------------
 
 
-def _init_child() -> None:
-    import django
-
-    django.setup()
-
-
-def _child_run(unit_id: str) -> str:
-    """Run one unit in a child process; the outcome is in its ExportUnit row."""
-    from .units import run_unit_by_id
-
-    result = run_unit_by_id(unit_id, spool=True)
-    return result.status if result is not None else "missing"
-
-
 def run_jobs(plan: Plan, jobs: int, progress: Progress | None = None) -> ExportReport:
     """Run the plan's units in ``jobs`` child processes, under the export lease (a cron run)."""
     from django.db import connections
@@ -116,8 +103,8 @@ def run_jobs(plan: Plan, jobs: int, progress: Progress | None = None) -> ExportR
             connections.close_all()  # children open their own; none is shared over a fork
             context = multiprocessing.get_context("spawn")
             by_id = {u.unit_id: u for u in plan.units}
-            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_child) as pool:
-                futures = {pool.submit(_child_run, u.unit_id): u.unit_id for u in plan.units}
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=init_child) as pool:
+                futures = {pool.submit(run_child, u.unit_id): u.unit_id for u in plan.units}
                 for future in as_completed(futures):
                     unit = by_id[futures[future]]
                     try:

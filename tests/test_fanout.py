@@ -214,3 +214,29 @@ def test_a_broker_stopped_mid_run_leaves_units_the_next_run_completes(
     again = scenario.run("--enqueue", "--wait", "--wait-timeout=90", "--no-progress")
     assert again.returncode == 0, again.describe()
     assert problems(scenario) == []  # ...and the next run completed it, exactly once
+
+
+def test_jobs_runs_units_in_local_processes_on_one_duckdb_file(
+    crash_scenarios: ScenarioFactory,
+) -> None:
+    """``--jobs 3`` on DuckDB: three processes extract at once and take turns to write; no lock
+    error reaches the user, every day is there once, and status lists the units done."""
+    scenario = crash_scenarios.new(
+        "duckdb",
+        days=DAYS,
+        settings={
+            "SMOLQWERY_EXTRACTORS": list(EXTRACTORS),
+            "SMOLQWERY_BATCH_DAYS": UNIT_DAYS,
+            "SMOLQWERY_RETRY_DEADLINE": 5,  # a writer waiting on DuckDB's lock would fail fast
+        },
+        create_tables=False,
+    )
+    scenario.create_tables(EXTRACTORS)
+    result = scenario.run("--jobs=3", "--no-progress")
+    assert result.returncode == 0, result.stderr[:6000]
+    assert "lock" not in result.stderr.lower(), result.describe()
+    assert problems(scenario) == []
+    assert {s for *_, s in units(scenario)} == {"done"}
+    status = scenario.run(command="smolqwery_status")
+    assert status.returncode == 0, status.describe()
+    assert "units of run " in status.stdout and "36 done" in status.stdout, status.describe()
