@@ -26,9 +26,11 @@ from tests.fixtures.brokers import RedisBroker, Workers, temporary_root
 from tests.fixtures.crash import ScenarioFactory
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (and its reaped children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
@@ -63,9 +65,16 @@ def measure(
             if time.monotonic() > deadline:
                 raise RuntimeError("workers did not start: " + started[0].output()[-2000:])
             time.sleep(0.2)
+        emulator_cpu = cpu_seconds(emu.process.pid)
+        workers_cpu = sum(cpu_seconds(w.proc.pid) for w in started)
+        command_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         wall = time.monotonic()
         result = scenario.run("--enqueue", "--wait", "--wait-timeout=300", "--no-progress")
         wall = time.monotonic() - wall
+        emulator_cpu = cpu_seconds(emu.process.pid) - emulator_cpu
+        workers_cpu = sum(cpu_seconds(w.proc.pid) for w in started) - workers_cpu
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        command = after.ru_utime + after.ru_stime - command_cpu.ru_utime - command_cpu.ru_stime
         if result.returncode != 0:
             raise RuntimeError(result.describe())
         with scenario.warehouse() as wh:
@@ -79,7 +88,14 @@ def measure(
         units = args.days // args.unit_days * len(EIGHT)
     finally:
         pool.stop_all()
-    return {"workers": workers, "units": units, "wall_s": round(wall, 2)}
+    return {
+        "workers": workers,
+        "units": units,
+        "wall_s": round(wall, 2),
+        "emulator_cpu_s": round(emulator_cpu, 1),
+        "workers_cpu_s": round(workers_cpu, 1),
+        "command_cpu_s": round(command, 1),
+    }
 
 
 def main() -> None:
@@ -102,6 +118,7 @@ def main() -> None:
                 load = os.getloadavg()[0]
                 figure = measure(factory, emu, broker, root, workers, args)
                 figure["load_before"] = round(load, 1)
+                figure["load_after"] = round(os.getloadavg()[0], 1)
                 figures.append(figure)
                 print(json.dumps(figure), flush=True)
     finally:

@@ -155,12 +155,21 @@ def enqueue(plan: Plan, config: SmolqwerySettings | None = None) -> int:
     from .settings import get_settings
 
     config = config or get_settings()
-    app = celery_app(config)
-    options: dict[str, Any] = {"queue": config.celery_queue} if config.celery_queue else {}
+    if config.queue == "django":
+        from .tasks_django import run_unit_task
+
+        send: Callable[[str], Any] = run_unit_task.enqueue
+    else:
+        app = celery_app(config)
+        options: dict[str, Any] = {"queue": config.celery_queue} if config.celery_queue else {}
+
+        def send(unit_id: str) -> Any:
+            return app.send_task(TASK_NAME, args=[unit_id], **options)
+
     published = 0
     for unit in plan.units:
         try:
-            app.send_task(TASK_NAME, args=[unit.unit_id], **options)
+            send(unit.unit_id)
         except Exception as exc:
             raise SmolqweryError(
                 f"could not queue unit {unit.describe()} ({type(exc).__name__}: {exc}): "

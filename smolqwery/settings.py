@@ -98,6 +98,8 @@ class SmolqwerySettings:
     celery_app: str = ""
     #: The queue units are published to; empty: the app's default queue.
     celery_queue: str = ""
+    #: What ``--enqueue`` hands units to: ``celery``, or ``django`` (``django.tasks``).
+    queue: str = "celery"
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -253,7 +255,17 @@ def get_settings() -> SmolqwerySettings:
         status_deadline=_positive("SMOLQWERY_STATUS_DEADLINE", 10.0),
         celery_app=str(_get("SMOLQWERY_CELERY_APP") or ""),
         celery_queue=str(_get("SMOLQWERY_CELERY_QUEUE") or ""),
+        queue=_queue_kind(),
     )
+
+
+def _queue_kind() -> str:
+    value = str(_get("SMOLQWERY_QUEUE") or "celery")
+    if value not in ("celery", "django"):
+        raise ConfigurationError(
+            f"SMOLQWERY_QUEUE must be 'celery' or 'django' (django.tasks), got {value!r}"
+        )
+    return value
 
 
 #: Names that moved into the BigQuery backend (:mod:`smolqwery.warehouses.bigquery_auth`),

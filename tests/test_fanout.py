@@ -240,3 +240,31 @@ def test_jobs_runs_units_in_local_processes_on_one_duckdb_file(
     status = scenario.run(command="smolqwery_status")
     assert status.returncode == 0, status.describe()
     assert "units of run " in status.stdout and "36 done" in status.stdout, status.describe()
+
+
+def test_the_same_units_run_as_django_tasks(crash_scenarios: ScenarioFactory) -> None:
+    """``SMOLQWERY_QUEUE = "django"``: ``--enqueue`` hands each unit to ``django.tasks`` (the
+    backport here; the immediate backend runs it at once): same units, exactly once."""
+    scenario = crash_scenarios.new(
+        "duckdb",
+        days=20,
+        settings={
+            "SMOLQWERY_EXTRACTORS": list(EXTRACTORS[:2]),
+            "SMOLQWERY_BATCH_DAYS": UNIT_DAYS,
+            "SMOLQWERY_QUEUE": "django",
+            "TASKS": {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}},
+        },
+        create_tables=False,
+    )
+    scenario.create_tables(EXTRACTORS[:2])
+    result = scenario.run("--enqueue", "--wait", "--wait-timeout=30", "--no-progress")
+    assert result.returncode == 0, result.describe()
+    assert {s for *_, s in units(scenario)} == {"done"} and len(units(scenario)) == 4
+    with scenario.warehouse() as wh:
+        for table in ("fan_event_1", "fan_event_2"):
+            rows = fetch_rows(wh, table)
+            assert (
+                len(rows)
+                == len({r["id"] for r in rows})
+                == sum(len(e) for e in scenario.expected.values())
+            )
