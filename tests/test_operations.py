@@ -19,6 +19,7 @@ from django.db.migrations.writer import MigrationWriter
 from django.test import utils as test_utils
 
 import smolqwery.operations
+from smolqwery.compat import Coconut, legacy_table_schema
 from smolqwery.errors import (
     ConfigurationError,
     SchemaError,
@@ -37,7 +38,6 @@ from smolqwery.operations import (
     in_test_environment,
 )
 from smolqwery.schema import Column, TableSchema
-from smolqwery.swallow import Coconut, legacy_table_schema
 from smolqwery.warehouses.base import Warehouse
 
 USER = TableSchema(

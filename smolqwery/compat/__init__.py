@@ -16,7 +16,11 @@ The defects of 0.1.3 that the code's comments cite (``D1`` … ``D22``) are cata
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names __getattr__ gives, for type checkers
+    from .migration_files import Coconut, legacy_table_schema
+    from .names import ExtractionManager, dataclass_to_schema
 
 __all__ = [
     "REMOVED_IN",
