@@ -312,7 +312,7 @@ def run_unit_by_id(unit_id: str, *, spool: bool = True) -> UnitResult | None:
     if record is None:
         logger.warning("unit %s is not recorded (deleted?): nothing to do", unit_id)
         return None
-    return run_unit(Unit.from_record(record), spool=spool)
+    return run_unit(Unit.from_record(record), spool=spool, queued=True)
 
 
 def run_unit(
@@ -325,6 +325,7 @@ def run_unit(
     wait: bool = True,
     on_day: Callable[[datetime.date, int], None] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    queued: bool = False,
 ) -> UnitResult:
     """Run one unit under its table's lease: replace its days with their ledger entries.
 
@@ -332,13 +333,16 @@ def run_unit(
     ``failed`` and the :class:`ExportUnit` row records why. ``locked``: the table's lease stayed
     held by a live process for ``SMOLQWERY_LOCK_TIMEOUT`` seconds (``wait``), or at once
     (without ``wait``); nothing was done. ``spool``: extract into a local file before writing
-    (for units running beside each other; DuckDB's writes then take turns).
+    (for units running beside each other; DuckDB's writes then take turns). ``queued``: the
+    unit came from a queue, and is skipped if a later plan superseded it (a run calling this
+    directly runs its own units whatever others plan meanwhile).
     """
     config = config or get_settings()
     tz = timezone.get_default_timezone()
     started = time.monotonic()
+    finished = (DONE, SUPERSEDED) if queued else (DONE,)
     record = _record_of(unit)
-    if record.status in (DONE, SUPERSEDED):
+    if record.status in finished:
         return UnitResult(unit, "skipped", note=f"already {record.status}")
     own = warehouse is None
     wh = warehouse or get_warehouse(config)
@@ -352,7 +356,7 @@ def run_unit(
             poll=UNIT_POLL,
         ) as lease:
             record.refresh_from_db()
-            if record.status in (DONE, SUPERSEDED):
+            if record.status in finished:
                 return UnitResult(unit, "skipped", note=f"already {record.status}")
             _mark(record, RUNNING, worker=lease.owner, attempt=True)
             if not unit.forced and set(unit.days) <= set(wh.exported_days(unit.table)):
