@@ -36,6 +36,7 @@ from .worker import RESULT_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = "bench.extractors.BenchEventExtractor"
+QUERYSET = "bench.extractors.BenchEventQuerySetExtractor"
 DAILY = "bench.extractors.BenchDailyExtractor"
 TIME_ZONE = "Europe/Paris"
 
@@ -43,6 +44,11 @@ TIME_ZONE = "Europe/Paris"
 MAX_EXTRACT_OVER_FLOOR = 1.5
 MIN_LEGACY_OVER_LOAD = 3.0
 MAX_RSS_GROWTH = 0.20
+#: Targets of issue 16.
+MAX_QUERYSET_OVER_ADBC = 1.5
+MIN_FLOOR_OVER_QUERYSET = 3.0
+MAX_EMULATOR_OVER_DUCKDB = 1.5
+DLT_BACKENDS = ("sqlalchemy", "pyarrow", "connectorx")
 
 LABELS = {
     "floor": "(1) floor: values_list().iterator()",
@@ -50,6 +56,10 @@ LABELS = {
     "bigquery": "(3) smolqwery_extract -> emulator",
     "legacy": "(4) 0.1.3 insert_rows_json x1000",
     "backfill": "backfill: aggregated, -> emulator",
+    "qs_duckdb": "(5) queryset path -> DuckDB",
+    "qs_bigquery": "(6) queryset path -> emulator",
+    "adbc": "(R) ADBC -> Arrow -> DuckDB, reference",
+    **{f"dlt_{b}": f"(P) dlt sql_table {b} -> DuckDB" for b in DLT_BACKENDS},
 }
 
 
@@ -75,13 +85,16 @@ class BenchError(RuntimeError):
 
 
 def run_worker(
-    step: str, args: Sequence[str], env: dict[str, str]
+    step: str,
+    args: Sequence[str],
+    env: dict[str, str],
+    command: Sequence[str] = (sys.executable, "-m", "bench.worker"),
 ) -> tuple[dict[str, Any], float, float]:
     """Run one worker step; return its result, its process wall time and its peak RSS in MB."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", step, *args],
+            [*command, step, *args],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
@@ -177,6 +190,13 @@ class Plan:
     pg_name: str
     first: datetime.date
     last: datetime.date
+    arrow: bool = True
+    #: Interpreter of the peers' virtualenv (bench/peers-venv); empty: no peers.
+    peers: str = ""
+    #: dlt's sqlalchemy backend is measured up to this size only (148 s for 1M rows).
+    sqlalchemy_max: int = 1_000_000
+    #: Measurements not to run (e.g. ``bigquery`` at 10M rows to save time).
+    skip: frozenset[str] = frozenset()
 
 
 def day_range(days: int) -> tuple[datetime.date, datetime.date]:
@@ -206,16 +226,24 @@ def measure(
     for _ in range(plan.repeat if step != "legacy" else 1):
         tag = uuid.uuid4().hex[:10]
         step_env = {**env, "BENCH_FIRST_DATE": first.isoformat()}
-        worker_step = {"floor": "floor", "legacy": "legacy"}.get(step, plan.via)
-        if step == "duckdb":
+        worker_step = {"floor": "floor", "legacy": "legacy", "adbc": "adbc"}.get(step, plan.via)
+        command: Sequence[str] = (sys.executable, "-m", "bench.worker")
+        if step.startswith("qs_"):
+            extractor = QUERYSET
+        if step.startswith("dlt_"):
+            command = (plan.peers, "-m", "bench.peers")
+            worker_step = step.removeprefix("dlt_")
+        if step in ("duckdb", "qs_duckdb", "adbc") or step.startswith("dlt_"):
             step_env |= {
                 "BENCH_WAREHOUSE": "duckdb",
                 "BENCH_DUCKDB_PATH": str(workdir / f"warehouse-{tag}.duckdb"),
             }
-        elif step in ("bigquery", "legacy", "backfill"):
+        elif step in ("bigquery", "legacy", "backfill", "qs_bigquery"):
             step_env |= {"BENCH_WAREHOUSE": "bigquery", "BENCH_DATASET": f"bench_{tag}"}
         args = ["--first", first.isoformat(), "--last", last.isoformat(), "--extractor", extractor]
-        result, elapsed, rss = run_worker(worker_step, args, step_env)
+        if step.startswith("dlt_"):
+            args = []
+        result, elapsed, rss = run_worker(worker_step, args, step_env, command)
         for leftover in workdir.glob(f"warehouse-{tag}.duckdb*"):
             leftover.unlink()
         extra = {k: v for k, v in result.items() if k not in ("rows", "seconds", "cpu")}
@@ -266,7 +294,19 @@ def run(plan: Plan, log: Any = sys.stderr) -> list[Measure]:
                             steps.append("bigquery")
                             if plan.legacy and size == plan.rows:
                                 steps.append("legacy")
+                        if plan.arrow:
+                            steps += ["adbc", "qs_duckdb"]
+                            if plan.bigquery:
+                                steps.append("qs_bigquery")
+                        if plan.peers:
+                            steps += [
+                                f"dlt_{b}"
+                                for b in DLT_BACKENDS
+                                if b != "sqlalchemy" or size <= plan.sqlalchemy_max
+                            ]
                         for step in steps:
+                            if step in plan.skip:
+                                continue
                             measure(plan, results, db, size, step, env, workdir, log)
                     if plan.bigquery and plan.backfill_days:
                         measure(plan, results, db, plan.rows, "backfill", env, workdir, log)
@@ -287,6 +327,52 @@ def _find(results: list[Measure], db: str, size: int, step: str) -> Measure | No
 
 def _verdict(ok: bool) -> str:
     return "holds" if ok else "MISSED"
+
+
+def _arrow_targets(results: list[Measure], db: str, size: int) -> list[str]:
+    """Issue 16's ratios for one database and size (targets: PostgreSQL for the peers)."""
+    lines: list[str] = []
+    qs = _find(results, db, size, "qs_duckdb")
+    if qs is None:
+        return lines
+    ref = _find(results, db, size, "adbc")
+    floor = _find(results, db, size, "floor")
+    rows = _find(results, db, size, "duckdb")
+    prefix = f"  {db} {size:,}:"
+    if ref:
+        ratio = qs.seconds / ref.seconds
+        verdict = _verdict(ratio <= MAX_QUERYSET_OVER_ADBC) if db == "postgres" else "no target"
+        lines.append(
+            f"{prefix} (5)/(R) = {ratio:.2f}, CPU {qs.cpu / ref.cpu:.2f}  "
+            f"(target <= {MAX_QUERYSET_OVER_ADBC}: {verdict})"
+        )
+    if floor:
+        ratio = floor.seconds / qs.seconds
+        verdict = _verdict(ratio >= MIN_FLOOR_OVER_QUERYSET)
+        lines.append(
+            f"{prefix} (1)/(5) = {ratio:.2f}, CPU {floor.cpu / qs.cpu:.2f}  "
+            f"(target >= {MIN_FLOOR_OVER_QUERYSET:.0f}: {verdict})"
+        )
+    if rows:
+        lines.append(f"{prefix} (2)/(5) = {rows.seconds / qs.seconds:.2f} (row path / queryset)")
+    for backend in DLT_BACKENDS:
+        peer = _find(results, db, size, f"dlt_{backend}")
+        if peer:
+            ratio = peer.seconds / qs.seconds
+            verdict = _verdict(ratio > 1) if db == "postgres" else "no target"
+            lines.append(
+                f"{prefix} dlt {backend} / (5) = {ratio:.2f}, CPU {peer.cpu / qs.cpu:.2f}  "
+                f"(target > 1: {verdict})"
+            )
+    bq = _find(results, db, size, "qs_bigquery")
+    if bq:
+        load = float(bq.extra.get("load_seconds") or 0.0)
+        bound = MAX_EMULATOR_OVER_DUCKDB * qs.seconds + load
+        lines.append(
+            f"{prefix} (6) = {bq.seconds:.2f} s against 1.5 x (5) + the emulator's own time (HTTP "
+            f"round trips: {load:.2f} s) = {bound:.2f} s: {_verdict(bq.seconds <= bound)}"
+        )
+    return lines
 
 
 def report(plan: Plan, results: list[Measure]) -> tuple[str, bool]:
@@ -334,8 +420,10 @@ def report(plan: Plan, results: list[Measure]) -> tuple[str, bool]:
                     f"  {db} {size:,}: (4)/(3) = {ratio:.1f}  "
                     f"(target >= {MIN_LEGACY_OVER_LOAD:.0f}: {_verdict(ok)})"
                 )
+        for size in [s for s in (plan.small, plan.rows) if s]:
+            lines += _arrow_targets(results, db, size)
         if plan.small:
-            for step in ("floor", "duckdb", "bigquery"):
+            for step in ("floor", "duckdb", "bigquery", "qs_duckdb", "qs_bigquery", "adbc"):
                 small, big = (
                     _find(results, db, plan.small, step),
                     _find(results, db, plan.rows, step),
@@ -359,6 +447,14 @@ def report(plan: Plan, results: list[Measure]) -> tuple[str, bool]:
                 f"{jobs} load job(s) in {backfill.seconds:.1f} s (target O(1): {_verdict(ok)})"
             )
     return "\n".join(lines), all_ok
+
+
+def peers_python() -> str:
+    """The peers' interpreter, its virtualenv made by bench/peers-venv if needed."""
+    out = subprocess.run(
+        ["sh", str(ROOT / "bench" / "peers-venv")], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,6 +486,25 @@ def main(argv: list[str] | None = None) -> int:
         default="smolqwery_bench",
         help="PostgreSQL database created and dropped for the run (default smolqwery_bench)",
     )
+    parser.add_argument(
+        "--no-arrow", action="store_true", help="skip (5), (6) and the ADBC reference (R)"
+    )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also measure dlt's sql_table backends (P), in bench/peers-venv's virtualenv",
+    )
+    parser.add_argument(
+        "--sqlalchemy-max",
+        type=int,
+        default=1_000_000,
+        help="measure dlt's slow sqlalchemy backend up to this size only (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated measurements not to run: floor, duckdb, bigquery, qs_duckdb, ...",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     dbs = [d.strip() for d in args.db.split(",") if d.strip()]
@@ -409,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         pg_name=args.pg_name,
         first=first,
         last=last,
+        arrow=not args.no_arrow,
+        peers=peers_python() if args.peers else "",
+        sqlalchemy_max=args.sqlalchemy_max,
+        skip=frozenset(s.strip() for s in args.skip.split(",") if s.strip()),
     )
     started = time.perf_counter()
     results = run(plan)

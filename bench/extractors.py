@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import Avg, Count, Q, QuerySet, Sum
 
 from smolqwery.extractor import BaseExtractor, ExtractorType, sq_field
+from smolqwery.queryset_extractor import QuerySetExtractor
 
 from .models import Event
 
@@ -96,3 +97,18 @@ class BenchDailyExtractor(BaseExtractor[BenchDaily]):
             mean_duration=agg["mean_duration"],
             events_ever=Event.objects.filter(timestamp__lt=date_end).count(),
         )
+
+
+class BenchEventQuerySetExtractor(QuerySetExtractor[BenchEvent]):
+    """The same rows the new way (issue 16): a queryset, read as Arrow record batches."""
+
+    def get_dataclass(self) -> type[BenchEvent]:
+        return BenchEvent
+
+    def get_table_name(self) -> str:
+        return "bench_event_qs"
+
+    def get_queryset(
+        self, date_start: datetime.datetime, date_end: datetime.datetime
+    ) -> QuerySet[Any, Any]:
+        return day_queryset(date_start, date_end)

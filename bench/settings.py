@@ -38,6 +38,7 @@ SMOLQWERY_DJANGO_APP = "bench"
 SMOLQWERY_EXTRACTORS = [p for p in os.environ.get("BENCH_EXTRACTORS", "").split(",") if p] or [
     "bench.extractors.BenchEventExtractor",
     "bench.extractors.BenchDailyExtractor",
+    "bench.extractors.BenchEventQuerySetExtractor",
 ]
 SMOLQWERY_DATASET = os.environ.get("BENCH_DATASET", "smolqwery_bench")
 SMOLQWERY_WAREHOUSE = os.environ.get("BENCH_WAREHOUSE", "duckdb")

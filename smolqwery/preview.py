@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
+from .arrow_validation import make_converter
 from .days import date_range, day_window
 from .errors import ConfigurationError, user_message, user_traceback
 from .registry import select_extractors
-from .rows import DEFAULT_CHUNK_ROWS, RowConverter
+from .rows import DEFAULT_CHUNK_ROWS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -74,7 +75,7 @@ def preview(
         if item.extractor is None or item.table is None:
             yield PreviewFailure(item.name, "", item.error, user_traceback(item.exception))
             continue
-        converter = RowConverter(item.extractor, item.table, chunk_rows=chunk_rows)
+        converter = make_converter(item.extractor, item.table, chunk_rows=chunk_rows)
         try:
             for day in date_range(first, last):
                 counts: dict[datetime.date, int] = {}

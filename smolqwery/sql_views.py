@@ -12,8 +12,8 @@ Kinds of views:
     ``<table>_delta``: one row per day of the base table; non-differentiated columns unchanged;
     each differentiated column replaced by its change from the previous *calendar* day. The
     first day of the table shows its own value; a day whose previous calendar day is missing
-    shows NULL (never the running total, 0.1.3 defect D7). Window functions, no self-join, so a
-    duplicated day cannot multiply rows.
+    shows NULL (never the running total, 0.1.3 defect D7 of ``docs/defects-0.1.3.md``). Window
+    functions, no self-join, so a duplicated day cannot multiply rows.
 ``week`` / ``month``
     ``<table>_week`` / ``<table>_month`` rollups of a date-aggregated table: one row per ISO
     week (starting on Monday) or calendar month that has at least one day in the table. The

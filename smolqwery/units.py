@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from django.utils import timezone
 
+from .arrow_validation import make_converter
 from .days import contiguous_batches, date_range, day_windows, pending_days
 from .errors import ConfigurationError, ExportLockedError, user_message, user_traceback
 from .locking import export_lock, table_lock
 from .models import ExportUnit
 from .registry import Selected, load_extractor_class
-from .rows import DEFAULT_CHUNK_ROWS, RowConverter
+from .rows import DEFAULT_CHUNK_ROWS
 from .schema import TableSchema
 from .settings import get_settings
 from .status import done_days
@@ -461,7 +462,7 @@ def _replace(
         )
     counts: dict[datetime.date, int] = {}
     windows = day_windows(unit.days, tz)
-    converter = RowConverter(extractor, table, chunk_rows=chunk_rows)
+    converter = make_converter(extractor, table, chunk_rows=chunk_rows)
     chunks = converter.record_batches(windows, counts, on_day)
     if spool and warehouse.ops.capabilities.single_writer:
         with tempfile.TemporaryDirectory(prefix="smolqwery-unit-") as tmp:

@@ -1,9 +1,11 @@
-"""Settings of the test suite. ``SMOLQWERY_TEST_DB=sqlite|postgres`` chooses the database."""
+"""Settings of the test suite. ``SMOLQWERY_TEST_DB=sqlite|postgres|mariadb`` chooses the
+database."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "tests-only-not-secret"
@@ -22,6 +24,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.exportapp",
     "tests.activityapp",
+    "tests.arrowapp",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -47,6 +50,7 @@ TEMPLATES = [
 ]
 
 _DB = os.environ.get("SMOLQWERY_TEST_DB", "sqlite")
+DATABASES: dict[str, dict[str, Any]]
 if _DB == "postgres":
     DATABASES = {
         "default": {
@@ -57,6 +61,21 @@ if _DB == "postgres":
             "PORT": os.environ.get("SMOLQWERY_TEST_PG_PORT", "5432"),
         }
     }
+elif _DB == "mariadb":
+    # MariaDB (or MySQL) through Django's MySQL backend (mysqlclient: pip install
+    # smolqwery[mysql], which builds against libmariadb-dev).
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": os.environ.get("SMOLQWERY_TEST_MYSQL_NAME", "smolqwery"),
+            "USER": os.environ.get("SMOLQWERY_TEST_MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("SMOLQWERY_TEST_MYSQL_PASSWORD", ""),
+            "HOST": os.environ.get("SMOLQWERY_TEST_MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("SMOLQWERY_TEST_MYSQL_PORT", "3306"),
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_bin"},
+        }
+    }
 elif _DB == "sqlite":
     DATABASES = {
         "default": {
@@ -65,7 +84,7 @@ elif _DB == "sqlite":
         }
     }
 else:
-    raise RuntimeError(f"SMOLQWERY_TEST_DB must be 'sqlite' or 'postgres', got {_DB!r}")
+    raise RuntimeError(f"SMOLQWERY_TEST_DB must be 'sqlite', 'postgres' or 'mariadb', got {_DB!r}")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "/static/"

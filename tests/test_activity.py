@@ -584,7 +584,7 @@ def test_count_per_day_end_to_end_rollups(warehouse: Warehouse) -> None:
 def test_rollup_sql_is_quoted_and_per_dialect(warehouse: Warehouse) -> None:
     week = render_view_sql("week", MIXED, warehouse)
     month = render_view_sql("month", MIXED, warehouse)
-    if warehouse.dialect == "bigquery":
+    if warehouse.vendor == "bigquery":
         assert "DATE_TRUNC(`date`, ISOWEEK)" in week and "DATE_TRUNC(`date`, MONTH)" in month
     else:
         assert "date_trunc('week', \"date\")" in week and "date_trunc('month'" in month

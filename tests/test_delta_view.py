@@ -147,7 +147,7 @@ def test_sql_uses_window_functions_and_quoted_identifiers(warehouse: Warehouse) 
     sql = render_view_sql("delta", USER, warehouse)
     assert "LAG(" in sql and "JOIN" not in sql.upper()
     assert warehouse.view_reference("user") in sql
-    quote = "`" if warehouse.dialect == "bigquery" else '"'
+    quote = "`" if warehouse.vendor == "bigquery" else '"'
     assert f"{quote}users{quote}" in sql
 
 

@@ -470,7 +470,7 @@ TABLES_BY_NAME = {t.name: t for t in TABLES.values()}
 def run_sql(warehouse: Warehouse, sql: str, tables: list[str], table_name: str = "") -> None:
     """``sql`` on each of ``tables`` behind smolqwery's back (``@t``/``?``: ``table_name``)."""
     statements = [sql.format(warehouse.qualified_name(t)) for t in tables]
-    if warehouse.dialect == "duckdb":
+    if warehouse.vendor == "duckdb":
         import duckdb
 
         con = duckdb.connect(str(warehouse.path))  # type: ignore[attr-defined]

@@ -76,7 +76,7 @@ def wh(warehouse: Warehouse, settings: Any, request: pytest.FixtureRequest) -> I
     """The ``warehouse`` fixture, with Django settings pointing at it."""
     settings.SMOLQWERY_MIGRATE_IN_TESTS = True
     settings.SMOLQWERY_DATASET = warehouse.dataset
-    if warehouse.dialect == "duckdb":
+    if warehouse.vendor == "duckdb":
         settings.SMOLQWERY_WAREHOUSE = "duckdb"
         settings.SMOLQWERY_DUCKDB_PATH = str(warehouse.path)  # type: ignore[attr-defined]
     else:

@@ -104,7 +104,7 @@ def test_rebuild_keeps_every_row_and_reverses_exactly(wh: Warehouse) -> None:
     assert next(c.description for c in wh.get_table_columns("flags") or ()) == "When"
     assert wh.exported_days("flags") == ledger  # the days stay exported
     assert not any(name.startswith("smolqwery_rebuild") for name in wh.list_tables())
-    if wh.dialect == "bigquery":
+    if wh.vendor == "bigquery":
         table = wh.get_table("flags")  # type: ignore[attr-defined]
         assert table.time_partitioning.field == "timestamp"
     assert wh.rebuild_table(LEGACY, FIXED) is False  # a re-run changes nothing

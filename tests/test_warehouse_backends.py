@@ -64,6 +64,10 @@ def test_short_names_and_dotted_paths(value: str, expected: type[Warehouse]) -> 
     assert backend_class(value) is expected
 
 
+def test_dialect_is_the_former_name_of_vendor(tmp_path: Path) -> None:
+    assert EmbeddedWarehouse(tmp_path / "w.duckdb", "ds").dialect == "embedded"
+
+
 @pytest.mark.parametrize(
     ("value", "says"),
     [

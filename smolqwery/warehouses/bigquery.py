@@ -806,7 +806,10 @@ class BigQueryWarehouse(Warehouse):
         return self._call(operation, once)  # type: ignore[no-any-return]
 
     def _execute(self, operation: str, sql: str, params: Params) -> int:
-        job = self._run_query(operation, sql, params.bind(), "change")
+        # The job id names what it does: "adopt days …" runs as smolqwery_adopt_<uuid>.
+        word = operation.split(" ", 1)[0]
+        kind = word if word.isascii() and word.isalpha() else "change"
+        job = self._run_query(operation, sql, params.bind(), kind)
         return int(job.num_dml_affected_rows or 0)
 
     def _load(self, operation: str, batch: DayBatch, path: str, staged: list[str]) -> str:

@@ -547,19 +547,27 @@ class DuckDBWarehouse(Warehouse):
         import pyarrow as pa
 
         con = unit.con
+
+        def check(on_staged: bool) -> None:
+            for query, message in checks:
+                if (STAGED_ROWS in query) == on_staged:
+                    row = con.execute(f"SELECT EXISTS ({query})", params.bind(query)).fetchone()
+                    if row and row[0]:
+                        raise WarehouseError(f"{unit.operation}: {message}")
+
+        check(on_staged=False)
+        reads_staged = [sql for sql in changes if STAGED_ROWS in sql]
         for sql in changes:
-            if STAGED_ROWS not in sql:
+            if sql not in reads_staged:
                 con.execute(sql, params.bind(sql))
                 continue
-            for chunk in unit.chunks:
-                with _registered(con, STAGED_ROWS, pa.Table.from_batches([chunk])):
-                    for query, message in checks:
-                        found = con.execute(f"SELECT EXISTS ({query})", params.bind(query))
-                        row = found.fetchone()
-                        if row and row[0]:
-                            raise WarehouseError(f"{unit.operation}: {message}")
-                    con.execute(sql, params.bind(sql))
-            unit.chunks = iter(())
+            if sql is reads_staged[0]:  # the chunks can be read once: every reader per chunk
+                for chunk in unit.chunks:
+                    with _registered(con, STAGED_ROWS, pa.Table.from_batches([chunk])):
+                        check(on_staged=True)
+                        for reader in reads_staged:
+                            con.execute(reader, params.bind(reader))
+                unit.chunks = iter(())
 
     def _fetch(
         self, operation: str, sql: str, params: Params, *, missing_ok: bool = False

@@ -45,7 +45,7 @@ def configurer(settings: Any) -> Any:
 
 def point_at(settings: Any, warehouse: Warehouse, request: pytest.FixtureRequest) -> None:
     """Make ``get_warehouse()`` (used by the commands) return ``warehouse``'s tables."""
-    if warehouse.dialect == "bigquery":
+    if warehouse.vendor == "bigquery":
         emulator = request.getfixturevalue("bigquery_emulator")
         for key, value in emulator.settings(warehouse.dataset).items():
             setattr(settings, key, value)

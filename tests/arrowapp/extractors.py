@@ -1,0 +1,80 @@
+"""Queryset extractors over :class:`Reading`, and the same rows the 0.1.3 way.
+
+``ReadingExtractor`` is the new way; ``ReadingRowsExtractor`` reads the very same queryset
+through ``extract()`` (the row path) into another table, so a test compares the two tables.
+``mode`` (a class attribute) makes the queryset misbehave for the refusal tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+from typing import Any, ClassVar, Optional
+
+from django.db.models import F, IntegerField, QuerySet, Value
+from django.db.models.functions import Lower
+
+from smolqwery import QuerySetExtractor
+
+from .models import Reading
+
+
+@dataclasses.dataclass
+class ReadingRow:
+    """One reading."""
+
+    timestamp: datetime.datetime
+    user_id: int
+    score: float
+    ok: bool
+    label: Optional[str]  # noqa: UP045 - both spellings are supported
+    price: decimal.Decimal | None
+    taken_on: datetime.date
+    bucket: int
+
+
+class ReadingExtractor(QuerySetExtractor[ReadingRow]):
+    #: "" (fine), "null" (NULL in a REQUIRED column), "early" (rows before the day),
+    #: "shape" (a column too many), "raise" (get_queryset raises)
+    mode: ClassVar[str] = ""
+    #: The database alias read (a test adds a SQLite file of its own).
+    using: ClassVar[str] = "default"
+
+    def get_dataclass(self) -> type[ReadingRow]:
+        return ReadingRow
+
+    def get_table_name(self) -> str:
+        return "reading"
+
+    def get_queryset(
+        self, date_start: datetime.datetime, date_end: datetime.datetime
+    ) -> QuerySet[Any, Any]:
+        if self.mode == "raise":
+            raise LookupError("no such thing")
+        if self.mode == "early":
+            date_start -= datetime.timedelta(hours=2)
+        rows = Reading.objects.using(self.using).filter(
+            created_at__gte=date_start, created_at__lt=date_end
+        )
+        if self.mode == "shape":
+            return rows.values("user_id", "score")
+        fields = ["user_id", "score", "ok", "price", "taken_on"]
+        # Annotations, a modulo (``%%`` in the SQL text), values always as parameters.
+        annotations: dict[str, Any] = {
+            "timestamp": F("created_at"),
+            "label": Lower("title"),
+            "bucket": F("user_id") % 7,
+        }
+        if self.mode == "null":
+            annotations["bucket"] = Value(None, output_field=IntegerField())
+        return rows.order_by("created_at", "id").values(*fields, **annotations)
+
+
+class ReadingRowsExtractor(ReadingExtractor):
+    """The same queryset through the row path (``extract()``), into its own table."""
+
+    read_as = "rows"
+
+    def get_table_name(self) -> str:
+        return "reading_rows"

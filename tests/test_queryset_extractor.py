@@ -1,0 +1,208 @@
+"""The queryset extractor, end to end on the source database of the run (SQLite, PostgreSQL,
+MariaDB) into DuckDB: the Arrow path writes exactly what the row path writes, refuses what it
+refuses with the same message, and writes nothing when it refuses.
+
+With ``db`` (the test inside a transaction) the rows are read through Django's own DB-API
+cursor; with ``transactional_db`` (committed rows) through ADBC on PostgreSQL (SQLite's test
+database is in memory, private to Django's connection: DB-API again; the benchmark covers ADBC
+on a SQLite file). MariaDB always reads through the DB-API cursor.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+
+from smolqwery.arrow_source import numbered_placeholders
+from smolqwery.runner import export
+from smolqwery.warehouses.base import Warehouse
+from smolqwery.warehouses.testing import fetch_rows
+from tests.arrowapp.extractors import ReadingExtractor, ReadingRowsExtractor
+from tests.arrowapp.models import Reading
+from tests.exportapp.testing import PARIS, YEAR, at, configurer, create_tables
+
+pytestmark = pytest.mark.source_db
+
+ARROW = "tests.arrowapp.extractors.ReadingExtractor"
+ROWS = "tests.arrowapp.extractors.ReadingRowsExtractor"
+FIRST = datetime.date(YEAR, 3, 29)  # the spring DST change in Paris: a 23-hour day
+LAST = datetime.date(YEAR, 3, 31)
+D = decimal.Decimal
+
+
+def add_readings(using: str = "default") -> int:
+    """Readings over three days (one a DST day), nulls and edge values included."""
+    rows = []
+    for day_index in range(3):
+        day = FIRST + datetime.timedelta(days=day_index)
+        start = datetime.datetime.combine(day, datetime.time(), PARIS)
+        for i in range(40):
+            moment = start + datetime.timedelta(minutes=35 * i + day_index)
+            rows.append(
+                Reading(
+                    created_at=moment,
+                    user_id=(i * 7919 + day_index) % 5000 - 100 if i else 2**62,
+                    score=i / 3 if i % 5 else -0.0,
+                    ok=i % 3 != 0,
+                    title=None if i % 4 == 0 else f"Label {i}% ÉTÉ",
+                    price=None if i % 6 == 0 else D(f"{i * 1234.567:.3f}"),
+                    taken_on=day,
+                )
+            )
+    Reading.objects.using(using).bulk_create(rows)
+    return len(rows)
+
+
+def table_rows(warehouse: Warehouse, table: str) -> list[dict[str, Any]]:
+    return fetch_rows(warehouse, table, order_by=["timestamp", "user_id"])
+
+
+def run(settings: Any, warehouse: Warehouse, *paths: str) -> Any:
+    configurer(settings)(list(paths), first=FIRST)
+    with at(datetime.datetime.combine(LAST + datetime.timedelta(days=1), datetime.time(3), PARIS)):
+        return export(date_from=FIRST, date_to=LAST, warehouse=warehouse)
+
+
+def paths_used(caplog: pytest.LogCaptureFixture) -> set[str]:
+    return {
+        r.getMessage().rsplit(" ", 1)[-1]
+        for r in caplog.records
+        if r.name == "smolqwery.arrow_source" and "read through" in r.getMessage()
+    }
+
+
+def _same_tables(warehouse: Warehouse, settings: Any, using: str = "default") -> None:
+    count = add_readings(using)
+    create_tables(warehouse, ReadingExtractor, ReadingRowsExtractor)
+    report = run(settings, warehouse, ARROW, ROWS)
+    assert report.ok, [r.error for r in report.results]
+    arrow = table_rows(warehouse, "reading")
+    rows = table_rows(warehouse, "reading_rows")
+    assert len(arrow) == count
+    assert arrow == rows
+    assert {r.rows for r in report.results} == {count}
+    first = arrow[0]
+    assert first["price"] is None and first["label"] is None
+    assert any((r["label"] or "").startswith("label 1% ") for r in arrow)
+
+
+@pytest.mark.django_db
+def test_arrow_path_writes_what_the_row_path_writes(
+    duckdb_warehouse: Warehouse, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="smolqwery.arrow_source")
+    _same_tables(duckdb_warehouse, settings)
+    assert paths_used(caplog) == {"dbapi"}  # inside the test's transaction
+
+
+@pytest.mark.django_db(transaction=True)
+def test_committed_rows_are_read_through_adbc_where_it_applies(
+    duckdb_warehouse: Warehouse, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="smolqwery.arrow_source")
+    _same_tables(duckdb_warehouse, settings)
+    expected = "adbc" if connection.vendor == "postgresql" else "dbapi"
+    assert paths_used(caplog) == {expected}
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A SQLite file database beside the test's own (in memory, which ADBC cannot open), with
+    the readings table: the alias the extractors read."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    if connection.vendor != "sqlite":
+        pytest.skip("a SQLite file: the SQLite run only")
+    alias = "arrow_file"
+    wrapper = DatabaseWrapper(
+        {**connection.settings_dict, "NAME": str(tmp_path / "source.sqlite3")}, alias
+    )
+    connections[alias] = wrapper
+    monkeypatch.setattr(ReadingExtractor, "using", alias)
+    try:
+        with wrapper.schema_editor() as editor:
+            editor.create_model(Reading)
+        yield alias
+    finally:
+        wrapper.close()
+        del connections[alias]
+
+
+@pytest.mark.django_db
+def test_a_sqlite_file_is_read_through_adbc(
+    duckdb_warehouse: Warehouse,
+    settings: Any,
+    sqlite_file: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Text datetimes and integer booleans cast in Arrow, as Django's converters would.
+    caplog.set_level(logging.DEBUG, logger="smolqwery.arrow_source")
+    _same_tables(duckdb_warehouse, settings, sqlite_file)
+    assert paths_used(caplog) == {"adbc"}
+
+
+@pytest.mark.django_db
+def test_the_parquet_load_into_bigquery_carries_the_same_rows(
+    bigquery_warehouse: Warehouse, settings: Any
+) -> None:
+    _same_tables(bigquery_warehouse, settings)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ["null", "early"])
+def test_refusals_match_the_row_path_and_write_nothing(
+    duckdb_warehouse: Warehouse, settings: Any, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_readings()
+    monkeypatch.setattr(ReadingExtractor, "mode", mode)
+    create_tables(duckdb_warehouse, ReadingExtractor, ReadingRowsExtractor)
+    report = run(settings, duckdb_warehouse, ARROW, ROWS)
+    arrow, rows = report.results
+    assert arrow.failed and rows.failed
+    assert arrow.error == rows.error.replace(ROWS, ARROW)
+    expected = {
+        "null": "field 'bucket' (INT64) is None but the column is REQUIRED (not Optional): None",
+        "early": "field 'timestamp' (TIMESTAMP) is outside the day being exported",
+    }[mode]
+    assert expected in arrow.error
+    day = FIRST if mode == "null" else FIRST + datetime.timedelta(days=1)
+    assert f": day {day.isoformat()}, row 1: " in arrow.error
+    assert table_rows(duckdb_warehouse, "reading") == []
+    assert duckdb_warehouse.exported_days("reading") == {}
+
+
+@pytest.mark.django_db
+def test_a_queryset_of_other_columns_or_a_raising_one_is_the_extractors_error(
+    duckdb_warehouse: Warehouse, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Reading.objects.create(
+        created_at=datetime.datetime.combine(FIRST, datetime.time(12), PARIS),
+        user_id=1,
+        score=1.0,
+        taken_on=FIRST,
+    )
+    create_tables(duckdb_warehouse, ReadingExtractor)
+    monkeypatch.setattr(ReadingExtractor, "mode", "shape")
+    (result,) = run(settings, duckdb_warehouse, ARROW).results
+    assert result.failed
+    assert "get_queryset() selects ['user_id', 'score'], the dataclass declares" in result.error
+    monkeypatch.setattr(ReadingExtractor, "mode", "raise")
+    (result,) = run(settings, duckdb_warehouse, ARROW).results
+    assert result.error == (
+        f"{ARROW}: day {FIRST.isoformat()}: get_queryset() raised LookupError: no such thing"
+    )
+
+
+def test_placeholders_follow_djangos_format_paramstyle() -> None:
+    sql = "SELECT a %% 7, 'x%%' FROM t WHERE b = %s AND c LIKE %s"
+    assert numbered_placeholders(sql, "$") == "SELECT a % 7, 'x%' FROM t WHERE b = $1 AND c LIKE $2"
+    assert numbered_placeholders(sql, "?") == "SELECT a % 7, 'x%' FROM t WHERE b = ? AND c LIKE ?"
+    with pytest.raises(ValueError, match="unexpected '%d'"):
+        numbered_placeholders("SELECT %d", "?")
