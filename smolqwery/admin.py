@@ -12,6 +12,7 @@ from django.urls import path
 
 from .admin_views import export_overview_view
 from .locking import live_run_id, live_run_ids, run_state
+from .metrics_views import metrics_view
 from .models import ExportRun, ExportUnit
 
 if TYPE_CHECKING:
@@ -60,13 +61,18 @@ class ExportRunAdmin(_ExportRunAdminBase):
 
     def get_urls(self) -> list[URLPattern]:
         overview = self.admin_site.admin_view(self.overview_view)
+        metrics = self.admin_site.admin_view(self.metrics_view)
         return [
             path("overview/", overview, name="smolqwery_exportrun_overview"),
+            path("metrics/", metrics, name="smolqwery_exportrun_metrics"),
             *super().get_urls(),
         ]
 
     def overview_view(self, request: HttpRequest) -> Any:
         return export_overview_view(request, self)
+
+    def metrics_view(self, request: HttpRequest) -> Any:
+        return metrics_view(request, self)
 
 
 @admin.register(ExportUnit)

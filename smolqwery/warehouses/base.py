@@ -198,6 +198,9 @@ class Warehouse(ABC):
     dataset: str
     #: Set once the shared ledger is known gone (``ledger_per_table`` backends).
     _shared_ledger_gone: bool = False
+    #: Bytes the last read query billed, for backends that bill by bytes read (BigQuery);
+    #: None for the others.
+    last_bytes_billed: int | None = None
 
     @functools.cached_property
     def ops(self) -> BaseOperations:

@@ -438,7 +438,9 @@ class BigQueryWarehouse(Warehouse):
             retry=_ONCE,
             job_retry=_ONCE,
         )
-        return list(job.result(retry=_ONCE, timeout=self.job_timeout))
+        rows = list(job.result(retry=_ONCE, timeout=self.job_timeout))
+        self.last_bytes_billed = job.total_bytes_billed  # shown by the admin's Metrics page
+        return rows
 
     def _location(self) -> str | None:
         """The dataset's location, where its jobs run (read once if not configured)."""
