@@ -94,6 +94,14 @@ class SmolqwerySettings:
     database_alias: str = "default"
     #: Seconds ``smolqwery_status`` and the admin page wait for the warehouse, in all.
     status_deadline: float = 10.0
+    #: DuckDB's ``memory_limit`` (``"512MB"``); None: DuckDB's default, 80% of RAM.
+    duckdb_memory_limit: str | None = None
+    #: The Celery app ``--enqueue`` publishes with (dotted path); empty: Celery's current app.
+    celery_app: str = ""
+    #: The queue units are published to; empty: the app's default queue.
+    celery_queue: str = ""
+    #: What ``--enqueue`` hands units to: ``celery``, or ``django`` (``django.tasks``).
+    queue: str = "celery"
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -197,6 +205,21 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _memory_size(name: str) -> str | None:
+    """A size DuckDB understands (``"512MB"``, ``"2GiB"``), or None when unset."""
+    value = _get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _MEMORY_SIZE.fullmatch(value.strip()):
+        raise ConfigurationError(
+            f"{name} must be a size such as '512MB' or '2GB' (or None), got {value!r}"
+        )
+    return value.strip()
+
+
 def _string_list(name: str) -> tuple[str, ...]:
     value = _get(name, ())
     if isinstance(value, str) or not isinstance(value, Sequence):
@@ -247,7 +270,20 @@ def get_settings() -> SmolqwerySettings:
         lock_timeout=_positive("SMOLQWERY_LOCK_TIMEOUT", 3600.0),
         database_alias=str(_get("SMOLQWERY_DATABASE_ALIAS") or "default"),
         status_deadline=_positive("SMOLQWERY_STATUS_DEADLINE", 10.0),
+        duckdb_memory_limit=_memory_size("SMOLQWERY_DUCKDB_MEMORY_LIMIT"),
+        celery_app=str(_get("SMOLQWERY_CELERY_APP") or ""),
+        celery_queue=str(_get("SMOLQWERY_CELERY_QUEUE") or ""),
+        queue=_queue_kind(),
     )
+
+
+def _queue_kind() -> str:
+    value = str(_get("SMOLQWERY_QUEUE") or "celery")
+    if value not in ("celery", "django"):
+        raise ConfigurationError(
+            f"SMOLQWERY_QUEUE must be 'celery' or 'django' (django.tasks), got {value!r}"
+        )
+    return value
 
 
 #: Names that moved into the BigQuery backend (:mod:`smolqwery.warehouses.bigquery_auth`),

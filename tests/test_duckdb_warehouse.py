@@ -125,6 +125,18 @@ def test_default_path_from_settings(settings: object, tmp_path: Path) -> None:
     assert wh.dataset == "smolqwery_tests"
     wh.ensure_dataset()  # creates the missing directory too
     assert wh.path.is_file()
+    assert wh.memory_limit is None  # DuckDB's own default
+
+
+def test_memory_limit_from_settings(settings: object, tmp_path: Path) -> None:
+    from smolqwery.settings import get_settings
+
+    settings.SMOLQWERY_DUCKDB_PATH = str(tmp_path / "x.duckdb")  # type: ignore[attr-defined]
+    settings.SMOLQWERY_DUCKDB_MEMORY_LIMIT = " 200MiB "  # type: ignore[attr-defined]
+    wh = DuckDBWarehouse.from_settings(get_settings())
+    with wh._connect("test") as con:
+        row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert row is not None and row[0] in ("200.0 MiB", "209.7 MB", "200 MiB")
 
 
 @pytest.mark.parametrize(
@@ -228,3 +240,32 @@ def test_rows_are_produced_in_the_calling_thread(duckdb_warehouse: DuckDBWarehou
     duckdb_warehouse.replace_days(make_batch(DAILY, day, rows=rows, chunks=chunks()))
     assert threads == {threading.get_ident()}
     assert fetch_rows(duckdb_warehouse, "user") == rows
+
+
+def test_a_batch_keeps_no_chunk_alive_once_read(duckdb_warehouse: DuckDBWarehouse) -> None:
+    """Memory is bounded by one chunk, whatever the batch's size (issue 16): DuckDB keeps
+    objects registered in a transaction until it ends, so each chunk must not be registered."""
+    import pyarrow as pa
+
+    from smolqwery.schema import arrow_schema
+    from smolqwery.warehouses.duckdb import _rescans_streams
+
+    if not _rescans_streams():
+        pytest.skip("DuckDB before 1.5 registers each chunk (the batch stays in memory)")
+    day = datetime.date(2024, 5, 1)
+    noon = datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.timezone.utc)
+    size, count = 20_000, 40  # 480 kB of Arrow buffers a chunk
+    schema = arrow_schema(TABLE)
+    allocated: list[int] = []
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(count):
+            allocated.append(pa.total_allocated_bytes())
+            stamps = pa.array([noon] * size, schema.field("timestamp").type)
+            yield pa.record_batch([stamps, pa.nulls(size, schema.field("amount").type)], schema)
+
+    duckdb_warehouse.create_table(TABLE)
+    rows = [{"timestamp": noon}] * (size * count)
+    duckdb_warehouse.replace_days(make_batch(TABLE, day, rows=rows, chunks=chunks()))
+    assert duckdb_warehouse.exported_days("events")[day].rows == size * count
+    assert max(allocated) - allocated[0] < 5 * size * 24

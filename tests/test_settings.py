@@ -240,6 +240,8 @@ def test_parse_date_refuses(value: object) -> None:
         ("SMOLQWERY_DATASET_LABELS", [("env", "prod")]),
         ("SMOLQWERY_DATASET", "my-dataset"),
         ("SMOLQWERY_FIRST_DATE", "last monday"),
+        ("SMOLQWERY_DUCKDB_MEMORY_LIMIT", "lots"),
+        ("SMOLQWERY_DUCKDB_MEMORY_LIMIT", 512),
     ],
 )
 def test_invalid_values_name_the_setting(bare: None, name: str, value: object) -> None:

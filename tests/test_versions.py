@@ -35,6 +35,7 @@ def _lower_bounds() -> dict[str, str]:
         *extras["duckdb"],
         *extras["bigquery"],
         *extras["progress"],
+        *extras["arrow"],
     ]
     bounds = {}
     for requirement in requirements:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import importlib.util
 import itertools
 import logging
@@ -33,6 +34,7 @@ from .base import (
     NOT_A_BOOL,
     RESERVED_PREFIX,
     DayBatch,
+    ReadSession,
     Warehouse,
     conform_chunks,
     ledger_schema,
@@ -104,7 +106,9 @@ class DuckDBOperations(BaseOperations):
     """DuckDB's SQL: named ``$p`` parameters cast to their type, ``timezone()``, ``date_trunc``,
     ``error()``, lists for arrays."""
 
-    capabilities = Capabilities(type_mapper=TypeMapper(to_db=DUCKDB_TYPES, from_db=BIGQUERY_TYPES))
+    capabilities = Capabilities(
+        type_mapper=TypeMapper(to_db=DUCKDB_TYPES, from_db=BIGQUERY_TYPES), single_writer=True
+    )
 
     def quote_name(self, name: str) -> str:
         return quote_duckdb(name)
@@ -174,6 +178,7 @@ class DuckDBWarehouse(Warehouse):
         *,
         busy_timeout: float = 600.0,
         read_only: bool = False,
+        memory_limit: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.dataset = validate_dataset_name(dataset)
@@ -181,6 +186,9 @@ class DuckDBWarehouse(Warehouse):
         self.busy_timeout = busy_timeout
         #: Readers (status, admin) never write, nor create a missing file.
         self.read_only = read_only
+        #: DuckDB's buffer pool limit (``SMOLQWERY_DUCKDB_MEMORY_LIMIT``); None: DuckDB's own
+        #: default, 80% of the machine's RAM.
+        self.memory_limit = memory_limit
         #: The file's catalog name as DuckDB attached it (read on the first connection).
         self._catalog: str | None = None
 
@@ -195,6 +203,7 @@ class DuckDBWarehouse(Warehouse):
             config.dataset,
             busy_timeout=config.retry_deadline if deadline is None else deadline,
             read_only=read_only,
+            memory_limit=config.duckdb_memory_limit,
         )
 
     @classmethod
@@ -252,7 +261,9 @@ class DuckDBWarehouse(Warehouse):
             try:
                 if not self.read_only:
                     self._make_directory(operation)
-                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                con = duckdb.connect(
+                    str(self.path), read_only=self.read_only, config=self._config()
+                )
                 break
             except duckdb.Error as exc:
                 if not _is_lock_conflict(exc):
@@ -297,6 +308,18 @@ class DuckDBWarehouse(Warehouse):
                 f"{self.path} ({exc.strerror or exc}): set SMOLQWERY_DUCKDB_PATH to a file in "
                 "a writable directory"
             ) from exc
+
+    def _config(self) -> dict[str, Any]:
+        """The connection's configuration (issue 16).
+
+        ``memory_limit`` caps DuckDB's buffer pool (DuckDB's default: 80% of RAM; it spills
+        to ``<file>.tmp`` when a query needs more). Without insertion order an insert needs no
+        buffering to keep rows in order; the tables have no order of their own.
+        """
+        config: dict[str, Any] = {"preserve_insertion_order": False}
+        if self.memory_limit is not None:
+            config["memory_limit"] = self.memory_limit
+        return config
 
     def _failure(self, operation: str, exc: BaseException, *, closing: bool = False) -> str:
         """The message of a DuckDB error, with what to do when the disk is full."""
@@ -572,32 +595,80 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(sql, params.bind(sql))
                 continue
             if sql is reads_staged[0]:  # the chunks can be read once: every reader per chunk
-                for chunk in unit.chunks:
-                    with _registered(con, STAGED_ROWS, pa.Table.from_batches([chunk])):
+                # One registration for all the chunks: DuckDB keeps what is registered inside
+                # a transaction alive until it ends, so registering each chunk kept the whole
+                # batch in memory (issue 16: 10M rows, 892 MB); the holder lets go of each
+                # chunk once it is read.
+                # DuckDB before 1.5 reads a registered stream object once: one per chunk there.
+                rescans = _rescans_streams()
+                staged: _CurrentChunk | None = None
+                with contextlib.ExitStack() as registration:
+                    for chunk in unit.chunks:
+                        table = pa.Table.from_batches([chunk])
+                        if staged is not None:
+                            staged.table = table
+                        else:
+                            if rescans:  # DuckDB reads the schema when registering
+                                staged = _CurrentChunk(table)
+                            registration.close()
+                            registration.enter_context(
+                                _registered(con, STAGED_ROWS, staged or table)
+                            )
                         check(on_staged=True)
                         for reader in reads_staged:
                             con.execute(reader, params.bind(reader))
+                    if staged is not None:
+                        staged.table = staged.table.schema.empty_table()
                 unit.chunks = iter(())
 
     def _fetch(
         self, operation: str, sql: str, params: Params, *, missing_ok: bool = False
     ) -> list[dict[str, Any]] | None:
-        import duckdb
-
         with self._op(operation) as con:
-            try:
-                cursor = con.execute(sql, params.bind(sql))
-            except duckdb.CatalogException:
-                if missing_ok:
-                    return None
-                raise
-            names = [d[0] for d in cursor.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return _fetch_on(con, sql, params, missing_ok=missing_ok)
+
+    @contextlib.contextmanager
+    def reading(self, operation: str) -> Iterator[ReadSession]:
+        """One connection for the whole block (opening one costs more than a small query)."""
+        with self._op(operation) as con:
+            yield _DuckDBReadSession(self, operation, con)
 
     def _execute(self, operation: str, sql: str, params: Params) -> int:
         with self._op(operation) as con:
             row = con.execute(sql, params.bind(sql)).fetchone()
         return int(row[0]) if row else 0
+
+
+def _fetch_on(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Params, *, missing_ok: bool
+) -> list[dict[str, Any]] | None:
+    import duckdb
+
+    try:
+        cursor = con.execute(sql, params.bind(sql))
+    except duckdb.CatalogException:
+        if missing_ok:
+            return None
+        raise
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+class _DuckDBReadSession(ReadSession):
+    """Reads on the connection the session was opened with."""
+
+    def __init__(
+        self, warehouse: DuckDBWarehouse, operation: str, con: duckdb.DuckDBPyConnection
+    ) -> None:
+        super().__init__(warehouse, operation)
+        self._con = con
+
+    def fetch(
+        self, sql: str, params: Params | None = None, *, missing_ok: bool = False
+    ) -> list[dict[str, Any]] | None:
+        return _fetch_on(
+            self._con, sql, params or self.warehouse.ops.params(), missing_ok=missing_ok
+        )
 
 
 #: How the OS says ENOSPC, in DuckDB's I/O errors.
@@ -625,6 +696,29 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iter
         # Fails inside an aborted transaction; the connection is closed right after anyway.
         with contextlib.suppress(duckdb.Error):
             con.unregister(name)
+
+
+@functools.cache
+def _rescans_streams() -> bool:
+    """Whether DuckDB asks a registered Arrow PyCapsule object for a new stream at each scan
+    (1.5 and later; before, it reads the one stream made when registering)."""
+    import duckdb
+
+    return tuple(int(p) for p in re.findall(r"\d+", duckdb.__version__)[:2]) >= (1, 5)
+
+
+class _CurrentChunk:
+    """Registered once under :data:`STAGED_ROWS`; every scan reads the chunk it holds now.
+
+    DuckDB asks an object with the Arrow PyCapsule interface for a new stream at each scan,
+    so the statements of one chunk read that chunk, and nothing older stays referenced.
+    """
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self.table.__arrow_c_stream__(requested_schema)
 
 
 @dataclasses.dataclass
