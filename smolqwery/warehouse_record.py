@@ -144,10 +144,18 @@ def require_migrated(config: SmolqwerySettings) -> None:
     """Raise a :class:`ConfigurationError` before smolqwery's own migrations are applied: a
     command run before ``migrate`` (or after an upgrade, before it) says what to do instead of
     failing on a missing table."""
-    if not _table_exists(config.database_alias):
+    from django.apps import apps
+
+    connection = connections[config.database_alias]
+    with connection.cursor() as cursor:
+        names = set(connection.introspection.table_names(cursor))
+    models = apps.get_app_config("smolqwery").get_models()
+    # Every model's table: a project upgraded without ``migrate`` lacks only the newest ones.
+    missing = sorted(m._meta.db_table for m in models if m._meta.db_table not in names)
+    if missing:
         raise ConfigurationError(
-            f"smolqwery's tables are missing from the database {config.database_alias!r}: "
-            "run manage.py migrate first"
+            f"smolqwery's tables are missing from the database {config.database_alias!r} "
+            f"({', '.join(missing)}): run manage.py migrate first"
         )
 
 

@@ -172,6 +172,11 @@ def test_the_readme_integration_guide_works_as_written(project: Project) -> None
         assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
         assert "run manage.py migrate first" in refused.stderr
     project.manage("migrate")
+    # An upgrade not migrated yet: smolqwery's newest table is missing, and said so.
+    project.manage("migrate", "smolqwery", "0003")
+    refused = project.manage("smolqwery_status", ok=False)
+    assert "(smolqwery_exportunit): run manage.py migrate first" in refused.stderr, refused.stderr
+    project.manage("migrate")
     warehouse = project.root / "smolqwery.duckdb"  # BASE_DIR / "smolqwery.duckdb"
     assert warehouse.is_file()
 

@@ -191,6 +191,18 @@ def test_the_core_imports_no_google_package() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_without_the_duckdb_extra_the_error_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Before any table is read (status said "ModuleNotFoundError: No module named 'duckdb'")."""
+    monkeypatch.setitem(sys.modules, "duckdb", None)  # as if not installed
+    with (
+        override_settings(SMOLQWERY_WAREHOUSE="duckdb", SMOLQWERY_DUCKDB_PATH=tmp_path / "w"),
+        pytest.raises(ConfigurationError, match=r"pip install 'smolqwery\[duckdb\]'"),
+    ):
+        get_warehouse(get_settings(), read_only=True)
+
+
 def test_without_the_bigquery_extra_the_error_names_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import WarehouseError
+from ..errors import ConfigurationError, WarehouseError
 from ..identifiers import quote_duckdb, validate_dataset_name
 from ..identifiers import validate_table_name as _validate_table_name
 from ..schema import NUMERIC_PRECISION, NUMERIC_SCALE, Column, TableSchema, arrow_schema
@@ -198,6 +198,12 @@ class DuckDBWarehouse(Warehouse):
     ) -> DuckDBWarehouse:
         """The file of ``SMOLQWERY_DUCKDB_PATH``; ``deadline`` bounds each wait for a busy file
         (default ``SMOLQWERY_RETRY_DEADLINE``)."""
+        if importlib.util.find_spec("duckdb") is None:  # said before any table is read
+            raise ConfigurationError(
+                "the DuckDB warehouse needs the duckdb package (SMOLQWERY_WAREHOUSE is 'duckdb' "
+                "or unset): pip install 'smolqwery[duckdb]', or set "
+                "SMOLQWERY_WAREHOUSE = 'bigquery'"
+            )
         return cls(
             config.require_duckdb_path(),
             config.dataset,
