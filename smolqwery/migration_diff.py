@@ -174,10 +174,12 @@ def _next_name(name: str) -> str:
 
 
 def _identity(table: TableSchema) -> dict[str, Any]:
-    """What a view depends on: everything but descriptions and the list of rollups."""
+    """What a view depends on: everything but descriptions, the list of rollups and the
+    cohort marker (a retention view made before the marker existed is the same view)."""
     data = table.to_dict()
     data.pop("description", None)
     data.pop("rollups", None)
+    data.pop("cohort", None)
     for col in data["columns"]:
         col.pop("description", None)
     return data

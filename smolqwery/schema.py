@@ -97,6 +97,10 @@ class TableSchema:
     description: str = ""
     clustering: tuple[str, ...] = ()
     rollups: tuple[str, ...] = ()
+    #: A cohort table (:class:`smolqwery.cohorts.CohortRetention`'s), which gets the
+    #: ``<table>_retention`` view: said explicitly, so that a table of the same columns is not
+    #: taken for one.
+    cohort: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -134,6 +138,8 @@ class TableSchema:
             out["clustering"] = list(self.clustering)
         if self.rollups:
             out["rollups"] = list(self.rollups)
+        if self.cohort:
+            out["cohort"] = True
         return out
 
     @classmethod
@@ -146,6 +152,7 @@ class TableSchema:
             description=data.get("description", ""),
             clustering=tuple(data.get("clustering", ())),
             rollups=tuple(data.get("rollups", ())),
+            cohort=bool(data.get("cohort", False)),
         )
 
     def fingerprint(self) -> str:

@@ -12,8 +12,8 @@ Kinds of views:
     ``<table>_delta``: one row per day of the base table; non-differentiated columns unchanged;
     each differentiated column replaced by its change from the previous *calendar* day. The
     first day of the table shows its own value; a day whose previous calendar day is missing
-    shows NULL (never the running total, 0.1.3 defect D7). Window functions, no self-join, so a
-    duplicated day cannot multiply rows.
+    shows NULL (never the running total, 0.1.3 defect D7 of ``docs/defects-0.1.3.md``). Window
+    functions, no self-join, so a duplicated day cannot multiply rows.
 ``week`` / ``month``
     ``<table>_week`` / ``<table>_month`` rollups of a date-aggregated table: one row per ISO
     week (starting on Monday) or calendar month that has at least one day in the table. The
@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
+from .cohort_views import is_cohort_table, render_retention
 from .identifiers import validate_table_name
 from .schema import ROLLUP_PERIODS, TableSchema
 from .vocabulary import ExtractorType
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
     from .warehouses.base import Warehouse
     from .warehouses.ops import BaseOperations
 
-ViewKind = Literal["delta", "week", "month"]
-VIEW_KINDS: tuple[str, ...] = ("delta", *ROLLUP_PERIODS)
+ViewKind = Literal["delta", "week", "month", "retention"]
+VIEW_KINDS: tuple[str, ...] = ("delta", *ROLLUP_PERIODS, "retention")
 
 #: ``(table, warehouse) -> SQL`` for each view kind. Rollup kinds are added by whoever
 #: implements them (``VIEW_RENDERERS["week"] = render_week``); nothing else needs to change.
@@ -58,6 +59,8 @@ def views_of(table: TableSchema) -> list[tuple[str, str]]:
     for period in ROLLUP_PERIODS:
         if period in table.rollups:
             out.append((view_name(period, table.name), period))
+    if is_cohort_table(table):  # smolqwery.cohorts.CohortRetention's table
+        out.append((view_name("retention", table.name), "retention"))
     return out
 
 
@@ -152,6 +155,7 @@ VIEW_RENDERERS: dict[str, ViewRenderer] = {
     "delta": render_delta,
     "week": render_week,
     "month": render_month,
+    "retention": render_retention,
 }
 
 

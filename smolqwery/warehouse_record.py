@@ -88,7 +88,7 @@ def changes(config: SmolqwerySettings) -> list[Change]:
         return []
     now = current_values(config)
     since = f"since {timezone.localtime(record.recorded_at):%Y-%m-%d}"
-    accept = f"then run `{ACCEPT_COMMAND}`"
+    accept = f"run `{ACCEPT_COMMAND}`"
     out: list[Change] = []
     if record.warehouse != now["warehouse"]:
         out.append(
@@ -111,7 +111,7 @@ def changes(config: SmolqwerySettings) -> list[Change]:
                 f"the {noun} is now {now['duckdb_path']} but the exports {since} are in "
                 f"{record.duckdb_path}",
                 f"Set {setting} = {record.duckdb_path!r}; or move the {noun} to "
-                f"{now['duckdb_path']} (or start an empty one there) and {accept}.",
+                f"{now['duckdb_path']} (or start an empty one there), then {accept}.",
             )
         )
     if record.dataset != now["dataset"]:
@@ -120,9 +120,9 @@ def changes(config: SmolqwerySettings) -> list[Change]:
                 "SMOLQWERY_DATASET",
                 f"SMOLQWERY_DATASET is now {now['dataset']!r} but the exports {since} are in "
                 f"{record.dataset!r}",
-                f"Set SMOLQWERY_DATASET = {record.dataset!r}; or copy the tables (and "
-                f"smolqwery_ledger) of {record.dataset!r} to {now['dataset']!r} (or start an "
-                f"empty one) and {accept}.",
+                f"Set SMOLQWERY_DATASET = {record.dataset!r}; or copy the tables (and their "
+                f"ledgers, smolqwery_ledger*) of {record.dataset!r} to {now['dataset']!r} "
+                f"(or start an empty one), then {accept}.",
             )
         )
     if record.time_zone != now["time_zone"]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -32,7 +33,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.source_db]
 REPO = Path(__file__).resolve().parent.parent
 PARIS = ZoneInfo("Europe/Paris")
 DAYS = 12
-TABLES = {"contract_stats", "email", "smolqwery_ledger", "user", "user_delta"}
+TABLES = {
+    "active_customers",
+    "contract_stats",
+    "email",
+    "signups",
+    "signups_delta",
+    "signups_month",
+    "signups_week",
+    "smolqwery_ledger",
+    "user",
+    "user_delta",
+}
+METRICS_URL = "http://127.0.0.1:8000/admin/smolqwery/exportrun/metrics/"
 
 
 ON_POSTGRES = os.environ.get("SMOLQWERY_TEST_DB") == "postgres"
@@ -179,12 +192,14 @@ def test_demo_prints_each_step(demo: dict[str, Any]) -> None:
     assert f"Demo data from {first} to {last}:" in out
     # The committed smolqwery migration creates the tables; nothing is left to generate.
     assert "Applying shop.0002_smolqwery_contract_stats_email_user... OK" in out
+    assert "Applying shop.0003_smolqwery_active_customers_signups... OK" in out
     assert "No smolqwery changes detected" in out
     listing = out.split("==> python manage.py show_warehouse")[1]
     for table in TABLES:
         assert table in listing, table
     assert f"user_delta: {DAYS} rows, last 7" in out
     assert "Traceback" not in out + demo["err"]
+    assert out.rstrip().splitlines()[-1] == METRICS_URL, "the demo ends with the Metrics page"
 
 
 def test_tables_and_views_exist(demo: dict[str, Any]) -> None:
@@ -200,7 +215,7 @@ def test_every_day_exported_once(demo: dict[str, Any]) -> None:
         demo["warehouse"],
         "SELECT table_name, day FROM shop_analytics.smolqwery_ledger ORDER BY table_name, day",
     )
-    for table in ("contract_stats", "email", "user"):
+    for table in ("active_customers", "contract_stats", "email", "signups", "user"):
         assert [day for name, day in ledger if name == table] == demo["days"], table
     dates = _warehouse_rows(demo["warehouse"], 'SELECT date FROM shop_analytics."user" ORDER BY 1')
     assert [d for (d,) in dates] == demo["days"]
@@ -311,3 +326,80 @@ def test_second_extract_exports_nothing(demo: dict[str, Any]) -> None:
     assert sorted(after) == sorted(before)
     emails = _warehouse_rows(demo["warehouse"], "SELECT count(*) FROM shop_analytics.email")
     assert emails[0][0] == dict((t, r) for t, _, r in before)["email"]
+
+
+METRICS_SCRIPT = """
+import json
+from django.contrib.auth.models import User
+from django.test import Client
+from django.test.utils import setup_test_environment
+
+setup_test_environment()
+client = Client()
+client.force_login(User.objects.create_superuser("demo-admin", "a@example.com", None))
+out = {}
+for period in ("day", "week", "month"):
+    response = client.get("/admin/smolqwery/exportrun/metrics/", {"period": period})
+    assert response.status_code == 200, response.status_code
+    page = response.context["page"]
+    assert not page.error, page.error
+    out[period] = {
+        c.spec.key: [[d.isoformat() for d in c.data.labels], c.data.values] for c in page.charts
+    }
+print("METRICS" + json.dumps(out))
+"""
+
+
+def test_metrics_page_shows_signups_and_active_customers(demo: dict[str, Any]) -> None:
+    """The page the demo's last line names: sign-ups per day, ISO week and month, and active
+    customers, as the demo's database counts them."""
+    env = _env(demo["pg_name"])
+    env["SMOLQWERY_DEMO_DIR"] = str(demo["warehouse"].parent)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", METRICS_SCRIPT],
+        cwd=demo["clone"] / "example_project",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = json.loads(result.stdout.split("METRICS", 1)[1])
+    db, days = demo["db"], demo["days"]
+
+    def signups(first: datetime.date, last: datetime.date) -> int:
+        start, _ = _local_bounds(max(first, days[0]))
+        _, end = _local_bounds(min(last, days[-1]))
+        return int(
+            db.one(
+                "SELECT count(*) FROM shop_customer WHERE signed_up_at >= ? AND signed_up_at < ?",
+                start,
+                end,
+            )
+        )
+
+    labels, (per_day,) = shown["day"]["signups"]
+    assert labels == [d.isoformat() for d in days]
+    assert per_day == [signups(d, d) for d in days]
+    for period, step in (("week", 7), ("month", None)):
+        labels, (counts,) = shown[period]["signups"]
+        starts = [datetime.date.fromisoformat(label) for label in labels]
+        ends = [b - datetime.timedelta(days=1) for b in starts[1:]] + [days[-1]]
+        assert counts == [signups(a, b) for a, b in zip(starts, ends, strict=True)], period
+        assert sum(counts) == sum(per_day)
+        if step:
+            assert all(s.weekday() == 0 for s in starts)
+        else:
+            assert all(s.day == 1 for s in starts)
+    labels, (dau, wau, mau) = shown["day"]["active_customers"]
+    for day, value in zip(days, dau, strict=True):
+        start, end = _local_bounds(day)
+        expected = db.one(
+            "SELECT count(DISTINCT customer_id) FROM shop_contract "
+            "WHERE created_at >= ? AND created_at < ?",
+            start,
+            end,
+        )
+        assert value == expected, day
+    assert max(mau) >= max(wau) >= max(dau) > 0

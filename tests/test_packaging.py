@@ -45,6 +45,13 @@ def test_wheel_contents(wheel: Path) -> None:
         "smolqwery/migrations/0001_initial.py",
         "smolqwery/management/commands/__init__.py",
         "smolqwery/warehouses/__init__.py",
+        # The Metrics page's chart library, served as the app's own static files, and its licence.
+        "smolqwery/static/smolqwery/uplot/uPlot.iife.min.js",
+        "smolqwery/static/smolqwery/uplot/uPlot.min.css",
+        "smolqwery/static/smolqwery/uplot/LICENSE",
+        "smolqwery/static/smolqwery/metrics.js",
+        "smolqwery/static/smolqwery/metrics.css",
+        "smolqwery/templates/admin/smolqwery/metrics.html",
     ):
         assert required in names, required
     assert not any(n.startswith("tests/") for n in names)

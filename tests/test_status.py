@@ -119,10 +119,17 @@ def test_a_table_that_was_never_exported_lags_since_the_first_date(
     create_tables(duckdb_warehouse, EventExtractor)  # daily_events not migrated
     with at(NOW):
         _, tables = table_status()
-        err = io.StringIO()
+        err, out = io.StringIO(), io.StringIO()
         with pytest.raises(CommandError) as info:
-            call_command("smolqwery_status", stdout=io.StringIO(), stderr=err)
+            call_command("smolqwery_status", stdout=out, stderr=err)
+        with pytest.raises(CommandError):
+            call_command("smolqwery_status", "--format", "json", stdout=(js := io.StringIO()))
     events, daily = tables
+    # Not read: unknown counts, never "0 missing, lag 0" (what a reader would take as up to date).
+    daily_line = next(line for line in out.getvalue().splitlines() if line.startswith("daily_"))
+    assert daily_line.split()[1:7] == ["-", "-", "?", "?", "?", "?"]
+    daily_json = json.loads(js.getvalue())["tables"][1]
+    assert (daily_json["lag"], daily_json["missing_days"], daily_json["rows"]) == (None,) * 3
     assert (events.lag, events.exported_days, events.first_day) == (10, 0, None)
     assert len(events.missing_days) == 10
     assert "daily_events" in daily.error

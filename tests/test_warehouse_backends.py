@@ -204,6 +204,7 @@ def test_without_the_bigquery_extra_the_error_names_it(
         [message] = BigQueryWarehouse.check_settings(config)
     assert message.id == "smolqwery.E012"
     assert "smolqwery[bigquery]" in message.hint
+    assert "google-cloud-bigquery" in message.msg and "pip" not in message.msg  # said once
 
 
 # -- parameters ------------------------------------------------------------------------------

@@ -24,7 +24,12 @@ from smolqwery.errors import SchemaMismatchError, WarehouseError
 from smolqwery.extractor import ExtractorType
 from smolqwery.rows import arrow_schema
 from smolqwery.schema import Column, TableSchema
-from smolqwery.warehouses.base import LEDGER_TABLE, LEGACY_FINGERPRINT, Warehouse
+from smolqwery.warehouses.base import (
+    LEDGER_TABLE,
+    LEGACY_FINGERPRINT,
+    Warehouse,
+    ledger_table_name,
+)
 from smolqwery.warehouses.duckdb import DuckDBWarehouse
 from smolqwery.warehouses.testing import fetch_rows
 
@@ -169,7 +174,9 @@ def fill_without_ledger(wh: Warehouse, table: TableSchema, values: list[Any]) ->
 def test_ensure_dataset_is_idempotent_and_creates_the_ledger(warehouse: Warehouse) -> None:
     warehouse.ensure_dataset()
     warehouse.ensure_dataset()
-    assert LEDGER_TABLE in warehouse.list_tables()
+    # A shared ledger, or one per table, made with the table (docs/scaling.md).
+    per_table = warehouse.ops.capabilities.ledger_per_table
+    assert (LEDGER_TABLE in warehouse.list_tables()) != per_table
     assert warehouse.exported_days("events") == {}
 
 
@@ -248,12 +255,12 @@ def test_list_tables_is_sorted_and_includes_views(warehouse: Warehouse) -> None:
     warehouse.create_table(EVENTS)
     warehouse.create_table(DAILY)
     warehouse.create_or_replace_view("daily_totals_delta", f"SELECT * FROM {_q(warehouse)}")
-    assert warehouse.list_tables() == [
-        "daily_totals",
-        "daily_totals_delta",
-        "events",
-        LEDGER_TABLE,
-    ]
+    ledgers = (
+        [ledger_table_name("daily_totals"), ledger_table_name("events")]
+        if warehouse.ops.capabilities.ledger_per_table
+        else [LEDGER_TABLE]
+    )
+    assert warehouse.list_tables() == ["daily_totals", "daily_totals_delta", "events", *ledgers]
 
 
 def test_qualified_name_is_quoted_and_names_the_dataset(warehouse: Warehouse) -> None:
@@ -340,6 +347,26 @@ def test_replace_days_writes_rows_and_the_ledger(warehouse: Warehouse) -> None:
     assert entry.schema_fingerprint == EVENTS.fingerprint()
     assert entry.exported_at.tzinfo is not None
     assert abs(entry.exported_at - datetime.datetime.now(UTC)) < datetime.timedelta(minutes=10)
+
+
+def test_a_read_session_runs_several_reads(warehouse: Warehouse) -> None:
+    """``reading()``: reads through one session (one DuckDB connection), parameters bound, a
+    missing table None with ``missing_ok``, the bytes billed where the backend bills them."""
+    warehouse.create_table(EVENTS)
+    rows = [event(paris(2024, 5, 1, 9), 1), event(paris(2024, 5, 1, 10), 2)]
+    warehouse.replace_days(make_batch(EVENTS, D(2024, 5, 1), D(2024, 5, 1), rows))
+    column = warehouse.ops.column("user_id")
+    with warehouse.reading("read twice") as session:
+        for user in (1, 2):
+            p = warehouse.ops.params()
+            sql = (
+                f"SELECT COUNT(*) AS n FROM {warehouse.qualified_name('events')} "
+                f"WHERE {column} >= {p(user, 'INT64')}"
+            )
+            assert session.fetch(sql, p) == [{"n": 3 - user}]
+            assert (session.bytes_billed is None) == (warehouse.vendor != "bigquery")
+        absent = f"SELECT 1 AS one FROM {warehouse.qualified_name('absent')}"
+        assert session.fetch(absent, missing_ok=True) is None
 
 
 def test_replacing_the_same_days_twice_leaves_one_copy(warehouse: Warehouse) -> None:

@@ -91,6 +91,8 @@ SMOLQWERY_EXTRACTORS = [
     "shop.extractors.UserExtractor",
     "shop.extractors.EmailExtractor",
     "shop.extractors.ContractStatsExtractor",
+    "shop.extractors.Signups",
+    "shop.extractors.ActiveCustomers",
 ]
 # The demo data starts SMOLQWERY_DEMO_DAYS days ago; a real project writes a fixed date here,
 # e.g. datetime.date(2024, 1, 1).

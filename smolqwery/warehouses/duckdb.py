@@ -34,6 +34,7 @@ from .base import (
     NOT_A_BOOL,
     RESERVED_PREFIX,
     DayBatch,
+    ReadSession,
     Warehouse,
     conform_chunks,
     ledger_schema,
@@ -105,7 +106,9 @@ class DuckDBOperations(BaseOperations):
     """DuckDB's SQL: named ``$p`` parameters cast to their type, ``timezone()``, ``date_trunc``,
     ``error()``, lists for arrays."""
 
-    capabilities = Capabilities(type_mapper=TypeMapper(to_db=DUCKDB_TYPES, from_db=BIGQUERY_TYPES))
+    capabilities = Capabilities(
+        type_mapper=TypeMapper(to_db=DUCKDB_TYPES, from_db=BIGQUERY_TYPES), single_writer=True
+    )
 
     def quote_name(self, name: str) -> str:
         return quote_duckdb(name)
@@ -600,22 +603,51 @@ class DuckDBWarehouse(Warehouse):
     def _fetch(
         self, operation: str, sql: str, params: Params, *, missing_ok: bool = False
     ) -> list[dict[str, Any]] | None:
-        import duckdb
-
         with self._op(operation) as con:
-            try:
-                cursor = con.execute(sql, params.bind(sql))
-            except duckdb.CatalogException:
-                if missing_ok:
-                    return None
-                raise
-            names = [d[0] for d in cursor.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return _fetch_on(con, sql, params, missing_ok=missing_ok)
+
+    @contextlib.contextmanager
+    def reading(self, operation: str) -> Iterator[ReadSession]:
+        """One connection for the whole block (opening one costs more than a small query)."""
+        with self._op(operation) as con:
+            yield _DuckDBReadSession(self, operation, con)
 
     def _execute(self, operation: str, sql: str, params: Params) -> int:
         with self._op(operation) as con:
             row = con.execute(sql, params.bind(sql)).fetchone()
         return int(row[0]) if row else 0
+
+
+def _fetch_on(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Params, *, missing_ok: bool
+) -> list[dict[str, Any]] | None:
+    import duckdb
+
+    try:
+        cursor = con.execute(sql, params.bind(sql))
+    except duckdb.CatalogException:
+        if missing_ok:
+            return None
+        raise
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+class _DuckDBReadSession(ReadSession):
+    """Reads on the connection the session was opened with."""
+
+    def __init__(
+        self, warehouse: DuckDBWarehouse, operation: str, con: duckdb.DuckDBPyConnection
+    ) -> None:
+        super().__init__(warehouse, operation)
+        self._con = con
+
+    def fetch(
+        self, sql: str, params: Params | None = None, *, missing_ok: bool = False
+    ) -> list[dict[str, Any]] | None:
+        return _fetch_on(
+            self._con, sql, params or self.warehouse.ops.params(), missing_ok=missing_ok
+        )
 
 
 #: How the OS says ENOSPC, in DuckDB's I/O errors.

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from smolqwery.activity import ActiveUsers, CountPerDay
+from smolqwery.cohorts import CohortRetention
 
 from .models import Item, Visit
 
@@ -116,3 +117,18 @@ class MissingUserField(ActiveUsers):
     model = Visit
     datetime_field = "at"
     user_field = "user"
+
+
+class WeeklyRetention(CohortRetention):
+    """Members' weekly sign-up cohorts, followed three weeks."""
+
+    model = "activityapp.Visit"
+    datetime_field = "at"
+    user_field = "member"
+    signup_field = "joined_at"
+    periods = 3
+
+
+class MonthlyRetention(WeeklyRetention):
+    period = "month"
+    periods = 2

@@ -17,6 +17,8 @@ class Member(models.Model):
     """A user of the test project (the activity extractors count distinct members)."""
 
     name = models.CharField(max_length=32)
+    #: When the member signed up (cohorts); NULL: unknown, in no cohort.
+    joined_at = models.DateTimeField(null=True)
 
 
 class Visit(models.Model):
