@@ -510,7 +510,7 @@ def runs_state(tables: Sequence[str]) -> tuple[str, bool]:
 
 
 def cache_key(
-    warehouse: Warehouse,
+    place: str,
     spec: ChartSpec,
     period: Period,
     start: datetime.date,
@@ -518,12 +518,20 @@ def cache_key(
     last_export: str,
 ) -> str:
     """A cache key changing with the table's last export: the next view after an export reads
-    fresh numbers, every other one the cache."""
-    where = f"{type(warehouse).__name__}:{warehouse.qualified_name(spec.table.name)}"
-    parts = [where, spec.key, spec.table.fingerprint(), period, start, end, last_export]
+    fresh numbers, every other one the cache. ``place`` names the warehouse from settings only
+    (:func:`warehouse_place`): building the key opens nothing."""
+    parts = [place, spec.table.name, spec.key, spec.table.fingerprint(), period, start, end]
+    parts.append(last_export)
     parts.append(json.dumps([dataclasses.astuple(s) for s in spec.series]))
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
     return f"smolqwery:metrics:{digest}"
+
+
+def warehouse_place(warehouse: Warehouse, label: str) -> str:
+    """The warehouse in cache keys: its class and its label (``Warehouse.label``, from the
+    settings: the DuckDB file and schema, the BigQuery project and dataset). Not its qualified
+    names: DuckDB's need the file's catalog, read by opening the file."""
+    return f"{type(warehouse).__module__}.{type(warehouse).__qualname__}:{label}"
 
 
 def iter_rows(spec: ChartSpec, data: ChartData) -> Iterator[tuple[str, str, str, float | None]]:

@@ -38,10 +38,10 @@ from .metrics import (
     iter_rows,
     last_exports,
     runs_state,
+    warehouse_place,
 )
 from .registry import load_extractor_class
 from .settings import get_settings
-from .warehouses.base import LEDGER_TABLE
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -186,14 +186,15 @@ def build_page(period: Period, start: datetime.date, end: datetime.date) -> Metr
     tz = timezone.get_default_timezone()
     try:
         with QuerySession(warehouse) as session:
-            ledger = ledger_states(cache, session, [c.spec.table.name for c in charts])
+            place = warehouse_place(warehouse, page.warehouse)
+            ledger = ledger_states(cache, session, place, [c.spec.table.name for c in charts])
             keys: dict[str, Chart] = {}
             for chart in charts:
                 name = chart.spec.table.name
                 if name not in ledger:
                     chart.error = "nothing exported yet"
                     continue
-                keys[cache_key(warehouse, chart.spec, period, start, end, ledger[name])] = chart
+                keys[cache_key(place, chart.spec, period, start, end, ledger[name])] = chart
             found = cache.get_many(list(keys))  # one round trip to Redis, not one per chart
             for key, chart in keys.items():
                 if key in found:
@@ -211,7 +212,9 @@ def build_page(period: Period, start: datetime.date, end: datetime.date) -> Metr
     return page
 
 
-def ledger_states(cache: BaseCache, session: QuerySession, tables: list[str]) -> dict[str, str]:
+def ledger_states(
+    cache: BaseCache, session: QuerySession, place: str, tables: list[str]
+) -> dict[str, str]:
     """``{table: state of its ledger}`` (the charts' cache keys), read from the warehouse only
     when the project's database says an export changed something since it was last read.
 
@@ -223,8 +226,7 @@ def ledger_states(cache: BaseCache, session: QuerySession, tables: list[str]) ->
     bookkeeping: such a kill shows stale numbers for at most that long).
     """
     runs, settled = runs_state(tables)
-    wh = session.warehouse
-    where = f"{type(wh).__name__}:{wh.qualified_name(LEDGER_TABLE)}:{runs}"
+    where = f"{place}:{runs}"
     key = f"smolqwery:metrics:ledger:{hashlib.sha256(where.encode()).hexdigest()[:32]}"
     max_age = LEDGER_SECONDS if settled else LEDGER_UNSETTLED_SECONDS
     found = cache.get(key)
