@@ -2,9 +2,11 @@
 
 One query per chart (:mod:`smolqwery.metrics`), cached in Django's cache framework under a key
 that includes the table's last export in the ledger: the first view after the nightly export
-reads fresh numbers, every later one reads the cache. The ledger itself is read once per view
-(one small query). The page stays up when the warehouse is not: errors become messages, and
-the warehouse is opened read-only with ``SMOLQWERY_STATUS_DEADLINE``, as on the overview.
+reads fresh numbers, every later one reads the cache. The ledger itself is read only when the
+project's database says an export ran since (:func:`ledger_states`): a view with a warm cache
+runs no warehouse query (on BigQuery: bills nothing). The page stays up when the warehouse is
+not: errors become messages, and the warehouse is opened read-only with
+``SMOLQWERY_STATUS_DEADLINE``, as on the overview.
 The same figures are offered as CSV (``?format=csv``).
 """
 
