@@ -11,17 +11,19 @@ from django.contrib import admin
 from django.urls import path
 
 from .admin_views import export_overview_view
-from .locking import live_run_id, run_state
+from .locking import live_run_id, live_run_ids, run_state
 from .metrics_views import metrics_view
-from .models import ExportRun
+from .models import ExportRun, ExportUnit
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
     from django.urls import URLPattern
 
     _ExportRunAdminBase = admin.ModelAdmin[ExportRun]
+    _ExportUnitAdminBase = admin.ModelAdmin[ExportUnit]
 else:
     _ExportRunAdminBase = admin.ModelAdmin
+    _ExportUnitAdminBase = admin.ModelAdmin
 
 
 @admin.register(ExportRun)
@@ -71,3 +73,39 @@ class ExportRunAdmin(_ExportRunAdminBase):
 
     def metrics_view(self, request: HttpRequest) -> Any:
         return metrics_view(request, self)
+
+
+@admin.register(ExportUnit)
+class ExportUnitAdmin(_ExportUnitAdminBase):
+    """Units of work (issue 17): queued, running, done or failed; read-only like the runs."""
+
+    list_display = [
+        "queued_at",
+        "table_name",
+        "first_day",
+        "last_day",
+        "state",
+        "attempts",
+        "rows",
+        "worker",
+        "finished_at",
+    ]
+    list_filter = ["status", "table_name"]
+    search_fields = ["run_id", "unit_id", "table_name", "extractor", "error", "worker"]
+    date_hierarchy = "queued_at"
+
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: ExportUnit) -> str:
+        """``interrupted`` for a unit marked running whose worker holds no live lease."""
+        if obj.status != "running":
+            return str(obj.status)
+        return "running" if obj.run_id in live_run_ids() else "interrupted"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

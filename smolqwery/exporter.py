@@ -26,18 +26,15 @@ from typing import TYPE_CHECKING, Literal
 
 from django.utils import timezone
 
-from .arrow_validation import make_converter
-from .days import contiguous_batches, date_range, day_windows, local_now, pending_days, yesterday
+from .days import local_now, yesterday
 from .errors import ConfigurationError, ExportLockedError, user_message, user_traceback
 from .locking import Lease, export_lock
 from .registry import Selected, select_extractors
 from .rows import DEFAULT_CHUNK_ROWS
-from .schema import TableSchema
 from .settings import get_settings
-from .status import done_days
+from .units import check_table, plan_days, run_unit, units_of
 from .warehouse_record import record_if_missing, require_unchanged
 from .warehouses import get_warehouse
-from .warehouses.base import DayBatch
 
 if TYPE_CHECKING:
     from .models import ExportRun
@@ -49,6 +46,7 @@ __all__ = [
     "Exporter",
     "ExtractorResult",
     "Progress",
+    "check_table",
     "export",
     "plan_days",
 ]
@@ -167,40 +165,6 @@ def check_range(
         raise ConfigurationError(f"--lag must be zero or more days, got {lag}")
 
 
-def plan_days(
-    warehouse: Warehouse,
-    table: TableSchema,
-    first: datetime.date,
-    last: datetime.date,
-    tz: datetime.tzinfo,
-    *,
-    date_from: datetime.date | None = None,
-    date_to: datetime.date | None = None,
-    lag: int = 0,
-    run_id: str | None = None,
-) -> list[datetime.date]:
-    """The days one table needs now, ascending.
-
-    A forced range is taken as it is. Otherwise: every day from ``first`` to ``last`` not done
-    (see :func:`smolqwery.status.done_days`, which adopts a 0.1.3 table's days into the ledger
-    under ``run_id`` when given), plus the last ``lag`` days again.
-    """
-    # Adopted first even for a forced range: its ledger entries would hide a 0.1.3 table.
-    done = done_days(warehouse, table, first, tz, adopt_run_id=run_id).days
-    if date_from is not None and date_to is not None:
-        return date_range(date_from, date_to)
-    days = set(pending_days(first, last, done))
-    if lag:
-        days.update(date_range(max(first, last - datetime.timedelta(days=lag - 1)), last))
-    return sorted(days)
-
-
-def check_table(warehouse: Warehouse, table: TableSchema) -> None:
-    """The warehouse table must exist with the layout the extractor produces (the comparison
-    every backend shares: :meth:`Warehouse.check_layout`)."""
-    warehouse.check_layout(table)
-
-
 class Exporter:
     """One export run: its days, its warehouse and its lease, reported through ``progress``.
 
@@ -298,28 +262,28 @@ class Exporter:
             )
             progress.extractor_started(item.name, table.name, len(days))
             logger.info("%s: %d day(s) to export into %s", item.name, len(days), table.name)
-            converter = make_converter(extractor, table, chunk_rows=self.chunk_rows)
+            forced = self.date_from is not None or self.lag > 0
 
             def on_day(day: datetime.date, rows: int) -> None:
                 progress.day_done(item.name, table.name, day, rows)
 
-            for batch_list in contiguous_batches(days, self.config.batch_days):
-                counts: dict[datetime.date, int] = {}
-                windows = day_windows(batch_list, self.tz)
-                chunks = converter.record_batches(windows, counts, on_day)
-                try:
-                    warehouse.replace_days(
-                        DayBatch(
-                            table=table,
-                            windows=windows,
-                            chunks=chunks,
-                            run_id=self.run_id,
-                            row_counts=counts,
-                        )
-                    )
-                finally:
-                    chunks.close()  # type: ignore[attr-defined]  # frees the extractor's cursor
-                rows = sum(counts.values())
+            for unit in units_of(item, days, self.config.batch_days, self.run_id, forced=forced):
+                # The one function every way of exporting runs a unit with (smolqwery.units).
+                done = run_unit(
+                    unit,
+                    warehouse=warehouse,
+                    extractor=extractor,
+                    config=self.config,
+                    on_day=on_day,
+                    chunk_rows=self.chunk_rows,
+                )
+                if done.status == "locked":
+                    raise ExportLockedError(done.error)
+                if done.failed:
+                    assert done.exception is not None
+                    raise done.exception
+                batch_list = unit.days
+                rows = done.rows
                 result.add_batch(batch_list, rows)
                 _save_record(record, result, final=False)
                 progress.batch_done(item.name, table.name, batch_list[0], batch_list[-1], rows)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import logging
 import os
 import socket
@@ -34,22 +35,44 @@ from .models import ExportLock, ExportRun
 __all__ = [
     "EXPORT_LOCK",
     "INTERRUPTED",
+    "TABLE_LOCK_PREFIX",
     "Lease",
     "LeaseLostError",
     "acquire",
     "export_lock",
     "holder_is_dead",
     "live_run_id",
+    "live_run_ids",
     "owner_id",
     "run_state",
+    "table_lock",
+    "table_lock_name",
 ]
 
 logger = logging.getLogger("smolqwery.locking")
 
 #: One lock for every export: runs never overlap, whatever extractors they name.
 EXPORT_LOCK = "smolqwery.export"
+#: Prefix of the per-table leases: units of different tables run at the same time, two units
+#: of one table take turns (issue 17).
+TABLE_LOCK_PREFIX = "smolqwery.table:"
 #: Seconds between two attempts while waiting for the lock (``--wait``).
 WAIT_POLL = 5.0
+#: ``ExportLock.name`` is a CharField(255); longer table names are shortened with a hash.
+_NAME_LENGTH = 255
+
+
+def table_lock_name(table: str) -> str:
+    """The lease of one export table: distinct for distinct tables, at most 255 characters.
+
+    BigQuery table names reach 1,024 characters: a long one keeps its first 200 and a hash of
+    the whole, so two tables never share a lease.
+    """
+    name = TABLE_LOCK_PREFIX + table
+    if len(name) <= _NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(table.encode()).hexdigest()[:32]
+    return f"{TABLE_LOCK_PREFIX}{table[:200]}#{digest}"
 
 
 def owner_id(run_id: str) -> str:
@@ -141,8 +164,16 @@ def live_run_id(name: str = EXPORT_LOCK) -> str | None:
     expires.
     """
     lock = ExportLock.objects.filter(name=name).first()
-    if lock is None:
-        return None
+    return None if lock is None else _live_holder(lock)
+
+
+def live_run_ids() -> frozenset[str]:
+    """The run ids holding any export lease (global or per table) and still alive."""
+    held = (_live_holder(lock) for lock in ExportLock.objects.all())
+    return frozenset(run for run in held if run is not None)
+
+
+def _live_holder(lock: ExportLock) -> str | None:
     owner = _split_owner(lock.owner)
     if owner is None:
         return None
@@ -185,8 +216,11 @@ def _local(moment: datetime.datetime) -> datetime.datetime:
 
 def _describe(lock: ExportLock) -> str:
     since, until = _local(lock.acquired_at), _local(lock.expires_at)
+    what = "another export"
+    if lock.name.startswith(TABLE_LOCK_PREFIX):
+        what = f"another export of table {lock.name[len(TABLE_LOCK_PREFIX) :]}"
     return (
-        f"another export is running (owner {lock.owner}, since {since:%Y-%m-%d %H:%M:%S %Z}, "
+        f"{what} is running (owner {lock.owner}, since {since:%Y-%m-%d %H:%M:%S %Z}, "
         f"lease until {until:%Y-%m-%d %H:%M:%S %Z})"
     )
 
@@ -260,11 +294,13 @@ def export_lock(
     wait_timeout: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     name: str = EXPORT_LOCK,
+    poll: float = WAIT_POLL,
 ) -> Iterator[Lease]:
     """Hold the export lock for the block; released even when the block fails.
 
-    With ``wait``, retries every :data:`WAIT_POLL` seconds until the lock is free, for at
-    most ``wait_timeout`` seconds (default: the lease timeout), then raises like without it.
+    With ``wait``, retries every ``poll`` seconds (:data:`WAIT_POLL`) until the lock is free,
+    for at most ``wait_timeout`` seconds (default: the lease timeout), then raises like
+    without it.
     """
     owner = owner_id(run_id)
     deadline = time.monotonic() + (timeout if wait_timeout is None else wait_timeout)
@@ -276,16 +312,44 @@ def export_lock(
             if not wait or time.monotonic() >= deadline:
                 raise
             logger.info("%s; waiting", exc)
-            sleep(WAIT_POLL)
+            sleep(poll)
     try:
         yield lease
     finally:
         lease.release()
 
 
-def run_state(run: ExportRun, live: str | None) -> str:
+def table_lock(
+    table: str,
+    run_id: str,
+    timeout: float,
+    *,
+    wait: bool = False,
+    wait_timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    poll: float = WAIT_POLL,
+) -> contextlib.AbstractContextManager[Lease]:
+    """Hold the lease of one export table for the block (see :func:`export_lock`).
+
+    Same rules as the global lease: one holder at a time, renewed as work completes, expired
+    leases and dead holders of this host taken over.
+    """
+    return export_lock(
+        run_id,
+        timeout,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        sleep=sleep,
+        name=table_lock_name(table),
+        poll=poll,
+    )
+
+
+def run_state(run: ExportRun, live: str | frozenset[str] | None) -> str:
     """A run's status as people should read it: ``interrupted`` for a run marked running that
-    is not the live holder of the lock (``live``, from :func:`live_run_id`)."""
-    if run.status == str(ExportRun.Status.RUNNING) and run.run_id != live:
+    is not a live holder of a lock (``live``: from :func:`live_run_id` or
+    :func:`live_run_ids`)."""
+    alive = live if isinstance(live, frozenset) else frozenset({live} if live else ())
+    if run.status == str(ExportRun.Status.RUNNING) and run.run_id not in alive:
         return INTERRUPTED
     return str(run.status)

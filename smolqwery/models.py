@@ -80,3 +80,49 @@ class WarehouseRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.warehouse} {self.dataset} ({self.time_zone})"
+
+
+class ExportUnit(models.Model):
+    """One unit of work: one table, one contiguous batch of days, planned by one run.
+
+    Units fan an export out over processes and Celery workers (docs/scaling.md). Their rows say
+    what is queued, running and done; what is exported is still the warehouse's ledger.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+        #: Never started, and a later plan covers its days again.
+        SUPERSEDED = "superseded", "superseded"
+
+    unit_id = models.CharField(max_length=64, unique=True)
+    run_id = models.CharField(max_length=64, db_index=True)
+    extractor = models.CharField(max_length=255)
+    extractor_path = models.CharField(max_length=1024)
+    table_name = models.CharField(max_length=1024, db_index=True)
+    first_day = models.DateField()
+    last_day = models.DateField()
+    #: A forced range (``--from/--to``, ``--lag``): replaced even when the ledger has the days.
+    forced = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rows = models.BigIntegerField(default=0)
+    note = models.CharField(max_length=255, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-queued_at", "table_name", "first_day"]
+        indexes = [models.Index(fields=["status", "queued_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.table_name} {self.first_day}..{self.last_day} {self.status}"
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1

@@ -96,6 +96,12 @@ class SmolqwerySettings:
     status_deadline: float = 10.0
     #: DuckDB's ``memory_limit`` (``"512MB"``); None: DuckDB's default, 80% of RAM.
     duckdb_memory_limit: str | None = None
+    #: The Celery app ``--enqueue`` publishes with (dotted path); empty: Celery's current app.
+    celery_app: str = ""
+    #: The queue units are published to; empty: the app's default queue.
+    celery_queue: str = ""
+    #: What ``--enqueue`` hands units to: ``celery``, or ``django`` (``django.tasks``).
+    queue: str = "celery"
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -265,7 +271,19 @@ def get_settings() -> SmolqwerySettings:
         database_alias=str(_get("SMOLQWERY_DATABASE_ALIAS") or "default"),
         status_deadline=_positive("SMOLQWERY_STATUS_DEADLINE", 10.0),
         duckdb_memory_limit=_memory_size("SMOLQWERY_DUCKDB_MEMORY_LIMIT"),
+        celery_app=str(_get("SMOLQWERY_CELERY_APP") or ""),
+        celery_queue=str(_get("SMOLQWERY_CELERY_QUEUE") or ""),
+        queue=_queue_kind(),
     )
+
+
+def _queue_kind() -> str:
+    value = str(_get("SMOLQWERY_QUEUE") or "celery")
+    if value not in ("celery", "django"):
+        raise ConfigurationError(
+            f"SMOLQWERY_QUEUE must be 'celery' or 'django' (django.tasks), got {value!r}"
+        )
+    return value
 
 
 #: Names that moved into the BigQuery backend (:mod:`smolqwery.warehouses.bigquery_auth`),

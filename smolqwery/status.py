@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from .days import local_now, pending_days, yesterday
 from .errors import user_message
-from .locking import live_run_id, run_state
-from .models import ExportRun
+from .locking import live_run_id, live_run_ids, run_state
+from .models import ExportRun, ExportUnit
 from .registry import Selected, select_extractors
 from .settings import get_settings
 from .warehouses import get_warehouse
@@ -258,3 +258,42 @@ def table_status(
         if own:
             wh.close()
     return last, statuses
+
+
+@dataclasses.dataclass
+class UnitProgress:
+    """Where the units of the latest planned run stand (``--jobs``, ``--enqueue``, in process).
+
+    ``counts`` by state: ``queued``, ``running``, ``done``, ``failed``, ``superseded``, and
+    ``interrupted`` for a unit marked running whose worker holds no live lease any more (killed;
+    a broker redelivers it, or the next run plans its days again).
+    """
+
+    run_id: str
+    counts: dict[str, int]
+    #: ``table first..last (state)`` of every unit not done.
+    unfinished: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "counts": self.counts, "unfinished": self.unfinished}
+
+
+def unit_progress() -> UnitProgress | None:
+    """The units of the run planned last, None before any."""
+    latest = ExportUnit.objects.order_by("-queued_at", "-id").first()
+    if latest is None:
+        return None
+    live = live_run_ids()
+    counts: dict[str, int] = {}
+    unfinished: list[str] = []
+    for unit in ExportUnit.objects.filter(run_id=latest.run_id).order_by("table_name", "first_day"):
+        state = str(unit.status)
+        if state == "running" and unit.run_id not in live:
+            state = "interrupted"
+        counts[state] = counts.get(state, 0) + 1
+        if state not in ("done", "superseded"):
+            unfinished.append(
+                f"{unit.table_name} {unit.first_day.isoformat()}..{unit.last_day.isoformat()} "
+                f"({state})"
+            )
+    return UnitProgress(latest.run_id, counts, unfinished)

@@ -120,9 +120,9 @@ def changes(config: SmolqwerySettings) -> list[Change]:
                 "SMOLQWERY_DATASET",
                 f"SMOLQWERY_DATASET is now {now['dataset']!r} but the exports {since} are in "
                 f"{record.dataset!r}",
-                f"Set SMOLQWERY_DATASET = {record.dataset!r}; or copy the tables (and "
-                f"smolqwery_ledger) of {record.dataset!r} to {now['dataset']!r} (or start an "
-                f"empty one), then {accept}.",
+                f"Set SMOLQWERY_DATASET = {record.dataset!r}; or copy the tables (and their "
+                f"ledgers, smolqwery_ledger*) of {record.dataset!r} to {now['dataset']!r} "
+                f"(or start an empty one), then {accept}.",
             )
         )
     if record.time_zone != now["time_zone"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 pytest_plugins = [
+    "tests.fixtures.brokers",
     "tests.fixtures.crash",
     "tests.fixtures.emulator",
     "tests.fixtures.legacy",

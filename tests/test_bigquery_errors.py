@@ -281,7 +281,7 @@ def test_migrate_refuses_a_dataset_whose_tables_expire(
     found.default_partition_expiration_ms = None
     client.update_dataset(found, ["default_table_expiration_ms", "default_partition_expiration_ms"])
     project.manage("migrate")
-    assert "smolqwery_ledger" in [t.table_id for t in client.list_tables(project.dataset)]
+    assert "smolqwery_ledger_email" in [t.table_id for t in client.list_tables(project.dataset)]
 
 
 @pytest.mark.emulator

@@ -53,7 +53,7 @@ from smolqwery.days import date_range, day_window
 from smolqwery.models import ExportLock, ExportRun
 from smolqwery.runner import export, table_status
 from smolqwery.sql_views import render_view_sql
-from smolqwery.warehouses.base import LEDGER_TABLE, DayBatch, Warehouse
+from smolqwery.warehouses.base import DayBatch, Warehouse
 from smolqwery.warehouses.testing import fetch_rows
 from tests.exportapp import machine
 from tests.exportapp.models import Event
@@ -248,7 +248,9 @@ class ExactlyOnce(RuleBasedStateMachine):
         super().__init__()
         self.warehouse = type(self).warehouse
         self.killable = Killable(self.warehouse)
-        run_sql(self.warehouse, "DELETE FROM {} WHERE TRUE", [LEDGER_TABLE, *TABLES_BY_NAME])
+        run_sql(
+            self.warehouse, "DELETE FROM {} WHERE TRUE", [*ledgers(self.warehouse), *TABLES_BY_NAME]
+        )
         Event.objects.all().delete()
         ExportRun.objects.all().delete()
         ExportLock.objects.all().delete()
@@ -431,7 +433,7 @@ class ExactlyOnce(RuleBasedStateMachine):
         _, statuses = table_status(warehouse=wh)  # type: ignore[arg-type]
         missing = {s.table: set(s.missing_days) for s in statuses}
         assert all(not s.error for s in statuses), [s.error for s in statuses]
-        entries = fetch_rows(wh, LEDGER_TABLE)
+        entries = [e for ledger in ledgers(wh) for e in fetch_rows(wh, ledger)]
         held_rows: dict[str, list[dict[str, Any]]] = {}
         for table in (EVENT_TABLE.name, TOTAL_TABLE.name):
             ledger = {e["day"]: e["rows"] for e in entries if e["table_name"] == table}
@@ -487,9 +489,14 @@ def run_sql(warehouse: Warehouse, sql: str, tables: list[str], table_name: str =
         ).result()
 
 
+def ledgers(warehouse: Warehouse) -> list[str]:
+    """The ledger tables of the scenario's tables (one shared, or one per table)."""
+    return sorted({warehouse.ledger_of(t) for t in TABLES_BY_NAME})
+
+
 def forget_ledger(warehouse: Warehouse, table: str) -> None:
     """Delete a table's ledger entries behind smolqwery's back (a 0.1.3 table had none)."""
-    run_sql(warehouse, "DELETE FROM {} WHERE table_name = @t", [LEDGER_TABLE], table)
+    run_sql(warehouse, "DELETE FROM {} WHERE table_name = @t", [warehouse.ledger_of(table)], table)
 
 
 @contextlib.contextmanager

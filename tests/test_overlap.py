@@ -101,9 +101,11 @@ def test_wait_option_waits_for_the_running_export(make_scenario: Any) -> None:
 
 
 #: The lock's owner as a run on another host would have written it (same pid and run id).
+#: Every lease the killed run held (the export's and its table's) moved to another host.
 MOVE_LOCK_ELSEWHERE = (
-    "from smolqwery.models import ExportLock; lock = ExportLock.objects.get(); "
-    "lock.owner = 'another-host:' + lock.owner.split(':', 1)[1]; lock.save()"
+    "from smolqwery.models import ExportLock\n"
+    "for lock in ExportLock.objects.all():\n"
+    "    lock.owner = 'another-host:' + lock.owner.split(':', 1)[1]; lock.save()"
 )
 
 

@@ -24,7 +24,12 @@ from smolqwery.errors import SchemaMismatchError, WarehouseError
 from smolqwery.extractor import ExtractorType
 from smolqwery.rows import arrow_schema
 from smolqwery.schema import Column, TableSchema
-from smolqwery.warehouses.base import LEDGER_TABLE, LEGACY_FINGERPRINT, Warehouse
+from smolqwery.warehouses.base import (
+    LEDGER_TABLE,
+    LEGACY_FINGERPRINT,
+    Warehouse,
+    ledger_table_name,
+)
 from smolqwery.warehouses.duckdb import DuckDBWarehouse
 from smolqwery.warehouses.testing import fetch_rows
 
@@ -169,7 +174,9 @@ def fill_without_ledger(wh: Warehouse, table: TableSchema, values: list[Any]) ->
 def test_ensure_dataset_is_idempotent_and_creates_the_ledger(warehouse: Warehouse) -> None:
     warehouse.ensure_dataset()
     warehouse.ensure_dataset()
-    assert LEDGER_TABLE in warehouse.list_tables()
+    # A shared ledger, or one per table, made with the table (docs/scaling.md).
+    per_table = warehouse.ops.capabilities.ledger_per_table
+    assert (LEDGER_TABLE in warehouse.list_tables()) != per_table
     assert warehouse.exported_days("events") == {}
 
 
@@ -248,12 +255,12 @@ def test_list_tables_is_sorted_and_includes_views(warehouse: Warehouse) -> None:
     warehouse.create_table(EVENTS)
     warehouse.create_table(DAILY)
     warehouse.create_or_replace_view("daily_totals_delta", f"SELECT * FROM {_q(warehouse)}")
-    assert warehouse.list_tables() == [
-        "daily_totals",
-        "daily_totals_delta",
-        "events",
-        LEDGER_TABLE,
-    ]
+    ledgers = (
+        [ledger_table_name("daily_totals"), ledger_table_name("events")]
+        if warehouse.ops.capabilities.ledger_per_table
+        else [LEDGER_TABLE]
+    )
+    assert warehouse.list_tables() == ["daily_totals", "daily_totals_delta", "events", *ledgers]
 
 
 def test_qualified_name_is_quoted_and_names_the_dataset(warehouse: Warehouse) -> None:

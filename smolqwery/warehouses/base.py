@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import datetime
 import functools
+import hashlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -67,12 +68,30 @@ LEDGER_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def ledger_schema(clustering: tuple[str, ...] = ()) -> TableSchema:
+#: Longest table name BigQuery takes.
+_MAX_TABLE_NAME = 1024
+
+
+def ledger_table_name(table: str) -> str:
+    """The ledger of one export table, for backends keeping one per table.
+
+    ``smolqwery_ledger_<table>``; a name past BigQuery's 1,024 characters keeps the table's
+    first 900 and a hash of the whole, so two tables never share a ledger. Export tables never
+    start with ``smolqwery_`` (:data:`RESERVED_PREFIX`), so no ledger is ever an export table.
+    """
+    name = f"{LEDGER_TABLE}_{table}"
+    if len(name) > _MAX_TABLE_NAME:
+        digest = hashlib.sha256(table.encode()).hexdigest()[:32]
+        name = f"{LEDGER_TABLE}_{table[:900]}_{digest}"
+    return validate_table_name(name)
+
+
+def ledger_schema(clustering: tuple[str, ...] = (), name: str = LEDGER_TABLE) -> TableSchema:
     """The ledger as a table (one row per exported table and day)."""
     from ..vocabulary import ExtractorType
 
     return TableSchema(
-        name=LEDGER_TABLE,
+        name=name,
         columns=LEDGER_COLUMNS,
         kind=ExtractorType.date_aggregated,
         date_column="day",
@@ -205,6 +224,8 @@ class Warehouse(ABC):
     location_noun: ClassVar[str] = "location"
     #: Dataset (BigQuery) or schema (DuckDB) holding the export tables.
     dataset: str
+    #: Set once the shared ledger is known gone (``ledger_per_table`` backends).
+    _shared_ledger_gone: bool = False
     #: Bytes the last read query billed, for backends that bill by bytes read (BigQuery);
     #: None for the others.
     last_bytes_billed: int | None = None
@@ -438,7 +459,7 @@ class Warehouse(ABC):
     def _ledger_changes(self, p: Params, batch: DayBatch) -> list[str]:
         """The statements rewriting the ledger entries of the batch's days."""
         q = self.ops.quote_name
-        ledger = self.qualified_name(LEDGER_TABLE)
+        ledger = self.qualified_name(self.ledger_of(batch.table.name))
         table_name = p(batch.table.name, "STRING")
         counts = [int(batch.row_counts.get(d, 0)) for d in batch.days]
         entries = self.ops.day_counts_sql(p, batch.days, counts)
@@ -511,19 +532,104 @@ class Warehouse(ABC):
     def _execute(self, operation: str, sql: str, params: Params) -> int:
         """Run one statement that changes data, on its own; return the rows it affected."""
 
+    def ledger_of(self, table: str) -> str:
+        """The ledger table holding ``table``'s days: its own (``ledger_per_table``), or the
+        shared :data:`LEDGER_TABLE`."""
+        if self.ops.capabilities.ledger_per_table:
+            return ledger_table_name(table)
+        return LEDGER_TABLE
+
     def exported_days(self, table: str) -> dict[datetime.date, LedgerEntry]:
-        """The ledger's entries for a table, by day."""
+        """The ledger's entries for a table, by day.
+
+        With a ledger per table, entries the shared ledger still holds for the table (a
+        warehouse written before 1.0, not migrated yet: :meth:`migrate_ledger`) count too, and
+        the table's own ledger wins for a day both hold.
+        """
         validate_table_name(table)
         operation = f"read ledger of {table}"
         self._prepare(operation)
+        own = self.ledger_of(table)
+        entries = self._ledger_entries(operation, own, table)
+        if own != LEDGER_TABLE and self._shared_ledger_exists():
+            # Not moved yet: the shared entries count, the table's own ledger wins.
+            return {**self._ledger_entries(operation, LEDGER_TABLE, table), **entries}
+        return entries
+
+    def _ledger_entries(
+        self, operation: str, ledger: str, table: str
+    ) -> dict[datetime.date, LedgerEntry]:
         p = self.ops.params()
         sql = (
-            f"SELECT {_ledger_names(self.ops)} FROM {self.qualified_name(LEDGER_TABLE)} "
+            f"SELECT {_ledger_names(self.ops)} FROM {self.qualified_name(ledger)} "
             f"WHERE {self.ops.quote_name('table_name')} = {p(table, 'STRING')} "
             f"ORDER BY {self.ops.quote_name('day')}"
         )
         rows = self._fetch(operation, sql, p, missing_ok=True) or []
         return {row["day"]: LedgerEntry(**row) for row in rows}
+
+    def _shared_ledger_exists(self) -> bool:
+        """Whether the shared ledger is still there (checked until it is found gone)."""
+        if self._shared_ledger_gone:
+            return False
+        if self.get_table_columns(LEDGER_TABLE) is None:
+            self._shared_ledger_gone = True
+            return False
+        return True
+
+    def ensure_ledger(self, table: str) -> None:  # noqa: B027 - optional hook
+        """Create ``table``'s own ledger if missing (backends with ``ledger_per_table``)."""
+
+    def migrate_ledger(self, table: str) -> int:
+        """Move ``table``'s entries from the shared ledger into its own, in place; the number
+        of entries moved (docs/scaling.md).
+
+        One transaction: the entries of days its own ledger lacks are inserted there, and all
+        its entries are deleted from the shared ledger; a failure leaves both as they were, a
+        retry moves nothing twice. Once the shared ledger is empty it is dropped. Moves of two
+        tables both mutate the shared ledger: the caller runs them one at a time.
+        """
+        if not self.ops.capabilities.ledger_per_table:
+            return 0
+        self.ensure_ledger(table)
+        if not self._shared_ledger_exists():
+            return 0
+        validate_table_name(table)
+        operation = f"move the ledger entries of {table} into {ledger_table_name(table)}"
+        self._prepare(operation)
+        q, p = self.ops.quote_name, self.ops.params()
+        shared = self.qualified_name(LEDGER_TABLE)
+        own = self.qualified_name(ledger_table_name(table))
+        name = p(table, "STRING")
+        names = _ledger_names(self.ops)
+        lacking = (
+            f"FROM {shared} AS s WHERE s.{q('table_name')} = {name} AND NOT EXISTS "
+            f"(SELECT 1 FROM {own} AS o WHERE o.{q('day')} = s.{q('day')})"
+        )
+        counted = self._fetch(operation, f"SELECT COUNT(*) AS n {lacking}", p) or [{"n": 0}]
+        moved = int(counted[0]["n"])
+        self._transaction(
+            operation,
+            [
+                f"INSERT INTO {own} ({names}) SELECT {names} {lacking}",
+                f"DELETE FROM {shared} WHERE {q('table_name')} = {name}",
+            ],
+            p,
+        )
+        if moved:
+            logger.info("%s: %d entries moved", operation, moved)
+        p = self.ops.params()
+        left = self._fetch(operation, f"SELECT COUNT(*) AS n FROM {shared}", p) or [{"n": 0}]
+        if not left[0]["n"]:
+            self.drop_table(LEDGER_TABLE)
+            self._shared_ledger_gone = True
+            logger.info("the shared ledger %s is empty: dropped", shared)
+        return moved
+
+    def _transaction(self, operation: str, statements: Sequence[str], params: Params) -> None:
+        """Run ``statements`` as one transaction. Backends with ``ledger_per_table`` implement
+        it (the ledger's migration)."""
+        raise NotImplementedError(f"{operation}: {type(self).__name__} has no transactions")
 
     def _local_days_sql(self, p: Params, table: TableSchema, tz: datetime.tzinfo) -> str:
         """``SELECT <local day> AS local_day FROM <table>``: each row's day in ``tz``."""
@@ -576,7 +682,8 @@ class Warehouse(ABC):
         operation = f"adopt days {first_day}..{last_day} of {table.name} written by 0.1.3"
         self._prepare(operation)
         p = self.ops.params()
-        ledger = self.qualified_name(LEDGER_TABLE)
+        self.ensure_ledger(table.name)
+        ledger = self.qualified_name(self.ledger_of(table.name))
         table_name = p(table.name, "STRING")
         now = datetime.datetime.now(datetime.timezone.utc)
         constants = (

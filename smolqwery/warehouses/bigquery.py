@@ -49,6 +49,7 @@ from .base import (
     Warehouse,
     conform_chunks,
     ledger_schema,
+    ledger_table_name,
     rebuild_casts,
     rebuild_name,
     relaxed_schema,
@@ -120,7 +121,7 @@ class BigQueryOperations(BaseOperations):
     """BigQuery's SQL: backticks, typed ``@name`` parameters, ``DATE(ts, tz)``,
     ``DATE_TRUNC``, ``ERROR()``, arrays by ``OFFSET``."""
 
-    capabilities = Capabilities(type_mapper=IDENTITY_TYPES)
+    capabilities = Capabilities(type_mapper=IDENTITY_TYPES, ledger_per_table=True)
 
     def quote_name(self, name: str) -> str:
         return quote_bigquery(name)
@@ -248,6 +249,8 @@ class BigQueryWarehouse(Warehouse):
         self.labels = dict(labels or {})
         self.acl_groups = tuple(acl_groups)
         self.retry_deadline = retry_deadline
+        #: Per-table ledgers known to exist (ensure_ledger asks BigQuery once per table).
+        self._ledgers: set[str] = set()
         #: A job is waited for at most this long per attempt (shorter for status readers).
         self.job_timeout = JOB_TIMEOUT
         #: The setting ``retry_deadline`` comes from, named when it runs out.
@@ -463,7 +466,20 @@ class BigQueryWarehouse(Warehouse):
     def ensure_dataset(self) -> None:
         operation = f"ensure dataset {self.project}.{self.dataset}"
         self._call(operation, self._ensure_dataset_once)
-        self._ensure_table(ledger_schema(clustering=("table_name",)), partition=False)
+        # Ledgers are per table (created with their table): no shared one for new datasets.
+
+    def ensure_ledger(self, table: str) -> None:
+        """The table's own ledger, created if missing (once per instance)."""
+        name = ledger_table_name(table)
+        if name not in self._ledgers:
+            self._ensure_table(ledger_schema(name=name), partition=False)
+            self._ledgers.add(name)
+
+    def _transaction(self, operation: str, statements: Sequence[str], params: Params) -> None:
+        script = "\n".join(
+            ["BEGIN TRANSACTION;", *(f"{sql};" for sql in statements), "COMMIT TRANSACTION;"]
+        )
+        self._run_query(operation, script, params.bind(), "ledger")
 
     def _ensure_dataset_once(self) -> None:
         from google.api_core.exceptions import Conflict, NotFound, PreconditionFailed
@@ -530,7 +546,9 @@ class BigQueryWarehouse(Warehouse):
     def create_table(self, table: TableSchema) -> bool:
         validate_table_identifiers(table)
         bigquery_errors.check_limits(table)
-        return self._ensure_table(table, partition=True)
+        created = self._ensure_table(table, partition=True)
+        self.ensure_ledger(table.name)
+        return created
 
     def _ensure_table(self, table: TableSchema, *, partition: bool) -> bool:
         from google.api_core.exceptions import Conflict
@@ -681,7 +699,11 @@ class BigQueryWarehouse(Warehouse):
 
         def once() -> None:
             self.client.delete_table(self._ref(name), not_found_ok=True, retry=_ONCE)
-            if self._get_table(LEDGER_TABLE) is not None:
+            if not name.startswith(RESERVED_PREFIX):
+                own = ledger_table_name(name)
+                self.client.delete_table(self._ref(own), not_found_ok=True, retry=_ONCE)
+                self._ledgers.discard(own)
+            if name != LEDGER_TABLE and self._get_table(LEDGER_TABLE) is not None:
                 self._query(
                     f"DELETE FROM {self.qualified_name(LEDGER_TABLE)} WHERE table_name = @t",
                     [bigquery.ScalarQueryParameter("t", "STRING", name)],

@@ -106,7 +106,9 @@ class DuckDBOperations(BaseOperations):
     """DuckDB's SQL: named ``$p`` parameters cast to their type, ``timezone()``, ``date_trunc``,
     ``error()``, lists for arrays."""
 
-    capabilities = Capabilities(type_mapper=TypeMapper(to_db=DUCKDB_TYPES, from_db=BIGQUERY_TYPES))
+    capabilities = Capabilities(
+        type_mapper=TypeMapper(to_db=DUCKDB_TYPES, from_db=BIGQUERY_TYPES), single_writer=True
+    )
 
     def quote_name(self, name: str) -> str:
         return quote_duckdb(name)

@@ -74,6 +74,13 @@ class Capabilities:
 
     #: Types of this warehouse.
     type_mapper: TypeMapper = IDENTITY_TYPES
+    #: One writing process at a time (a DuckDB file): units running beside each other extract
+    #: in parallel and take turns to write (smolqwery.units).
+    single_writer: bool = False
+    #: One ledger table per export table (``smolqwery_ledger_<table>``): a replacement then
+    #: mutates only tables of its own, so replacements of different tables never conflict
+    #: (BigQuery cancels concurrent transactions mutating one table; docs/scaling.md).
+    ledger_per_table: bool = False
 
 
 class Params:

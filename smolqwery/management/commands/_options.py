@@ -27,3 +27,14 @@ def non_negative_arg(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days (0 or more)")
     return number
+
+
+def positive_arg(value: str) -> int:
+    """argparse ``type=`` for a count of 1 or more (processes, seconds)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
+    return number

@@ -11,10 +11,10 @@ from typing import IO, Any
 from django.core.management.base import CommandError, CommandParser
 
 from smolqwery.errors import ExportLockedError, LeaseLostError, SmolqweryError
-from smolqwery.exporter import export
+from smolqwery.exporter import ExportReport, Progress, export
 from smolqwery.reporting import format_summary, make_progress
 
-from ._options import day_arg, non_negative_arg
+from ._options import day_arg, non_negative_arg, positive_arg
 from ._output import SmolqweryCommand
 
 
@@ -66,7 +66,39 @@ class Command(SmolqweryCommand):
         parser.add_argument(
             "--wait",
             action="store_true",
-            help="Wait for a running export to finish instead of exiting.",
+            help=(
+                "Wait for a running export to finish instead of exiting; with --enqueue, "
+                "follow the queued units to their end (the summary, and exit status 1 if any "
+                "failed or did not finish)."
+            ),
+        )
+        parser.add_argument(
+            "--jobs",
+            type=positive_arg,
+            default=1,
+            metavar="N",
+            help=(
+                "Run the units of work in N local processes (tables in parallel; on DuckDB the "
+                "extraction is parallel and the writes take turns)."
+            ),
+        )
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help=(
+                "Plan the units and put them on the Celery queue for the workers, then return "
+                "(for cron or Celery beat; pip install 'smolqwery[celery]')."
+            ),
+        )
+        parser.add_argument(
+            "--wait-timeout",
+            type=positive_arg,
+            default=None,
+            metavar="SECONDS",
+            help=(
+                "With --enqueue --wait: stop following once no unit has moved for this long "
+                "(default: SMOLQWERY_LOCK_TIMEOUT) and report the unfinished ones."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -82,14 +114,19 @@ class Command(SmolqweryCommand):
             tracebacks=verbosity >= 2 or bool(options.get("traceback")),
         )
         try:
-            report = export(
-                extractors=options["extractors"],
-                date_from=options["date_from"],
-                date_to=options["date_to"],
-                lag=options["lag"],
-                progress=progress,
-                wait=options["wait"],
-            )
+            if options["enqueue"] or options["jobs"] > 1:
+                report = self._fan_out(progress, options)
+                if report is None:
+                    return
+            else:
+                report = export(
+                    extractors=options["extractors"],
+                    date_from=options["date_from"],
+                    date_to=options["date_to"],
+                    lag=options["lag"],
+                    progress=progress,
+                    wait=options["wait"],
+                )
         except LeaseLostError as exc:
             raise CommandError(str(exc)) from exc
         except ExportLockedError as exc:
@@ -107,3 +144,27 @@ class Command(SmolqweryCommand):
             raise CommandError(
                 f"{len(report.failed)} extractor(s) failed: {names}", returncode=1
             ) from cause
+
+    def _fan_out(self, progress: Progress, options: dict[str, Any]) -> ExportReport | None:
+        """``--jobs N`` or ``--enqueue [--wait]``: the units run elsewhere (smolqwery.fanout)."""
+        from smolqwery import fanout
+        from smolqwery.settings import get_settings
+
+        if options["enqueue"] and options["jobs"] > 1:
+            raise CommandError("--enqueue and --jobs exclude each other: workers run the units")
+        plan = fanout.make_plan(
+            options["extractors"], options["date_from"], options["date_to"], options["lag"]
+        )
+        if options["jobs"] > 1:
+            return fanout.run_jobs(plan, options["jobs"], progress)
+        fanout.enqueue(plan)
+        progress.note(f"run {plan.run_id}: {len(plan.units)} unit(s) queued")
+        if not options["wait"]:
+            progress.close()
+            for failure in plan.failures:
+                progress.note(f"{failure.table or failure.extractor} not planned: {failure.error}")
+            if plan.failures:
+                raise CommandError(f"{len(plan.failures)} extractor(s) failed", returncode=1)
+            return None
+        stall = options["wait_timeout"] or get_settings().lock_timeout
+        return fanout.follow(plan, progress, stall=stall)

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from smolqwery.errors import SmolqweryError
 from smolqwery.reporting import format_days
-from smolqwery.status import table_status
+from smolqwery.status import table_status, unit_progress
 
 from ._options import non_negative_arg
 from ._output import SmolqweryCommand
@@ -50,13 +50,15 @@ class Command(SmolqweryCommand):
         except SmolqweryError as exc:
             raise CommandError(str(exc), returncode=EXIT_UNKNOWN) from exc
         max_lag: int | None = options["max_lag"]
+        units = unit_progress()
         if options["format"] == "json":
-            self.stdout.write(
-                json.dumps(
-                    {"yesterday": last.isoformat(), "tables": [s.to_dict() for s in statuses]},
-                    indent=2,
-                )
-            )
+            shown: dict[str, Any] = {
+                "yesterday": last.isoformat(),
+                "tables": [s.to_dict() for s in statuses],
+            }
+            if units is not None:
+                shown["units"] = units.to_dict()
+            self.stdout.write(json.dumps(shown, indent=2))
         else:
             header = (
                 "table",
@@ -91,6 +93,11 @@ class Command(SmolqweryCommand):
                     "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
                 )
             self.stdout.write(f"yesterday: {last.isoformat()}")
+            if units is not None:
+                tally = ", ".join(f"{n} {state}" for state, n in sorted(units.counts.items()))
+                self.stdout.write(f"units of run {units.run_id}: {tally}")
+                for pending in units.unfinished[:20]:
+                    self.stdout.write(f"  unit {pending}")
             for s in statuses:
                 if s.missing_days:
                     self.stdout.write(f"{s.table}: missing {format_days(s.missing_days)}")

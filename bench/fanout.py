@@ -1,0 +1,138 @@
+"""Fan-out benchmark (issue 17): 2 Celery workers against 1, 8 extractors, on the emulator.
+
+    python -m bench.fanout [--days 60] [--unit-days 10] [--repeat 2] [--json out.json]
+
+Each measurement is a fresh project (its own SQLite database and emulator dataset, the tables
+created as ``migrate`` does), a private Redis broker and N real ``celery worker`` processes
+already up; the timed part is ``smolqwery_extract --enqueue --wait`` from the first unit planned
+to the last one committed. The ledgers are checked afterwards (every day of every table once).
+Figures go to bench/RESULTS.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.crashapp.fanout_extractors import EIGHT
+from tests.fixtures import emulator as emulator_fixture
+from tests.fixtures.brokers import RedisBroker, Workers, temporary_root
+from tests.fixtures.crash import ScenarioFactory
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (and its reaped children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    factory: ScenarioFactory, emu: Any, broker: RedisBroker, root: Path, workers: int, args: Any
+) -> dict[str, Any]:
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    scenario = factory.new(
+        "bigquery",
+        emu,
+        days=args.days,
+        settings={
+            "SMOLQWERY_EXTRACTORS": list(EIGHT),
+            "SMOLQWERY_BATCH_DAYS": args.unit_days,
+            "SMOLQWERY_LOCK_TIMEOUT": 120,
+            "SMOLQWERY_CELERY_APP": "tests.celeryapp.app",
+        },
+        create_tables=False,
+    )
+    scenario.create_tables(EIGHT)
+    scenario.extra_env.update(
+        {
+            "SMOLQWERY_TEST_BROKER_URL": broker.url,
+            "SMOLQWERY_TEST_QUEUE": queue,
+            "DJANGO_SETTINGS_MODULE": "tests.crash_settings",
+        }
+    )
+    pool = Workers(root)
+    started = pool.start(scenario.env(), queue, count=workers)
+    try:
+        deadline = time.monotonic() + 120
+        while not all(" ready." in w.output() for w in started):
+            if time.monotonic() > deadline:
+                raise RuntimeError("workers did not start: " + started[0].output()[-2000:])
+            time.sleep(0.2)
+        emulator_cpu = cpu_seconds(emu.process.pid)
+        workers_cpu = sum(cpu_seconds(w.proc.pid) for w in started)
+        command_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = time.monotonic()
+        result = scenario.run("--enqueue", "--wait", "--wait-timeout=300", "--no-progress")
+        wall = time.monotonic() - wall
+        emulator_cpu = cpu_seconds(emu.process.pid) - emulator_cpu
+        workers_cpu = sum(cpu_seconds(w.proc.pid) for w in started) - workers_cpu
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        command = after.ru_utime + after.ru_stime - command_cpu.ru_utime - command_cpu.ru_stime
+        if result.returncode != 0:
+            raise RuntimeError(result.describe())
+        with scenario.warehouse() as wh:
+            expected = set(scenario.expected)
+            for path in EIGHT:
+                table = path.rsplit(".", 1)[1]
+                name = {"Events": "fan_event_", "Daily": "fan_daily_"}[table.rstrip("1234")]
+                done = set(wh.exported_days(name + table[-1]))
+                if done != expected:
+                    raise RuntimeError(f"{name}{table[-1]}: {len(done)} days, not {len(expected)}")
+        units = args.days // args.unit_days * len(EIGHT)
+    finally:
+        pool.stop_all()
+    return {
+        "workers": workers,
+        "units": units,
+        "wall_s": round(wall, 2),
+        "emulator_cpu_s": round(emulator_cpu, 1),
+        "workers_cpu_s": round(workers_cpu, 1),
+        "command_cpu_s": round(command, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--unit-days", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    root = temporary_root()
+    inst = emulator_fixture.install()
+    emu = emulator_fixture.start(inst, root / "emulator")
+    broker = RedisBroker(root / "redis")
+    broker.start()
+    factory = ScenarioFactory(root / "scenarios")
+    figures: list[dict[str, Any]] = []
+    try:
+        for _ in range(args.repeat):
+            for workers in (1, 2):
+                load = os.getloadavg()[0]
+                figure = measure(factory, emu, broker, root, workers, args)
+                figure["load_before"] = round(load, 1)
+                figure["load_after"] = round(os.getloadavg()[0], 1)
+                figures.append(figure)
+                print(json.dumps(figure), flush=True)
+    finally:
+        broker.close()
+        emu.stop()
+        factory.databases.drop_all()
+    best = {w: min(f["wall_s"] for f in figures if f["workers"] == w) for w in (1, 2)}
+    print(
+        f"best of {args.repeat}: 1 worker {best[1]} s, 2 workers {best[2]} s, "
+        f"speed-up {best[1] / best[2]:.2f}x"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"figures": figures, "best": best}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The same unit of work as a Django task (``django.tasks``, Django 6; the ``django-tasks``
+backport before it), for projects that run Django's task framework rather than Celery.
+
+``SMOLQWERY_QUEUE = "django"`` makes ``smolqwery_extract --enqueue`` enqueue
+:data:`run_unit_task` (``.enqueue(unit_id)``) on the project's ``TASKS`` backend instead of
+publishing a Celery message. Nothing else differs: the task runs :func:`run_unit_by_id`, the one
+function every way of exporting runs a unit with, so a unit stays idempotent. What the framework
+does not promise is Celery's ``acks_late``: whether a task whose worker died is run again is
+the backend's business. Exactly-once does not depend on it — the unit's days stay out of the
+ledger, and the next run plans them again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from django.tasks import task  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # Django < 6: the backport
+    from django_tasks import task  # type: ignore[no-redef,unused-ignore]
+
+from .units import run_unit_by_id
+
+__all__ = ["run_unit_task"]
+
+
+def _run(unit_id: str) -> str:
+    """Run unit ``unit_id``; its outcome is recorded in its ``ExportUnit`` row."""
+    result = run_unit_by_id(unit_id, spool=True)
+    return result.status if result is not None else "missing"
+
+
+run_unit_task: Any = task()(_run)

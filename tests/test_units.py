@@ -1,0 +1,143 @@
+"""``run_unit``, the one function that runs a unit of work (issue 17), in process on DuckDB.
+
+The property: whatever units are run, in whatever order, however many times (a redelivery, a
+duplicate message, two plans covering the same days, forced or not), every day a unit covered
+holds its source rows exactly once, with its ledger entry.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from smolqwery.locking import acquire, table_lock_name
+from smolqwery.models import ExportUnit
+from smolqwery.units import Unit, run_unit, unit_id_of
+from smolqwery.warehouses.duckdb import DuckDBWarehouse
+from tests.exportapp.extractors import EventExtractor
+from tests.exportapp.testing import (
+    EVENTS,
+    PARIS,
+    YEAR,
+    add_events,
+    at,
+    configurer,
+    create_tables,
+    d,
+    date_range,
+    exported_counts,
+    ledger_counts,
+    source_counts,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime.datetime(YEAR, 6, 20, 4, 0, tzinfo=PARIS)
+DAYS = date_range(d(6, 1), d(6, 12))
+
+
+def unit(run: str, first: datetime.date, last: datetime.date, *, forced: bool = False) -> Unit:
+    return Unit(
+        unit_id=unit_id_of(run, "event_row", first, last),
+        run_id=run,
+        extractor="EventExtractor",
+        extractor_path=EVENTS,
+        table="event_row",
+        first_day=first,
+        last_day=last,
+        forced=forced,
+    )
+
+
+@pytest.fixture
+def project(settings: Any, duckdb_warehouse: DuckDBWarehouse) -> DuckDBWarehouse:
+    configurer(settings)([EVENTS], d(6, 1))
+    settings.SMOLQWERY_WAREHOUSE = "duckdb"
+    settings.SMOLQWERY_DUCKDB_PATH = str(duckdb_warehouse.path)
+    settings.SMOLQWERY_DATASET = duckdb_warehouse.dataset
+    create_tables(duckdb_warehouse, EventExtractor)
+    for k, day in enumerate(DAYS):
+        add_events(day, k % 4, PARIS)
+    return duckdb_warehouse
+
+
+def test_a_unit_run_twice_writes_once_and_the_second_run_is_skipped(
+    project: DuckDBWarehouse,
+) -> None:
+    with at(NOW):
+        first = run_unit(unit("r1", d(6, 1), d(6, 5)))
+        again = run_unit(unit("r1", d(6, 1), d(6, 5)))
+        other_plan = run_unit(unit("r2", d(6, 1), d(6, 5)))  # not forced: the ledger has it
+    assert first.status == "done" and first.rows == sum(k % 4 for k in range(5))
+    assert again.status == "skipped" and again.note == "already done"
+    assert other_plan.status == "skipped" and other_plan.note == "already in the ledger"
+    expected = source_counts(date_range(d(6, 1), d(6, 5)), PARIS)
+    assert ledger_counts(project, "event_row") == expected
+    assert exported_counts(project, "event_row", PARIS) == {k: n for k, n in expected.items() if n}
+    record = ExportUnit.objects.get(unit_id=unit_id_of("r1", "event_row", d(6, 1), d(6, 5)))
+    assert (record.status, record.attempts) == ("done", 1)
+
+
+def test_a_busy_table_is_locked_not_failed(project: DuckDBWarehouse) -> None:
+    with at(NOW):
+        holder = acquire(table_lock_name("event_row"), "elsewhere:1:other", 600)
+        result = run_unit(unit("r1", d(6, 1), d(6, 2)), wait=False)
+    assert result.status == "locked" and "another export of table event_row" in result.error
+    assert ExportUnit.objects.get().status == "queued"  # nothing done, still to do
+    holder.release()
+
+
+def test_a_superseded_unit_from_a_queue_is_skipped(project: DuckDBWarehouse) -> None:
+    from smolqwery.units import record_units, run_unit_by_id
+
+    old = unit("r1", d(6, 1), d(6, 3))
+    record_units([old])
+    record_units([unit("r2", d(6, 1), d(6, 3))])  # a later plan covers the days again
+    with at(NOW):
+        result = run_unit_by_id(old.unit_id)
+    assert result is not None and result.status == "skipped"
+    assert ledger_counts(project, "event_row") == {}
+
+
+spans = st.tuples(st.integers(0, len(DAYS) - 1), st.integers(0, 3)).map(
+    lambda t: (DAYS[t[0]], DAYS[min(t[0] + t[1], len(DAYS) - 1)])
+)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(("r1", "r2", "r3")), spans, st.booleans()),
+        min_size=1,
+        max_size=8,
+    )
+)
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_any_units_any_order_any_repeats_leave_one_copy(
+    project: DuckDBWarehouse, runs: list[tuple[str, tuple[datetime.date, datetime.date], bool]]
+) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(project.path))
+    try:
+        for table in ("event_row", "smolqwery_ledger"):
+            con.execute(f"DELETE FROM {project.qualified_name(table)}")
+    finally:
+        con.close()
+    ExportUnit.objects.all().delete()
+    covered: set[datetime.date] = set()
+    with at(NOW):
+        for run, (first, last), forced in runs:
+            result = run_unit(unit(run, first, last, forced=forced))
+            assert result.status in ("done", "skipped"), result.error
+            covered.update(date_range(first, last))
+    expected = source_counts(sorted(covered), PARIS)
+    assert ledger_counts(project, "event_row") == expected
+    assert exported_counts(project, "event_row", PARIS) == {d: n for d, n in expected.items() if n}
