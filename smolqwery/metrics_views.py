@@ -39,6 +39,7 @@ from .metrics import (
     fetch_chart,
     iter_rows,
     last_exports,
+    ledgers_of,
     runs_state,
     warehouse_place,
 )
@@ -198,12 +199,16 @@ def build_page(period: Period, start: datetime.date, end: datetime.date) -> Metr
                     continue
                 keys[cache_key(place, chart.spec, period, start, end, ledger[name])] = chart
             found = cache.get_many(list(keys))  # one round trip to Redis, not one per chart
+            ledgers: dict[str, list[str]] | None = None
             for key, chart in keys.items():
                 if key in found:
                     chart.data = ChartData.from_json(found[key])
                     chart.data.cached = True
                     continue
-                query = chart_query(chart.spec, period, start, end, warehouse, tz)
+                if ledgers is None:  # read only when a chart is
+                    ledgers = ledgers_of(warehouse, [c.spec.table.name for c in charts])
+                name = chart.spec.table.name
+                query = chart_query(chart.spec, period, start, end, warehouse, tz, ledgers[name])
                 chart.data = fetch_chart(session, query, chart.spec, period)
                 cache.set(key, chart.data.to_json(), CACHE_SECONDS)
             page.queries, page.bytes_billed = session.queries, session.bytes_billed
@@ -235,7 +240,8 @@ def ledger_states(
     now = time.time()
     if isinstance(found, dict) and 0 <= now - found.get("read_at", -max_age) < max_age:
         return dict(found["ledger"])
-    ledger = {table: state for table, (state, _, _) in last_exports(session).items()}
+    found_ledgers = ledgers_of(session.warehouse, tables)
+    ledger = {t: state for t, (state, _, _) in last_exports(session, found_ledgers).items()}
     cache.set(key, {"read_at": now, "ledger": ledger}, max_age)
     return ledger
 
