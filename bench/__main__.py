@@ -271,6 +271,8 @@ def run(plan: Plan, log: Any = sys.stderr) -> list[Measure]:
         "BENCH_TIME_ZONE": TIME_ZONE,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
+    if "BENCH_DUCKDB_MEMORY_LIMIT" in os.environ:  # bench/settings.py: DuckDB's memory_limit
+        base_env["BENCH_DUCKDB_MEMORY_LIMIT"] = os.environ["BENCH_DUCKDB_MEMORY_LIMIT"]
     workdir = Path(tempfile.mkdtemp(prefix="smolqwery-bench-"))
     try:
         with emulator(workdir, plan.bigquery) as emu:

@@ -3,7 +3,7 @@
 A DuckDB file with ``--tables`` date-aggregated tables (three numeric columns, one of them a
 running total, weekly and monthly views) over ``--days`` days; the page is asked for with
 Django's test client, once with an empty cache (one query per chart) and ``--repeat`` times
-with the cache warm (the ledger query only). With ``--browser``, headless Chromium loads the
+with the cache warm (no warehouse query). With ``--browser``, headless Chromium loads the
 page from a local server and reports when every chart is drawn (``performance.now()`` in the
 page, from navigation start). Figures in bench/RESULTS.md; nothing here is a test.
 """

@@ -46,6 +46,8 @@ if "BENCH_FIRST_DATE" in os.environ:
     SMOLQWERY_FIRST_DATE = os.environ["BENCH_FIRST_DATE"]
 if "BENCH_DUCKDB_PATH" in os.environ:
     SMOLQWERY_DUCKDB_PATH = os.environ["BENCH_DUCKDB_PATH"]
+# DuckDB's buffer pool (issue 16: RSS from 1M to 10M rows); unset: DuckDB's default.
+SMOLQWERY_DUCKDB_MEMORY_LIMIT = os.environ.get("BENCH_DUCKDB_MEMORY_LIMIT")
 if "BENCH_BQ_ENDPOINT" in os.environ:
     SMOLQWERY_BIGQUERY_API_ENDPOINT = os.environ["BENCH_BQ_ENDPOINT"]
     SMOLQWERY_BIGQUERY_ANONYMOUS = True

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .identifiers import validate_table_name
 from .sql_views import views_of
 from .vocabulary import ExtractorType
-from .warehouses.base import LEDGER_COLUMNS, LEDGER_TABLE
+from .warehouses.base import LEDGER_COLUMNS, LEDGER_TABLE, ledger_table_name
 
 if TYPE_CHECKING:
     from .schema import TableSchema
@@ -122,27 +122,38 @@ def build_sources(
     freshness: Freshness,
 ) -> dict[str, Any]:
     """The whole ``sources.yml`` document as plain data."""
-    qualified = [database, dataset, LEDGER_TABLE] if database else [dataset, LEDGER_TABLE]
-    ledger_ref = ".".join(ops.quote_name(part) for part in qualified)
     entries: list[dict[str, Any]] = []
+    ledger_names: list[str] = []
     for table in tables:
+        # A ledger per table on backends keeping one (BigQuery), else the shared one.
+        ledger = (
+            ledger_table_name(table.name) if ops.capabilities.ledger_per_table else LEDGER_TABLE
+        )
+        if ledger not in ledger_names:
+            ledger_names.append(ledger)
+        qualified = [database, dataset, ledger] if database else [dataset, ledger]
+        ledger_ref = ".".join(ops.quote_name(part) for part in qualified)
         entries.append(table_entry(table, ops, ledgers.get(table.name, {}), ledger_ref, freshness))
         entries.extend(view_entries(table))
-    entries.append(
-        {
-            "name": LEDGER_TABLE,
-            "description": "smolqwery's ledger: one row per exported day of each table",
-            "config": {"loaded_at_field": "exported_at"},
-            "columns": [
-                {
-                    "name": c.name,
-                    "description": c.description,
-                    "data_type": data_type(ops, c.type),
-                }
-                for c in LEDGER_COLUMNS
-            ],
-        }
-    )
+    for ledger in ledger_names or [LEDGER_TABLE]:
+        entries.append(
+            {
+                "name": ledger,
+                "description": (
+                    "smolqwery's ledger: one row per exported day of "
+                    + ("each table" if ledger == LEDGER_TABLE else "the table")
+                ),
+                "config": {"loaded_at_field": "exported_at"},
+                "columns": [
+                    {
+                        "name": c.name,
+                        "description": c.description,
+                        "data_type": data_type(ops, c.type),
+                    }
+                    for c in LEDGER_COLUMNS
+                ],
+            }
+        )
     source: dict[str, Any] = {
         "name": source_name,
         "description": (

@@ -275,9 +275,13 @@ def chart_query(
     end: datetime.date,
     warehouse: Warehouse,
     tz: datetime.tzinfo,
+    ledgers: Sequence[str] = (),
 ) -> Query:
     """One statement giving ``p`` (the period's first day), ``n`` (days or rows) and one column
-    ``s<i>`` per series, ordered by ``p``, over ``[start, end]`` widened to whole periods."""
+    ``s<i>`` per series, ordered by ``p``, over ``[start, end]`` widened to whole periods.
+
+    ``ledgers``: the ledger tables holding the table's days (:func:`ledgers_of`; by default
+    ``warehouse.ledger_of``), read by an individual-rows table's query."""
     sql = MetricsSQL(warehouse.ops)
     table = spec.table
     source = warehouse.qualified_name(table.name)
@@ -306,12 +310,14 @@ def chart_query(
             f"SELECT d, COUNT(*) AS n{''.join(', ' + f for f in sums)}\n"
             f"  FROM (SELECT {day} AS d, * FROM {source} WHERE {where}) AS r GROUP BY d"
         )
-        ledger = (
-            f"SELECT {sql.quote('day')} AS d FROM {warehouse.qualified_name(LEDGER_TABLE)}"
+        union = " UNION ALL ".join(
+            f"SELECT {sql.quote('day')} AS d FROM {warehouse.qualified_name(name)}"
             f" WHERE {sql.quote('table_name')} = {sql.param('STRING', table.name)}"
             f" AND {sql.quote('day')} BETWEEN {sql.param('DATE', start)}"
             f" AND {sql.param('DATE', end)}"
+            for name in (ledgers or [warehouse.ledger_of(table.name)])
         )
+        ledger = f"SELECT DISTINCT d FROM ({union}) AS entries"
         figures = []
         for i, s in enumerate(spec.series):
             if s.column is None:
@@ -457,16 +463,39 @@ def fetch_chart(session: QuerySession, query: Query, spec: ChartSpec, period: Pe
     return ChartData(spec.key, period, query.start, query.end, labels, values, billed, sizes=sizes)
 
 
-def last_exports(session: QuerySession) -> dict[str, tuple[str, datetime.date, datetime.date]]:
-    """``{table: (state of its ledger, first day, last day)}``, in one query.
+def ledgers_of(warehouse: Warehouse, tables: Sequence[str]) -> dict[str, list[str]]:
+    """``{table: the ledger tables holding its days}``. The shared ledger, or, on a backend
+    keeping a ledger per table (BigQuery), the table's own if it exists and the shared one
+    while it does (entries not moved yet, docs/scaling.md): found by listing the dataset's
+    tables, an API call that runs no query job."""
+    if not warehouse.ops.capabilities.ledger_per_table:
+        return {table: [LEDGER_TABLE] for table in tables}
+    existing = set(warehouse.list_tables())
+    shared = [LEDGER_TABLE] if LEDGER_TABLE in existing else []
+    own = {table: warehouse.ledger_of(table) for table in tables}
+    return {t: [name for name in (own[t],) if name in existing] + shared for t in tables}
+
+
+def last_exports(
+    session: QuerySession, ledgers: dict[str, list[str]]
+) -> dict[str, tuple[str, datetime.date, datetime.date]]:
+    """``{table: (state of its ledger, first day, last day)}``, in one query over ``ledgers``
+    (:func:`ledgers_of`).
 
     The state (last ``exported_at``, entries, rows, run ids) changes with every export that
     writes the table, even one replaying days within the same second.
     """
     wh = session.warehouse
+    names = sorted({name for found in ledgers.values() for name in found})
+    if not names:
+        return {}
+    union = " UNION ALL ".join(
+        f"SELECT table_name, day, exported_at, rows, run_id FROM {wh.qualified_name(name)}"
+        for name in names
+    )
     sql = (
         "SELECT table_name, MIN(day), MAX(day), MAX(exported_at), COUNT(*), SUM(rows), "
-        f"MIN(run_id), MAX(run_id) FROM {wh.qualified_name(LEDGER_TABLE)} GROUP BY table_name"
+        f"MIN(run_id), MAX(run_id) FROM ({union}) AS ledger GROUP BY table_name"
     )
     rows, _ = session.run(sql, missing_ok=True)  # no ledger yet: nothing exported
     if rows is None:
@@ -510,7 +539,7 @@ def runs_state(tables: Sequence[str]) -> tuple[str, bool]:
 
 
 def cache_key(
-    warehouse: Warehouse,
+    place: str,
     spec: ChartSpec,
     period: Period,
     start: datetime.date,
@@ -518,12 +547,20 @@ def cache_key(
     last_export: str,
 ) -> str:
     """A cache key changing with the table's last export: the next view after an export reads
-    fresh numbers, every other one the cache."""
-    where = f"{type(warehouse).__name__}:{warehouse.qualified_name(spec.table.name)}"
-    parts = [where, spec.key, spec.table.fingerprint(), period, start, end, last_export]
+    fresh numbers, every other one the cache. ``place`` names the warehouse from settings only
+    (:func:`warehouse_place`): building the key opens nothing."""
+    parts = [place, spec.table.name, spec.key, spec.table.fingerprint(), period, start, end]
+    parts.append(last_export)
     parts.append(json.dumps([dataclasses.astuple(s) for s in spec.series]))
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
     return f"smolqwery:metrics:{digest}"
+
+
+def warehouse_place(warehouse: Warehouse, label: str) -> str:
+    """The warehouse in cache keys: its class and its label (``Warehouse.label``, from the
+    settings: the DuckDB file and schema, the BigQuery project and dataset). Not its qualified
+    names: DuckDB's need the file's catalog, read by opening the file."""
+    return f"{type(warehouse).__module__}.{type(warehouse).__qualname__}:{label}"
 
 
 def iter_rows(spec: ChartSpec, data: ChartData) -> Iterator[tuple[str, str, str, float | None]]:

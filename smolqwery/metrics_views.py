@@ -2,9 +2,11 @@
 
 One query per chart (:mod:`smolqwery.metrics`), cached in Django's cache framework under a key
 that includes the table's last export in the ledger: the first view after the nightly export
-reads fresh numbers, every later one reads the cache. The ledger itself is read once per view
-(one small query). The page stays up when the warehouse is not: errors become messages, and
-the warehouse is opened read-only with ``SMOLQWERY_STATUS_DEADLINE``, as on the overview.
+reads fresh numbers, every later one reads the cache. The ledger itself is read only when the
+project's database says an export ran since (:func:`ledger_states`): a view with a warm cache
+runs no warehouse query (on BigQuery: bills nothing). The page stays up when the warehouse is
+not: errors become messages, and the warehouse is opened read-only with
+``SMOLQWERY_STATUS_DEADLINE``, as on the overview.
 The same figures are offered as CSV (``?format=csv``).
 """
 
@@ -37,11 +39,12 @@ from .metrics import (
     fetch_chart,
     iter_rows,
     last_exports,
+    ledgers_of,
     runs_state,
+    warehouse_place,
 )
 from .registry import load_extractor_class
 from .settings import get_settings
-from .warehouses.base import LEDGER_TABLE
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -186,21 +189,26 @@ def build_page(period: Period, start: datetime.date, end: datetime.date) -> Metr
     tz = timezone.get_default_timezone()
     try:
         with QuerySession(warehouse) as session:
-            ledger = ledger_states(cache, session, [c.spec.table.name for c in charts])
+            place = warehouse_place(warehouse, page.warehouse)
+            ledger = ledger_states(cache, session, place, [c.spec.table.name for c in charts])
             keys: dict[str, Chart] = {}
             for chart in charts:
                 name = chart.spec.table.name
                 if name not in ledger:
                     chart.error = "nothing exported yet"
                     continue
-                keys[cache_key(warehouse, chart.spec, period, start, end, ledger[name])] = chart
+                keys[cache_key(place, chart.spec, period, start, end, ledger[name])] = chart
             found = cache.get_many(list(keys))  # one round trip to Redis, not one per chart
+            ledgers: dict[str, list[str]] | None = None
             for key, chart in keys.items():
                 if key in found:
                     chart.data = ChartData.from_json(found[key])
                     chart.data.cached = True
                     continue
-                query = chart_query(chart.spec, period, start, end, warehouse, tz)
+                if ledgers is None:  # read only when a chart is
+                    ledgers = ledgers_of(warehouse, [c.spec.table.name for c in charts])
+                name = chart.spec.table.name
+                query = chart_query(chart.spec, period, start, end, warehouse, tz, ledgers[name])
                 chart.data = fetch_chart(session, query, chart.spec, period)
                 cache.set(key, chart.data.to_json(), CACHE_SECONDS)
             page.queries, page.bytes_billed = session.queries, session.bytes_billed
@@ -211,7 +219,9 @@ def build_page(period: Period, start: datetime.date, end: datetime.date) -> Metr
     return page
 
 
-def ledger_states(cache: BaseCache, session: QuerySession, tables: list[str]) -> dict[str, str]:
+def ledger_states(
+    cache: BaseCache, session: QuerySession, place: str, tables: list[str]
+) -> dict[str, str]:
     """``{table: state of its ledger}`` (the charts' cache keys), read from the warehouse only
     when the project's database says an export changed something since it was last read.
 
@@ -223,15 +233,15 @@ def ledger_states(cache: BaseCache, session: QuerySession, tables: list[str]) ->
     bookkeeping: such a kill shows stale numbers for at most that long).
     """
     runs, settled = runs_state(tables)
-    wh = session.warehouse
-    where = f"{type(wh).__name__}:{wh.qualified_name(LEDGER_TABLE)}:{runs}"
+    where = f"{place}:{runs}"
     key = f"smolqwery:metrics:ledger:{hashlib.sha256(where.encode()).hexdigest()[:32]}"
     max_age = LEDGER_SECONDS if settled else LEDGER_UNSETTLED_SECONDS
     found = cache.get(key)
     now = time.time()
     if isinstance(found, dict) and 0 <= now - found.get("read_at", -max_age) < max_age:
         return dict(found["ledger"])
-    ledger = {table: state for table, (state, _, _) in last_exports(session).items()}
+    found_ledgers = ledgers_of(session.warehouse, tables)
+    ledger = {t: state for t, (state, _, _) in last_exports(session, found_ledgers).items()}
     cache.set(key, {"read_at": now, "ledger": ledger}, max_age)
     return ledger
 

@@ -34,7 +34,7 @@ from django.utils import timezone
 from .arrow_validation import make_converter
 from .days import contiguous_batches, date_range, day_windows, pending_days
 from .errors import ConfigurationError, ExportLockedError, user_message, user_traceback
-from .locking import export_lock, table_lock
+from .locking import Lease, export_lock, table_lock
 from .models import ExportUnit
 from .registry import Selected, load_extractor_class
 from .rows import DEFAULT_CHUNK_ROWS
@@ -365,7 +365,7 @@ def run_unit(
             else:
                 ext = extractor or load_extractor_class(unit.extractor_path)()
                 result.counts = _replace(
-                    unit, wh, ext, ext.get_schema(), tz, config, spool, on_day, chunk_rows
+                    unit, wh, ext, ext.get_schema(), tz, config, spool, on_day, chunk_rows, lease
                 )
                 result.rows = sum(result.counts.values())
             result.seconds = time.monotonic() - started
@@ -453,8 +453,10 @@ def _replace(
     spool: bool,
     on_day: Callable[[datetime.date, int], None] | None,
     chunk_rows: int,
+    lease: Lease,
 ) -> dict[datetime.date, int]:
-    """Extract the unit's days and replace them in the warehouse; the rows per day."""
+    """Extract the unit's days and replace them in the warehouse; the rows per day. While it
+    waits for the DuckDB writer, the unit keeps renewing its table's lease."""
     if table.name != unit.table:
         raise ConfigurationError(
             f"extractor {unit.extractor_path} now writes table {table.name!r}, not "

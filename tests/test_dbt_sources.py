@@ -127,3 +127,29 @@ def test_loaded_at_field_form_and_output_file(settings: Any, tmp_path: Path) -> 
     (source,) = yaml.safe_load(target.read_text())["sources"]
     assert source["name"] == "shop"
     assert source["tables"][0]["config"] == {"loaded_at_field": 'CAST("date" AS TIMESTAMP)'}
+
+
+def test_bigquery_freshness_reads_each_table_s_own_ledger() -> None:
+    """BigQuery keeps a ledger per table (``smolqwery_ledger_<table>``): the freshness query and
+    the ledger sources name it, never the shared ledger, which BigQuery no longer has."""
+    from smolqwery.dbt_sources import Freshness, build_sources
+    from smolqwery.warehouses.bigquery import BigQueryWarehouse
+
+    ops = BigQueryWarehouse.ops_class(None)
+    assert ops.capabilities.ledger_per_table
+    tables = [ItemsPerDay().get_schema(), WeeklyRetention().get_schema()]
+    (source,) = build_sources(
+        ops,
+        "BigQuery dataset shop.analytics",
+        "analytics",
+        tables,
+        {},
+        database="shop",
+        source_name="smolqwery",
+        freshness=Freshness(),
+    )["sources"]
+    entries = {t["name"]: t for t in source["tables"]}
+    query = entries["items_per_day"]["config"]["loaded_at_query"]
+    assert "`shop`.`analytics`.`smolqwery_ledger_items_per_day`" in query
+    assert "smolqwery_ledger_weekly_retention" in entries
+    assert "smolqwery_ledger" not in entries

@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import datetime
 import io
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 import time_machine
 from django.test import Client
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smolqwery import BaseExtractor, sq_field
@@ -477,6 +478,10 @@ def test_warm_views_read_nothing_and_a_killed_export_is_stale_a_bounded_time(
         client = staff_client(django_user_model)
         assert week_of_may_4(client) == (4, BEFORE)
         assert week_of_may_4(client) == (0, BEFORE)
+        # Not even opened: a warm view works while the file is away (or held by an export).
+        away = shop_warehouse.path.rename(shop_warehouse.path.with_suffix(".away"))
+        assert week_of_may_4(client) == (0, BEFORE)
+        away.rename(shop_warehouse.path)
         clock.shift(LEDGER_SECONDS - 1)
         assert week_of_may_4(client) == (0, BEFORE)  # the runs did not change: no query
 
@@ -587,3 +592,112 @@ def test_figures_are_json_numbers() -> None:
     figures.append(_number(float("inf")))
     assert figures == [3, 2.5, 1.25, None, None, None]
     assert json.loads(json.dumps(figures, allow_nan=False)) == figures
+
+
+#: Steps of the property below: a page view, an export's steps, a write no run records, time.
+STEPS = st.lists(
+    st.one_of(
+        st.just(("view",)),
+        st.just(("start",)),
+        st.just(("commit",)),
+        st.just(("record",)),
+        st.just(("finish",)),
+        st.just(("kill",)),
+        st.just(("by hand",)),
+        st.tuples(st.just("wait"), st.sampled_from([1, 30, 59, 60, 61, 600, 3599, 3600])),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=STEPS)
+@example(steps=[("start",), ("view",), ("commit",), ("record",), ("view",)])
+@example(steps=[("start",), ("view",), ("commit",), ("kill",), ("view",), ("wait", 60), ("view",)])
+def test_a_view_is_fresh_once_the_runs_say_so_or_the_bound_passed(
+    steps: list[tuple[Any, ...]], tmp_path: Path, settings: Any
+) -> None:
+    """Whatever the order of views, export steps (an ``ExportRun`` created, a batch committed,
+    its bookkeeping, the run finished, the process killed), writes no run records and time: a
+    view shows the warehouse's numbers when a run changed the project's database after the
+    last write, or the last write is ``LEDGER_UNSETTLED_SECONDS`` old while a run is
+    unfinished, or ``LEDGER_SECONDS`` old in any case."""
+    from django.core.cache import cache
+
+    from smolqwery.metrics_views import LEDGER_SECONDS, LEDGER_UNSETTLED_SECONDS
+    from smolqwery.models import ExportRun
+
+    path = tmp_path / "property.duckdb"
+    settings.SMOLQWERY_WAREHOUSE = "duckdb"
+    settings.SMOLQWERY_DUCKDB_PATH = path
+    settings.SMOLQWERY_DATASET = "metrics_property"
+    settings.SMOLQWERY_EXTRACTORS = [f"{__name__}.ShopExtractor"]
+    shop = ShopExtractor().get_schema()
+    writes = iter(range(1, 1000))
+
+    def write(value: int) -> None:
+        wh = DuckDBWarehouse(path, "metrics_property", busy_timeout=10)
+        row = {"date": D(2026, 5, 10), "total": 1, "orders": value, "label": None}
+        wh.replace_days(make_batch(shop, D(2026, 5, 10), rows=[row], run_id=f"w{value:04d}"))
+        wh.close()
+
+    path.unlink(missing_ok=True)
+    wh = DuckDBWarehouse(path, "metrics_property", busy_timeout=10)
+    wh.ensure_dataset()
+    wh.create_table(shop)
+    wh.close()
+    cache.clear()
+    ExportRun.objects.all().delete()
+    with time_machine.travel(TODAY, tick=False) as clock:
+        truth = next(writes)
+        write(truth)
+        written = time.time()  # the last write
+        changed_after = True  # a run changed the project's database since
+        running: ExportRun | None = None
+        for step in steps:
+            if step[0] == "view":
+                page = build_page("day", D(2026, 5, 9), D(2026, 5, 10))
+                assert page.error == ""
+                assert page.charts[0].data is not None
+                shown = page.charts[0].data.values[1][-1]
+                unsettled = ExportRun.objects.order_by("-id").values_list("finished_at", flat=True)[
+                    :1
+                ]
+                unfinished = bool(unsettled) and unsettled[0] is None
+                age = time.time() - written
+                if (
+                    changed_after
+                    or (unfinished and age >= LEDGER_UNSETTLED_SECONDS)
+                    or age >= LEDGER_SECONDS
+                ):
+                    assert shown == truth, (step, age, changed_after, unfinished)
+                else:
+                    assert shown is not None
+            elif step[0] == "wait":
+                clock.shift(step[1])
+            elif step[0] == "start" and running is None:
+                running = ExportRun.objects.create(
+                    run_id="run", extractor="Shop", table_name="shop", started_at=timezone.now()
+                )
+                changed_after = True
+            elif (step[0] == "commit" and running is not None) or step[0] == "by hand":
+                truth = next(writes)
+                write(truth)
+                written, changed_after = time.time(), False
+            elif step[0] == "record" and running is not None:
+                running.days += 1
+                running.save()
+                changed_after = True
+            elif step[0] == "finish" and running is not None:
+                running.finished_at = timezone.now()
+                running.status = ExportRun.Status.SUCCESS
+                running.save()
+                running, changed_after = None, True
+            elif step[0] == "kill":
+                running = None  # its row stays "running"

@@ -267,9 +267,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 if not self.read_only:
                     self._make_directory(operation)
-                con = duckdb.connect(
-                    str(self.path), read_only=self.read_only, config=self._config()
-                )
+                con = duckdb.connect(str(self.path), read_only=self.read_only)
                 break
             except duckdb.Error as exc:
                 if not _is_lock_conflict(exc):
@@ -294,6 +292,11 @@ class DuckDBWarehouse(Warehouse):
         try:
             # Aware datetimes come back in UTC, whatever the machine's time zone.
             con.execute("SET TimeZone = 'UTC'")
+            if self.memory_limit is not None:
+                # Set, not passed to connect(): a connection with another configuration to the
+                # same file, open in this process, would make connect() fail. Applies to the
+                # file's database instance, shared by this process's connections to it.
+                con.execute("SET memory_limit = ?", [self.memory_limit])
             row = con.execute("SELECT current_database()").fetchone()
             self._catalog = str(row[0]) if row else None
             yield con
@@ -314,18 +317,6 @@ class DuckDBWarehouse(Warehouse):
                 f"{self.path} ({exc.strerror or exc}): set SMOLQWERY_DUCKDB_PATH to a file in "
                 "a writable directory"
             ) from exc
-
-    def _config(self) -> dict[str, Any]:
-        """The connection's configuration (issue 16).
-
-        ``memory_limit`` caps DuckDB's buffer pool (DuckDB's default: 80% of RAM; it spills
-        to ``<file>.tmp`` when a query needs more). Without insertion order an insert needs no
-        buffering to keep rows in order; the tables have no order of their own.
-        """
-        config: dict[str, Any] = {"preserve_insertion_order": False}
-        if self.memory_limit is not None:
-            config["memory_limit"] = self.memory_limit
-        return config
 
     def _failure(self, operation: str, exc: BaseException, *, closing: bool = False) -> str:
         """The message of a DuckDB error, with what to do when the disk is full."""
