@@ -66,6 +66,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("smolqwery.units")
+#: Marks a log record whose message the command running the unit prints itself (its FAILED
+#: line and summary): the commands' stderr fallback skips it, the project's handlers keep it.
+REPORTED = {"smolqwery_reported": True}
 
 #: The lease a DuckDB write takes when units run beside each other (one writer per file).
 DUCKDB_WRITER_LOCK = "smolqwery.duckdb"
@@ -383,7 +386,9 @@ def run_unit(
             exception=exc,
         )
         _mark(record, FAILED, error=failed.error)
-        logger.error("unit %s failed: %s", unit.describe(), failed.error)
+        logger.error(
+            "unit %s failed: %s", unit.describe(), failed.error, exc_info=exc, extra=REPORTED
+        )
         return failed
     except BaseException as exc:  # KeyboardInterrupt, SystemExit: record, then stop
         _mark(record, FAILED, error=f"interrupted ({type(exc).__name__})")
