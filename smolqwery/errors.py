@@ -70,3 +70,10 @@ def user_traceback(exc: BaseException | None) -> BaseException | None:
     if exc is None or isinstance(exc, SmolqweryError):
         return None
     return exc
+
+
+#: ``extra`` of a log record whose failure the running command prints itself (its FAILED line
+#: and summary): the commands' stderr fallback (``management/commands/_output.py``) skips it,
+#: the project's own handlers keep it, traceback included.
+REPORTED_ATTRIBUTE = "smolqwery_reported"
+REPORTED = {REPORTED_ATTRIBUTE: True}

@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Literal
 from django.utils import timezone
 
 from .days import local_now, yesterday
-from .errors import ConfigurationError, ExportLockedError, user_message, user_traceback
+from .errors import (
+    REPORTED,
+    ConfigurationError,
+    ExportLockedError,
+    user_message,
+    user_traceback,
+)
 from .locking import Lease, export_lock
 from .registry import Selected, select_extractors
 from .rows import DEFAULT_CHUNK_ROWS
@@ -53,8 +59,6 @@ __all__ = [
 
 # The logger of the 1.0 runner module: projects' LOGGING names it (docs/exporting.md).
 logger = logging.getLogger("smolqwery.runner")
-#: ``extra`` of a log record the command's output shows already (not repeated on stderr).
-REPORTED = {"smolqwery_reported": True}
 
 Status = Literal["success", "failed"]
 

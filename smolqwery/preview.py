@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from .arrow_validation import make_converter
 from .days import date_range, day_window
-from .errors import ConfigurationError, user_message, user_traceback
+from .errors import REPORTED, ConfigurationError, user_message, user_traceback
 from .registry import select_extractors
 from .rows import DEFAULT_CHUNK_ROWS
 
@@ -29,8 +29,6 @@ __all__ = ["PreviewChunk", "PreviewFailure", "preview"]
 
 # The logger of the 1.0 runner module: projects' LOGGING names it (docs/exporting.md).
 logger = logging.getLogger("smolqwery.runner")
-#: ``extra`` of a log record the command's output shows already (not repeated on stderr).
-REPORTED = {"smolqwery_reported": True}
 
 
 @dataclasses.dataclass

@@ -33,7 +33,13 @@ from django.utils import timezone
 
 from .arrow_validation import make_converter
 from .days import contiguous_batches, date_range, day_windows, pending_days
-from .errors import ConfigurationError, ExportLockedError, user_message, user_traceback
+from .errors import (
+    REPORTED,
+    ConfigurationError,
+    ExportLockedError,
+    user_message,
+    user_traceback,
+)
 from .locking import Lease, export_lock, table_lock
 from .models import ExportUnit
 from .registry import Selected, load_extractor_class
@@ -66,9 +72,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("smolqwery.units")
-#: Marks a log record whose message the command running the unit prints itself (its FAILED
-#: line and summary): the commands' stderr fallback skips it, the project's handlers keep it.
-REPORTED = {"smolqwery_reported": True}
 
 #: The lease a DuckDB write takes when units run beside each other (one writer per file).
 DUCKDB_WRITER_LOCK = "smolqwery.duckdb"

@@ -21,13 +21,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from smolqwery.errors import REPORTED_ATTRIBUTE
+
 #: Exit status of a command whose reader closed the pipe (128 + SIGPIPE).
 BROKEN_PIPE_STATUS = 141
 
 
 class _NotReported(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, "smolqwery_reported", False)
+        return not getattr(record, REPORTED_ATTRIBUTE, False)
 
 
 class SmolqweryCommand(BaseCommand):
