@@ -284,11 +284,24 @@ def plan_units(
 
 
 def record_units(units: Sequence[Unit]) -> None:
-    """Record planned units as queued; units of earlier plans never started are superseded
-    (this plan covers their days again, from the ledger)."""
+    """Record planned units as queued, and mark superseded the queued units of earlier plans
+    whose every day this plan covers again, as strongly (a forced unit only by forced units):
+    a late message for one is then skipped. Any other queued unit keeps its place, so a
+    re-export asked with ``--from/--to`` is never dropped by the next cron run."""
     now = timezone.now()
     if units:
-        ExportUnit.objects.filter(status=QUEUED).exclude(run_id=units[0].run_id).update(
+        covered: dict[str, list[Unit]] = {}
+        for u in units:
+            covered.setdefault(u.table, []).append(u)
+        earlier = ExportUnit.objects.filter(status=QUEUED, table_name__in=covered).exclude(
+            run_id=units[0].run_id
+        )
+        superseded = [
+            r.unit_id
+            for r in earlier
+            if _covers(covered[r.table_name], r.first_day, r.last_day, forced=r.forced)
+        ]
+        ExportUnit.objects.filter(unit_id__in=superseded, status=QUEUED).update(
             status=SUPERSEDED, finished_at=now
         )
     ExportUnit.objects.bulk_create(
@@ -399,6 +412,15 @@ def run_unit(
     finally:
         if own:
             wh.close()
+
+
+def _covers(
+    units: Sequence[Unit], first: datetime.date, last: datetime.date, *, forced: bool
+) -> bool:
+    """Whether ``units`` (of one table) cover every day from ``first`` to ``last``, each by a
+    forced unit when ``forced``."""
+    days = {day for u in units if u.forced or not forced for day in u.days}
+    return all(day in days for day in date_range(first, last))
 
 
 def _record_of(unit: Unit) -> ExportUnit:
