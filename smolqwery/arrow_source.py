@@ -287,9 +287,13 @@ class SourceReader:
     tries it; ``"auto"`` (the default) uses ADBC where it applies.
     """
 
-    def __init__(self, reader: Reader = "auto", fetch_rows: int = FETCH_ROWS) -> None:
+    def __init__(
+        self, reader: Reader = "auto", fetch_rows: int = FETCH_ROWS, pg_fetch_rows: int = 0
+    ) -> None:
         self.reader = reader
         self.fetch_rows = fetch_rows
+        #: Rows per FETCH of PostgreSQL's server-side cursor (0: :data:`PG_FETCH_ROWS`).
+        self.pg_fetch_rows = pg_fetch_rows or PG_FETCH_ROWS
         self._adbc: dict[str, Any] = {}
         self._cursors = 0
         #: The path the last query took ("adbc" or "dbapi"), for tests and the benchmark.
@@ -376,36 +380,101 @@ class SourceReader:
             # whole result in memory (a day: +210 MB for 1M rows). A server-side cursor keeps
             # the parameters bound and hands the rows over in FETCHes of bounded size.
             cursor.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
-            self._cursors += 1
-            name = f"smolqwery_cursor_{self._cursors}"
-            sql = numbered_placeholders(query.sql, "$")
-            cursor.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
-            try:
-                while True:
-                    cursor.execute(f"FETCH FORWARD {PG_FETCH_ROWS} FROM {name}")
-                    rows = 0
-                    for columns, count in self._batches(cursor, connection, query):
-                        rows += count
-                        yield columns, count
-                    if rows < PG_FETCH_ROWS:
-                        break
-            finally:
-                cursor.execute(f"CLOSE {name}")
+            yield from self._read_pg_cursor(adbc, cursor, connection, query, params)
         finally:
             cursor.close()
 
-    @staticmethod
+    def _read_pg_cursor(
+        self,
+        adbc: Any,
+        cursor: Any,
+        connection: BaseDatabaseWrapper,
+        query: CompiledQuery,
+        params: tuple[Any, ...] | None,
+    ) -> Iterator[tuple[list[Column], int]]:
+        """The rows through ``DECLARE … CURSOR``, the next FETCH run while this one is used.
+
+        In a FETCH's round trip the client would idle while PostgreSQL produces the rows, and
+        the server idle while the client decodes, checks and writes them. So a thread of ours
+        runs the next FETCH meanwhile (ADBC releases the GIL while it waits), on a second ADBC
+        statement: a FETCH's result is whole in memory once it returns, decoded here while the
+        other statement runs the next one. One FETCH ahead at most: memory stays two FETCHes.
+        Each statement is used by one thread at a time; the FETCH in flight always ends before
+        the cursor is closed, on an error as on an early exit, and the thread is joined.
+        """
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self._cursors += 1
+        name = f"smolqwery_cursor_{self._cursors}"
+        size = self.pg_fetch_rows
+        sql = numbered_placeholders(query.sql, "$")
+        ahead = adbc.cursor()
+        ahead.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
+        statements = (cursor, ahead)
+
+        def fetch(number: int, rows: int) -> Any:
+            statement = statements[number % 2]
+            statement.execute(f"FETCH FORWARD {rows} FROM {name}")
+            return statement.fetch_record_batch()
+
+        healthy = False  # until the last FETCH came back: a failed one aborts the transaction
+        reader: Any = None
+        try:
+            cursor.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
+            with ThreadPoolExecutor(1, thread_name_prefix="smolqwery-fetch") as pool:
+                # Small FETCHes first, doubling: the second one already overlaps the first
+                # one's work on a small day, and a large day takes few round trips.
+                number, asked = 0, max(1, size // 8)
+                pending: Future[Any] | None = pool.submit(fetch, number, asked)
+                try:
+                    while pending is not None:
+                        current, pending = pending, None
+                        reader = current.result()
+                        this, number, asked = asked, number + 1, min(2 * asked, size)
+                        # The next FETCH at once (after the last rows, an empty one: cheap).
+                        pending = pool.submit(fetch, number, asked)
+                        got = 0
+                        for batch in reader:
+                            if batch.num_rows:
+                                got += batch.num_rows
+                                yield self._normalised(batch, connection, query), batch.num_rows
+                        if got < this:
+                            break  # the last rows: the FETCH ahead found none
+                finally:
+                    if reader is not None:
+                        reader.close()
+                    if pending is not None:  # the last, or an early exit: let it end
+                        try:
+                            pending.result().close()
+                            healthy = True
+                        except Exception:  # the caller's error (or exit) is the one to tell
+                            logger.debug("the FETCH ahead failed as the read ended", exc_info=True)
+        finally:
+            ahead.close()
+            if healthy:
+                cursor.execute(f"CLOSE {name}")
+            else:  # CLOSE would fail in the aborted transaction, and hide why
+                try:
+                    adbc.rollback()
+                except Exception:  # pragma: no cover - a connection lost: the error tells
+                    logger.debug("rolling the ADBC connection back failed", exc_info=True)
+
+    @classmethod
     def _batches(
-        cursor: Any, connection: BaseDatabaseWrapper, query: CompiledQuery
+        cls, cursor: Any, connection: BaseDatabaseWrapper, query: CompiledQuery
     ) -> Iterator[tuple[list[Column], int]]:
         for batch in cursor.fetch_record_batch():
-            if not batch.num_rows:
-                continue
-            columns: list[Column] = [
-                normalise(batch.column(position), expression, connection)
-                for position, expression in zip(query.positions, query.expressions, strict=True)
-            ]
-            yield columns, batch.num_rows
+            if batch.num_rows:
+                yield cls._normalised(batch, connection, query), batch.num_rows
+
+    @staticmethod
+    def _normalised(
+        batch: pa.RecordBatch, connection: BaseDatabaseWrapper, query: CompiledQuery
+    ) -> list[Column]:
+        return [
+            normalise(batch.column(position), expression, connection)
+            for position, expression in zip(query.positions, query.expressions, strict=True)
+        ]
 
     # -- DB-API -------------------------------------------------------------------------
 

@@ -214,3 +214,117 @@ def test_placeholders_follow_djangos_format_paramstyle() -> None:
     assert numbered_placeholders(sql, "?") == "SELECT a % 7, 'x%' FROM t WHERE b = ? AND c LIKE ?"
     with pytest.raises(ValueError, match="unexpected '%d'"):
         numbered_placeholders("SELECT %d", "?")
+
+
+DAILY = "tests.arrowapp.extractors.DailyReadingExtractor"
+DAILY_ROWS = "tests.arrowapp.extractors.DailyReadingRowsExtractor"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_date_aggregated_queryset_writes_what_the_row_path_writes(
+    duckdb_warehouse: Warehouse, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``.values("day").annotate(Count(...), Sum(...), Max(...))``: one row a day, aggregated
+    by the source database, through the Arrow path (ADBC on PostgreSQL) as through the row
+    path."""
+    from tests.arrowapp.extractors import DailyReadingExtractor, DailyReadingRowsExtractor
+
+    caplog.set_level(logging.DEBUG, logger="smolqwery.arrow_source")
+    add_readings()
+    create_tables(duckdb_warehouse, DailyReadingExtractor, DailyReadingRowsExtractor)
+    report = run(settings, duckdb_warehouse, DAILY, DAILY_ROWS)
+    assert report.ok, [r.error for r in report.results]
+    arrow = fetch_rows(duckdb_warehouse, "daily_reading", order_by=["date"])
+    assert arrow == fetch_rows(duckdb_warehouse, "daily_reading_rows", order_by=["date"])
+    assert [(r["date"], r["day"], r["readings"]) for r in arrow] == [
+        (FIRST + datetime.timedelta(days=i), FIRST + datetime.timedelta(days=i), 40)
+        for i in range(3)
+    ]
+    assert arrow[0]["top_price"] == D("48148.113")
+    assert paths_used(caplog) == {"adbc" if connection.vendor == "postgresql" else "dbapi"}
+    # A day without rows has no group: refused by both paths alike (one row a day, always).
+    configurer(settings)([DAILY, DAILY_ROWS], first=FIRST)
+    after = LAST + datetime.timedelta(days=1)
+    with at(datetime.datetime.combine(after + datetime.timedelta(days=1), datetime.time(3), PARIS)):
+        results = export(date_from=after, date_to=after, warehouse=duckdb_warehouse).results
+    assert all(r.failed and "exactly one row per day" in r.error for r in results)
+
+
+def _pg_read(reader: Any, queryset: Any, names: list[str]) -> Iterator[tuple[list[Any], int]]:
+    from smolqwery.queryset_extractor import compile_queryset
+
+    return reader.read(compile_queryset(queryset, names))
+
+
+def _fetch_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("smolqwery-fetch")]
+
+
+@pytest.fixture
+def pg_reader() -> Iterator[Any]:
+    """A reader of small FETCHes (16 rows at most: 2, 4, 8, 16, 16...) over committed rows."""
+    from smolqwery.arrow_source import SourceReader
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's server-side cursor")
+    add_readings()
+    reader = SourceReader("adbc", pg_fetch_rows=16)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _open_cursors(reader: Any) -> int:
+    cursor = reader._adbc["default"].cursor()
+    try:
+        cursor.execute("SELECT count(*) FROM pg_cursors WHERE name LIKE 'smolqwery%'")
+        return int(cursor.fetchone()[0])
+    finally:
+        cursor.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fetches_ahead_read_every_row_once_in_order(pg_reader: Any) -> None:
+    rows = Reading.objects.order_by("id").values_list("id", "score")
+    read: list[tuple[int, float]] = []
+    for columns, count in _pg_read(pg_reader, rows.values("id", "score"), ["id", "score"]):
+        read += zip(columns[0].to_pylist(), columns[1].to_pylist(), strict=True)
+        assert count == len(columns[0])
+    assert read == list(rows)
+    assert _fetch_threads() == [] and _open_cursors(pg_reader) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_query_failing_mid_stream_fails_the_read_and_leaves_nothing_open(
+    pg_reader: Any,
+) -> None:
+    """Row 60 divides by zero in a FETCH run ahead, in the other thread: the error reaches the
+    reader's caller after the rows before it; the thread is joined, the aborted transaction
+    rolled back, and the next read works."""
+    from django.db.models import ExpressionWrapper, F, IntegerField, Value
+
+    pivot = Reading.objects.order_by("id").values_list("id", flat=True)[59]
+    boom = ExpressionWrapper(Value(100) / (F("id") - pivot), output_field=IntegerField())
+    failing = Reading.objects.order_by("id").values("id", ratio=boom)
+    seen = 0
+    with pytest.raises(Exception, match="division by zero"):
+        for _columns, count in _pg_read(pg_reader, failing, ["id", "ratio"]):
+            seen += count
+    assert 0 < seen < 60
+    assert _fetch_threads() == [] and _open_cursors(pg_reader) == 0
+    again = sum(c for _, c in _pg_read(pg_reader, Reading.objects.values("id"), ["id"]))
+    assert again == Reading.objects.count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_left_early_ends_its_fetch_and_closes_its_cursor(pg_reader: Any) -> None:
+    pieces = _pg_read(pg_reader, Reading.objects.order_by("id").values("id"), ["id"])
+    assert sum(next(pieces)[1] for _ in range(3)) == 2 + 4 + 8
+    assert _fetch_threads() != []  # the 4th FETCH is under way
+    pieces.close()  # type: ignore[attr-defined]
+    assert _fetch_threads() == [] and _open_cursors(pg_reader) == 0
+    again = sum(c for _, c in _pg_read(pg_reader, Reading.objects.values("id"), ["id"]))
+    assert again == Reading.objects.count()

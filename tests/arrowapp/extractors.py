@@ -12,10 +12,11 @@ import datetime
 import decimal
 from typing import Any, ClassVar, Optional
 
-from django.db.models import F, IntegerField, QuerySet, Value
+from django.db.models import Count, F, IntegerField, Max, QuerySet, Sum, Value
 from django.db.models.functions import Lower
 
 from smolqwery import QuerySetExtractor
+from smolqwery.vocabulary import ExtractorType
 
 from .models import Reading
 
@@ -78,3 +79,47 @@ class ReadingRowsExtractor(ReadingExtractor):
 
     def get_table_name(self) -> str:
         return "reading_rows"
+
+
+@dataclasses.dataclass
+class DailyReading:
+    """Readings of one day, aggregated by the database."""
+
+    day: datetime.date
+    readings: int
+    users: int
+    total_score: Optional[float]  # noqa: UP045 - both spellings are supported
+    top_price: decimal.Decimal | None
+
+
+class DailyReadingExtractor(QuerySetExtractor[DailyReading]):
+    """A date-aggregated queryset extractor: ``.values("day").annotate(...)``, one row a day."""
+
+    def get_dataclass(self) -> type[DailyReading]:
+        return DailyReading
+
+    def get_extractor_type(self) -> ExtractorType:
+        return ExtractorType.date_aggregated
+
+    def get_queryset(
+        self, date_start: datetime.datetime, date_end: datetime.datetime
+    ) -> QuerySet[Any, Any]:
+        return (
+            Reading.objects.filter(created_at__gte=date_start, created_at__lt=date_end)
+            .values(day=F("taken_on"))
+            .annotate(
+                readings=Count("id"),
+                users=Count("user_id", distinct=True),
+                total_score=Sum("score"),
+                top_price=Max("price"),
+            )
+        )
+
+
+class DailyReadingRowsExtractor(DailyReadingExtractor):
+    """The same aggregation through the row path, into its own table."""
+
+    read_as = "rows"
+
+    def get_table_name(self) -> str:
+        return "daily_reading_rows"
