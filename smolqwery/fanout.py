@@ -246,6 +246,9 @@ def finish(plan: Plan, progress: Progress | None = None) -> ExportReport:
         result = results.setdefault(unit.extractor, ExtractorResult(unit.extractor, unit.table))
         record = records.get(unit.unit_id)
         status = record.status if record is not None else QUEUED
+        if record is not None and record.started_at and record.finished_at:
+            # A table's units take turns on its lease: their durations add up to its time.
+            result.seconds += (record.finished_at - record.started_at).total_seconds()
         if status == DONE:
             assert record is not None
             result.add_batch(unit.days, record.rows)
