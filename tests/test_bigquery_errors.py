@@ -308,11 +308,14 @@ def test_an_existing_table_that_expires_is_refused(bigquery_warehouse: BigQueryW
 # -- transaction conflicts -------------------------------------------------------------------
 
 #: BigQuery's words for a transaction or DML statement that lost to a concurrent one (as users
-#: quote them: dlt-hub/dlt#2892, estuary/connectors#111, confluentinc/kafka-connect-bigquery#279).
+#: quote them: dlt-hub/dlt#2892, estuary/connectors#111, confluentinc/kafka-connect-bigquery#279),
+#: then the emulator's.
 CONFLICTS = (
     "Transaction is aborted due to concurrent update against table test-project:ds.daily_totals."
     " Transaction ID: 61e30eea-0000-2dab-8e60-94eb2c1b1a92",
     "Could not serialize access to table test-project:ds.daily_totals due to concurrent update",
+    # the local emulator's words for the same abort (DuckLake underneath)
+    "Failed to commit: Failed to commit DuckLake transaction.",
 )
 
 
@@ -429,3 +432,60 @@ def test_a_transaction_aborted_by_a_concurrent_one_is_run_again_whole() -> None:
     assert [i[-3:] for i in ids] == ["_g0", "_g1"]
     assert ids[0][:-3] == ids[1][:-3]  # the same transaction, run again
     assert all(j["configuration"]["query"]["query"] == sql for j in fake.jobs.values())
+
+
+@pytest.mark.emulator
+def test_two_replaces_of_one_table_at_once_both_commit_one_after_the_other(
+    bigquery_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two writers replace the same day of one table at the same moment, past any lease (what a
+    foreign ``UPDATE`` does to a unit). The emulator aborts one transaction ("Failed to commit
+    DuckLake transaction", its word for BigQuery's "concurrent update"); that writer runs its
+    whole transaction again and commits after the other: the day holds one writer's rows, once,
+    and its ledger entry counts them."""
+    import logging
+
+    from smolqwery.warehouses.testing import fetch_rows
+
+    from .test_warehouse_contract import event
+
+    day = datetime.date(2024, 3, 1)
+    start = datetime.datetime(2024, 3, 1, 9, tzinfo=datetime.timezone.utc)
+    dataset = f"conflict_{uuid.uuid4().hex[:10]}"
+    writers = [bigquery_emulator.warehouse(dataset, location="US") for _ in range(2)]
+    writers[0].ensure_dataset()
+    writers[0].create_table(EVENTS)
+    sizes = (3000, 2000)
+    errors: list[BaseException] = []
+
+    def replace(i: int, barrier: threading.Barrier) -> None:
+        rows = [event(start, i * 1_000_000 + k) for k in range(sizes[i])]
+        barrier.wait()
+        try:
+            writers[i].replace_days(make_batch(EVENTS, day, rows=rows, run_id=f"w{i}"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="smolqwery"):
+            for _ in range(4):  # the two transactions overlap nearly always; at most 4 tries
+                barrier = threading.Barrier(2)
+                threads = [threading.Thread(target=replace, args=(i, barrier)) for i in (0, 1)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                assert errors == []
+                if "DuckLake" in caplog.text:
+                    break
+        assert "transient failure, retrying" in caplog.text and "DuckLake" in caplog.text
+        rows = fetch_rows(writers[0], "events")
+        ids = [r["user_id"] for r in rows]
+        writer = ids[0] // 1_000_000
+        assert sorted(ids) == [writer * 1_000_000 + k for k in range(sizes[writer])]
+        assert {d: e.rows for d, e in writers[0].exported_days("events").items()} == {
+            day: sizes[writer]
+        }
+    finally:
+        for wh in writers:
+            wh.close()

@@ -32,7 +32,13 @@ TRANSIENT_REASONS = frozenset(
 #: "Could not serialize access to table p:d.t due to concurrent update" (400, ``invalidQuery``:
 #: the reason alone would say "your query is wrong"). The replace script is one transaction,
 #: rolled back whole by the abort, and deletes what it inserts: running it again is safe.
-TRANSIENT_MESSAGES = ("concurrent update", "retry the transaction")
+#: The local emulator (``local-bigquery``, on DuckLake) aborts the same conflict as "Failed to
+#: commit: Failed to commit DuckLake transaction." (also 400 ``invalidQuery``).
+TRANSIENT_MESSAGES = (
+    "concurrent update",
+    "retry the transaction",
+    "failed to commit ducklake transaction",
+)
 
 
 class TryAgain(Exception):
