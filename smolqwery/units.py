@@ -380,10 +380,10 @@ def run_unit(
     held by a live process for ``wait_timeout`` seconds (default ``SMOLQWERY_LOCK_TIMEOUT``;
     ``wait``), or at once (without ``wait``); nothing was done. ``spool``: extract into a
     local file before writing (for units running beside each other; DuckDB's writes then take
-    turns). ``queued``: the
-    unit came from a queue, and is skipped if a later plan superseded it (a run calling this
-    directly runs its own units whatever others plan meanwhile). ``log_failure=False``: the
-    caller logs the failure itself (once in the project's logs, not twice).
+    turns). ``queued``: the unit came from a queue, and is skipped if a later plan superseded
+    it (a run calling this directly runs its own units whatever others plan meanwhile).
+    ``log_failure=False``: the caller logs the failure itself (once in the project's logs, not
+    twice).
     """
     config = config or get_settings()
     tz = timezone.get_default_timezone()
