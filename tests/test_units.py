@@ -275,3 +275,29 @@ def test_a_plan_not_published_supersedes_nothing_and_following_it_reports_why(
         assert result.status == "failed" and "not published: the broker" in result.error
         assert "1 unit(s) did not finish" in result.error
     assert ExportRun.objects.filter(run_id="r2").count() == 1
+    # A look without waiting, for monitoring: every unit of the run, exit status 1 (one failed).
+    import io
+    import json
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    with at(NOW), pytest.raises(CommandError) as info:
+        call_command("smolqwery_status", "--run", "last", stdout=out, stderr=io.StringIO())
+    assert info.value.returncode == 1 and "run r2: 1 unit(s) failed" in str(info.value)
+    lines = out.getvalue().splitlines()
+    assert "units of run r2: 1 failed, 1 queued" in lines
+    assert f"  event_row {YEAR}-06-01..{YEAR}-06-02 queued (0 attempt(s))" in lines
+    assert (
+        f"  event_row {YEAR}-06-03..{YEAR}-06-04 failed (0 attempt(s)): not published: the broker "
+        "redis://h:6379/0 failed (boom)"
+    ) in lines
+    out = io.StringIO()
+    with at(NOW), pytest.raises(CommandError):
+        call_command("smolqwery_status", "--run", "r2", "--format=json", stdout=out)
+    shown = json.loads(out.getvalue())["units"]
+    assert [u["state"] for u in shown["units"]] == ["queued", "failed"]
+    with pytest.raises(CommandError) as info:
+        call_command("smolqwery_status", "--run", "nope", stdout=io.StringIO())
+    assert info.value.returncode == 2 and "no unit recorded for run 'nope'" in str(info.value)
