@@ -39,6 +39,7 @@ from .units import (
     plan_units,
     record_units,
     supersede_earlier,
+    writer_turn,
 )
 from .warehouse_record import record_if_missing, require_migrated, require_unchanged
 from .warehouses import get_warehouse
@@ -96,7 +97,8 @@ def make_plan(
     require_migrated(config)
     require_unchanged(config)
     record_if_missing(config)
-    with get_warehouse(config) as wh:
+    # In the writer's turn on DuckDB: workers may be writing the file meanwhile.
+    with get_warehouse(config) as wh, writer_turn(wh, exporter.run_id, config):
         units, failures = plan_units(
             selected,
             wh,

@@ -71,6 +71,7 @@ __all__ = [
     "run_unit_by_id",
     "supersede_earlier",
     "unit_id_of",
+    "writer_turn",
 ]
 
 logger = logging.getLogger("smolqwery.units")
@@ -408,7 +409,7 @@ def run_unit(
             if record.status in finished:
                 return UnitResult(unit, "skipped", note=f"already {record.status}")
             _mark(record, RUNNING, worker=lease.owner, attempt=True)
-            if not unit.forced and set(unit.days) <= set(wh.exported_days(unit.table)):
+            if not unit.forced and set(unit.days) <= _ledger_days(unit, wh, config, spool):
                 result = UnitResult(unit, "skipped", note="already in the ledger")
             else:
                 ext = extractor or load_extractor_class(unit.extractor_path)()
@@ -442,6 +443,28 @@ def run_unit(
     finally:
         if own:
             wh.close()
+
+
+def writer_turn(
+    warehouse: Warehouse, run_id: str, config: SmolqwerySettings
+) -> contextlib.AbstractContextManager[object]:
+    """On a single-writer backend (DuckDB), the writer lease: whoever opens the file while
+    units run beside each other (a write, a ledger read, a plan) takes turns, and nobody meets
+    DuckDB's own file lock (a wait announced in the user's face). Elsewhere, nothing."""
+    if not warehouse.ops.capabilities.single_writer:
+        return contextlib.nullcontext()
+    return export_lock(
+        run_id, config.lock_timeout, wait=True, name=DUCKDB_WRITER_LOCK, poll=UNIT_POLL / 5
+    )
+
+
+def _ledger_days(
+    unit: Unit, warehouse: Warehouse, config: SmolqwerySettings, spool: bool
+) -> set[datetime.date]:
+    """The days the ledger records for the unit's table; read in the writer's turn when units
+    run beside each other (``spool``)."""
+    with writer_turn(warehouse, unit.run_id, config) if spool else contextlib.nullcontext():
+        return set(warehouse.exported_days(unit.table))
 
 
 def _covers(
@@ -532,16 +555,7 @@ def _replace(
                 path = _spool(chunks, Path(tmp) / "rows.arrow")
             finally:
                 chunks.close()  # type: ignore[attr-defined]  # frees the extractor's cursor
-            with (
-                export_lock(
-                    unit.run_id,
-                    config.lock_timeout,
-                    wait=True,
-                    name=DUCKDB_WRITER_LOCK,
-                    poll=UNIT_POLL / 5,
-                ),
-                _spooled(path) as spooled,
-            ):
+            with writer_turn(warehouse, unit.run_id, config), _spooled(path) as spooled:
                 warehouse.replace_days(
                     DayBatch(table, windows, spooled, unit.run_id, row_counts=counts)
                 )
