@@ -10,12 +10,13 @@ next run plans their days again from the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +28,37 @@ from .jobs import init_child, run_child
 from .locking import export_lock
 from .models import ExportRun, ExportUnit
 from .registry import select_extractors
-from .units import DONE, FAILED, QUEUED, RUNNING, PlanFailure, Unit, plan_units, record_units
+from .units import (
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    PlanFailure,
+    Unit,
+    mark_not_published,
+    plan_units,
+    record_units,
+    supersede_earlier,
+    writer_turn,
+)
 from .warehouse_record import record_if_missing, require_migrated, require_unchanged
 from .warehouses import get_warehouse
 
 if TYPE_CHECKING:
     from .settings import SmolqwerySettings
+    from .warehouses.base import Warehouse
 
-__all__ = ["TASK_NAME", "Plan", "enqueue", "follow", "make_plan", "run_jobs"]
+__all__ = [
+    "TASK_NAME",
+    "Plan",
+    "Publisher",
+    "enqueue",
+    "follow",
+    "make_plan",
+    "publisher",
+    "recorded_plan",
+    "run_jobs",
+]
 
 logger = logging.getLogger("smolqwery.fanout")
 
@@ -64,15 +88,21 @@ def make_plan(
     lag: int = 0,
     *,
     config: SmolqwerySettings | None = None,
+    supersede: bool = True,
+    warehouse: Warehouse | None = None,
 ) -> Plan:
-    """Plan the run's units (as the exporter would) and record them as queued."""
+    """Plan the run's units (as the exporter would) and record them as queued (``supersede``:
+    see :func:`~smolqwery.units.record_units`); ``warehouse`` defaults to the configured one."""
     exporter = Exporter(date_from=date_from, date_to=date_to, lag=lag, config=config)
     config = exporter.config
     selected = select_extractors(extractors, config)
     require_migrated(config)
     require_unchanged(config)
     record_if_missing(config)
-    with get_warehouse(config) as wh:
+    with contextlib.ExitStack() as stack:
+        wh = warehouse or stack.enter_context(get_warehouse(config))
+        # In the writer's turn on DuckDB: workers may be writing the file meanwhile.
+        stack.enter_context(writer_turn(wh, exporter.run_id, config))
         units, failures = plan_units(
             selected,
             wh,
@@ -85,10 +115,30 @@ def make_plan(
             date_to=exporter.date_to,
             lag=lag,
         )
-    record_units(units)
+    record_units(units, supersede=supersede)
     planned = [(s.name[:255], s.table.name if s.table else "") for s in selected]
     logger.info("run %s: %d unit(s) planned", exporter.run_id, len(units))
     return Plan(exporter.run_id, exporter.last, timezone.now(), planned, units, failures)
+
+
+def recorded_plan(run_id: str) -> Plan:
+    """An earlier run's plan, from its recorded units (``--wait --run``): ``last`` is the run
+    planned last. What could not be planned was reported by the run itself, not here."""
+    if run_id == "last":
+        latest = ExportUnit.objects.order_by("-queued_at", "-id").first()
+        run_id = latest.run_id if latest is not None else run_id
+    records = list(ExportUnit.objects.filter(run_id=run_id).order_by("table_name", "first_day"))
+    if not records:
+        raise SmolqweryError(
+            f"no unit recorded for run {run_id!r}: give the id `smolqwery_extract --enqueue` "
+            "printed, or 'last'"
+        )
+    started = min(r.queued_at for r in records)
+    planned = list(dict.fromkeys((r.extractor, r.table_name) for r in records))
+    # The plan's last day: yesterday, in TIME_ZONE, when it was made.
+    last = timezone.localdate(started) - datetime.timedelta(days=1)
+    units = [Unit.from_record(r) for r in records]
+    return Plan(run_id, last, started, planned, units, [])
 
 
 # -- local processes -----------------------------------------------------------------------
@@ -147,37 +197,107 @@ def celery_app(config: SmolqwerySettings) -> Any:
         raise SmolqweryError(f"SMOLQWERY_CELERY_APP {config.celery_app!r}: {exc}") from exc
 
 
-def enqueue(plan: Plan, config: SmolqwerySettings | None = None) -> int:
-    """Publish every unit of the plan (the workers run them); the number published.
+#: Kombu's retries of one message when the broker connection breaks (each bounded by
+#: ``SMOLQWERY_PUBLISH_TIMEOUT``): a broker that went away is given up in seconds, not retried
+#: forever.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 
-    A broker that cannot be reached is a :class:`SmolqweryError` naming how many units were
-    published; the others stay queued in the database, and the next run plans their days again.
-    """
+
+@dataclasses.dataclass
+class Publisher:
+    """Where ``--enqueue`` puts units: a broker connection, checked before anything is planned."""
+
+    #: The broker as people may read it (password masked): for errors.
+    broker: str
+    send: Callable[[str], object]
+    #: Strings never to print (the broker's password).
+    secrets: tuple[str, ...] = ()
+
+    def brief(self, exc: BaseException) -> str:
+        """``Type: first line`` of a broker error, secrets masked (a URL in a message)."""
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        for secret in self.secrets:
+            text = text.replace(secret, "**")
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def publisher(config: SmolqwerySettings | None = None) -> Iterator[Publisher]:
+    """A connection to the queue, open for the block; a broker that does not answer within
+    ``SMOLQWERY_PUBLISH_TIMEOUT`` seconds is a :class:`SmolqweryError` naming it (password
+    masked), raised before anything is planned or recorded."""
     from .settings import get_settings
 
     config = config or get_settings()
     if config.queue == "django":
         from .tasks_django import run_unit_task
 
-        send: Callable[[str], Any] = run_unit_task.enqueue
-    else:
-        app = celery_app(config)
+        yield Publisher("django.tasks", run_unit_task.enqueue)
+        return
+    app = celery_app(config)
+    timeout = config.publish_timeout
+    # Bounded socket operations (redis-py waits forever by default), unless the project set its
+    # own; AMQP takes the connect timeout.
+    ours = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    mine = {k: v for k, v in ours.items() if k not in (app.conf.broker_transport_options or {})}
+    conn = app.connection_for_write(connect_timeout=timeout, transport_options=mine)
+    secrets = tuple(x for x in (conn.password,) if x)
+    # With a password, kombu masks it: redis://:**@host:port/0.
+    broker = conn.as_uri(include_password=not secrets)
+    pub = Publisher(broker, lambda unit_id: None, secrets)
+    try:
+        try:
+            conn.ensure_connection(
+                max_retries=2, interval_start=0.2, interval_step=0.5, interval_max=1,
+                timeout=timeout,
+            )  # fmt: skip
+        except Exception as exc:
+            raise SmolqweryError(
+                f"the broker {broker} cannot be reached ({pub.brief(exc)}): nothing was queued"
+            ) from None
+        producer = app.amqp.Producer(conn, auto_declare=False)
         options: dict[str, Any] = {"queue": config.celery_queue} if config.celery_queue else {}
 
-        def send(unit_id: str) -> Any:
-            return app.send_task(TASK_NAME, args=[unit_id], **options)
+        def send(unit_id: str) -> object:
+            return app.send_task(
+                TASK_NAME,
+                args=[unit_id],
+                producer=producer,
+                retry=True,
+                retry_policy=PUBLISH_RETRY,
+                **options,
+            )
 
+        pub.send = send
+        yield pub
+    finally:
+        conn.release()
+
+
+def enqueue(plan: Plan, pub: Publisher) -> int:
+    """Publish every unit of the plan (the workers run them); the number published.
+
+    Only then are the queued units of earlier plans that this one covers superseded. A broker
+    that fails on the way is a :class:`SmolqweryError` saying how many units were published;
+    the others are marked failed ("not published": nobody will run them) and the next run plans
+    their days again.
+    """
     published = 0
     for unit in plan.units:
         try:
-            send(unit.unit_id)
+            pub.send(unit.unit_id)
         except Exception as exc:
+            reason = f"not published: the broker {pub.broker} failed ({pub.brief(exc)})"
+            mark_not_published(plan.units[published:], reason)
+            supersede_earlier(plan.units[:published])
             raise SmolqweryError(
-                f"could not queue unit {unit.describe()} ({type(exc).__name__}: {exc}): "
-                f"{published} of {len(plan.units)} unit(s) queued; is the broker running? "
-                "The next run plans the other days again"
-            ) from exc
+                f"run {plan.run_id}: the broker {pub.broker} failed while queueing "
+                f"({pub.brief(exc)}): {published} of {len(plan.units)} unit(s) queued, the other "
+                f"{len(plan.units) - published} marked failed (not published); the next run "
+                "plans their days again"
+            ) from None
         published += 1
+    supersede_earlier(plan.units)
     logger.info("run %s: %d unit(s) queued", plan.run_id, published)
     return published
 
@@ -241,6 +361,9 @@ def finish(plan: Plan, progress: Progress | None = None) -> ExportReport:
         result = results.setdefault(unit.extractor, ExtractorResult(unit.extractor, unit.table))
         record = records.get(unit.unit_id)
         status = record.status if record is not None else QUEUED
+        if record is not None and record.started_at and record.finished_at:
+            # A table's units take turns on its lease: their durations add up to its time.
+            result.seconds += (record.finished_at - record.started_at).total_seconds()
         if status == DONE:
             assert record is not None
             result.add_batch(unit.days, record.rows)
@@ -275,6 +398,9 @@ def unfinished_units(run_id: str) -> Sequence[ExportUnit]:
 
 
 def _record_runs(plan: Plan, results: Sequence[ExtractorResult]) -> None:
+    """An ``ExportRun`` per extractor, once per run (following a run again adds none)."""
+    if ExportRun.objects.filter(run_id=plan.run_id).exists():
+        return
     now = timezone.now()
     ExportRun.objects.bulk_create(
         [

@@ -102,6 +102,12 @@ class SmolqwerySettings:
     celery_queue: str = ""
     #: What ``--enqueue`` hands units to: ``celery``, or ``django`` (``django.tasks``).
     queue: str = "celery"
+    #: Seconds ``--enqueue`` waits for the broker (to connect, and for each publish) before it
+    #: gives up: a broker down or hung never makes cron hang.
+    publish_timeout: float = 10.0
+    #: Seconds a Celery worker waits for a busy table's lease before putting the unit back on
+    #: the queue, to be tried again after as many seconds.
+    busy_retry: float = 30.0
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -274,6 +280,8 @@ def get_settings() -> SmolqwerySettings:
         celery_app=str(_get("SMOLQWERY_CELERY_APP") or ""),
         celery_queue=str(_get("SMOLQWERY_CELERY_QUEUE") or ""),
         queue=_queue_kind(),
+        publish_timeout=_positive("SMOLQWERY_PUBLISH_TIMEOUT", 10.0),
+        busy_retry=_positive("SMOLQWERY_BUSY_RETRY", 30.0),
     )
 
 

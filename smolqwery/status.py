@@ -264,7 +264,8 @@ def table_status(
 
 @dataclasses.dataclass
 class UnitProgress:
-    """Where the units of the latest planned run stand (``--jobs``, ``--enqueue``, in process).
+    """Where the units of one run stand (``--jobs``, ``--enqueue``, in process): by default
+    the run planned last.
 
     ``counts`` by state: ``queued``, ``running``, ``done``, ``failed``, ``superseded``, and
     ``interrupted`` for a unit marked running whose worker holds no live lease any more (killed;
@@ -275,27 +276,50 @@ class UnitProgress:
     counts: dict[str, int]
     #: ``table first..last (state)`` of every unit not done.
     unfinished: list[str]
+    #: Every unit (``smolqwery_status --run``): table, days, state, attempts, rows, worker, error.
+    units: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "counts": self.counts, "unfinished": self.unfinished}
+    @property
+    def failed(self) -> int:
+        """Units that failed (not published included) or whose worker died."""
+        return self.counts.get("failed", 0) + self.counts.get("interrupted", 0)
+
+    def to_dict(self, *, units: bool = False) -> dict[str, Any]:
+        shown = {"run_id": self.run_id, "counts": self.counts, "unfinished": self.unfinished}
+        return {**shown, "units": self.units} if units else shown
 
 
-def unit_progress() -> UnitProgress | None:
-    """The units of the run planned last, None before any."""
-    latest = ExportUnit.objects.order_by("-queued_at", "-id").first()
-    if latest is None:
-        return None
+def unit_progress(run_id: str | None = None) -> UnitProgress | None:
+    """The units of run ``run_id`` (None or ``last``: the run planned last); None if it has no
+    recorded unit."""
+    if run_id in (None, "last"):
+        latest = ExportUnit.objects.order_by("-queued_at", "-id").first()
+        if latest is None:
+            return None
+        run_id = latest.run_id
     live = live_run_ids()
     counts: dict[str, int] = {}
     unfinished: list[str] = []
-    for unit in ExportUnit.objects.filter(run_id=latest.run_id).order_by("table_name", "first_day"):
+    units: list[dict[str, Any]] = []
+    for unit in ExportUnit.objects.filter(run_id=run_id).order_by("table_name", "first_day"):
         state = str(unit.status)
         if state == "running" and unit.run_id not in live:
             state = "interrupted"
         counts[state] = counts.get(state, 0) + 1
+        days = f"{unit.first_day.isoformat()}..{unit.last_day.isoformat()}"
         if state not in ("done", "superseded"):
-            unfinished.append(
-                f"{unit.table_name} {unit.first_day.isoformat()}..{unit.last_day.isoformat()} "
-                f"({state})"
-            )
-    return UnitProgress(latest.run_id, counts, unfinished)
+            unfinished.append(f"{unit.table_name} {days} ({state})")
+        units.append(
+            {
+                "table": unit.table_name,
+                "days": days,
+                "state": state,
+                "attempts": unit.attempts,
+                "rows": unit.rows,
+                "worker": unit.worker,
+                "error": unit.error,
+            }
+        )
+    if not units:
+        return None
+    return UnitProgress(run_id, counts, unfinished, units)

@@ -8,8 +8,10 @@ unit, holding only the unit's id; the worker reads the unit from the project's d
 run, so a worker killed in the middle of a unit (SIGKILL, OOM killer, a lost machine) leaves it
 to be delivered again. That is safe because a unit is idempotent (docs/scaling.md): its days are
 replaced atomically with their ledger entries, and a unit whose days are already in the ledger
-is skipped. A unit whose table is busy with another live holder past the lease timeout is
-retried later rather than failed.
+is skipped. A unit whose table is busy with another live holder is not failed, and does not
+hold the worker: after ``SMOLQWERY_BUSY_RETRY`` seconds (30) of waiting for the table's lease,
+it goes back on the queue (``self.retry``) to be tried again after as many seconds, and stays
+``queued`` meanwhile; the worker takes other units.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ from typing import Any
 from celery import shared_task
 
 from .fanout import TASK_NAME
+from .settings import get_settings
 from .units import run_unit_by_id
 
 __all__ = ["run_unit_task"]
-
-#: Seconds before a unit whose table stayed busy is tried again.
-RETRY_BUSY = 30
 
 
 @shared_task(  # type: ignore[untyped-decorator,misc]
@@ -37,9 +37,10 @@ RETRY_BUSY = 30
 )
 def run_unit_task(self: Any, unit_id: str) -> str:
     """Run unit ``unit_id``; its outcome is recorded in its ``ExportUnit`` row."""
-    result = run_unit_by_id(unit_id, spool=True)
+    busy_retry = get_settings().busy_retry
+    result = run_unit_by_id(unit_id, spool=True, wait_timeout=busy_retry)
     if result is None:
         return "missing"
     if result.status == "locked":
-        raise self.retry(countdown=RETRY_BUSY)
+        raise self.retry(countdown=busy_retry)
     return result.status

@@ -63,12 +63,15 @@ __all__ = [
     "Unit",
     "UnitResult",
     "check_table",
+    "mark_not_published",
     "plan_days",
     "plan_units",
     "record_units",
     "run_unit",
     "run_unit_by_id",
+    "supersede_earlier",
     "unit_id_of",
+    "writer_turn",
 ]
 
 logger = logging.getLogger("smolqwery.units")
@@ -283,27 +286,13 @@ def plan_units(
     return interleaved, failures
 
 
-def record_units(units: Sequence[Unit]) -> None:
-    """Record planned units as queued, and mark superseded the queued units of earlier plans
-    whose every day this plan covers again, as strongly (a forced unit only by forced units):
-    a late message for one is then skipped. Any other queued unit keeps its place, so a
-    re-export asked with ``--from/--to`` is never dropped by the next cron run."""
+def record_units(units: Sequence[Unit], *, supersede: bool = True) -> None:
+    """Record planned units as queued and (``supersede``) mark superseded the queued units of
+    earlier plans they cover (:func:`supersede_earlier`). ``--enqueue`` supersedes only once
+    the units are published: a plan whose messages never reached the broker replaces nothing."""
     now = timezone.now()
-    if units:
-        covered: dict[str, list[Unit]] = {}
-        for u in units:
-            covered.setdefault(u.table, []).append(u)
-        earlier = ExportUnit.objects.filter(status=QUEUED, table_name__in=covered).exclude(
-            run_id=units[0].run_id
-        )
-        superseded = [
-            r.unit_id
-            for r in earlier
-            if _covers(covered[r.table_name], r.first_day, r.last_day, forced=r.forced)
-        ]
-        ExportUnit.objects.filter(unit_id__in=superseded, status=QUEUED).update(
-            status=SUPERSEDED, finished_at=now
-        )
+    if supersede:
+        supersede_earlier(units)
     ExportUnit.objects.bulk_create(
         [
             ExportUnit(
@@ -323,16 +312,52 @@ def record_units(units: Sequence[Unit]) -> None:
     )
 
 
+def supersede_earlier(units: Sequence[Unit]) -> None:
+    """Mark superseded the queued units of earlier plans whose every day ``units`` (one plan)
+    cover again, as strongly (a forced unit only by forced units): a late message for one is
+    then skipped. Any other queued unit keeps its place, so a re-export asked with
+    ``--from/--to`` is never dropped by the next cron run."""
+    if not units:
+        return
+    covered: dict[str, list[Unit]] = {}
+    for u in units:
+        covered.setdefault(u.table, []).append(u)
+    earlier = ExportUnit.objects.filter(status=QUEUED, table_name__in=covered).exclude(
+        run_id=units[0].run_id
+    )
+    superseded = [
+        r.unit_id
+        for r in earlier
+        if _covers(covered[r.table_name], r.first_day, r.last_day, forced=r.forced)
+    ]
+    ExportUnit.objects.filter(unit_id__in=superseded, status=QUEUED).update(
+        status=SUPERSEDED, finished_at=timezone.now()
+    )
+
+
+def mark_not_published(units: Sequence[Unit], reason: str) -> None:
+    """Mark failed the queued units whose message never reached the queue: nobody would run
+    them, and status, the admin and ``--wait`` must not show them waiting. Their days stay out
+    of the ledger, so the next run plans them again. (Should a message have reached the broker
+    after all, its worker runs the unit anyway: a failed unit is not a finished one.)"""
+    ExportUnit.objects.filter(unit_id__in=[u.unit_id for u in units], status=QUEUED).update(
+        status=FAILED, error=reason, finished_at=timezone.now()
+    )
+
+
 # -- running -------------------------------------------------------------------------------
 
 
-def run_unit_by_id(unit_id: str, *, spool: bool = True) -> UnitResult | None:
-    """Run the recorded unit ``unit_id`` (what a worker receives); None if no such unit."""
+def run_unit_by_id(
+    unit_id: str, *, spool: bool = True, wait_timeout: float | None = None
+) -> UnitResult | None:
+    """Run the recorded unit ``unit_id`` (what a worker receives); None if no such unit.
+    ``wait_timeout``: seconds to wait for a busy table (default: the lease timeout)."""
     record = ExportUnit.objects.filter(unit_id=unit_id).first()
     if record is None:
         logger.warning("unit %s is not recorded (deleted?): nothing to do", unit_id)
         return None
-    return run_unit(Unit.from_record(record), spool=spool, queued=True)
+    return run_unit(Unit.from_record(record), spool=spool, queued=True, wait_timeout=wait_timeout)
 
 
 def run_unit(
@@ -346,16 +371,20 @@ def run_unit(
     on_day: Callable[[datetime.date, int], None] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     queued: bool = False,
+    wait_timeout: float | None = None,
+    log_failure: bool = True,
 ) -> UnitResult:
     """Run one unit under its table's lease: replace its days with their ledger entries.
 
     Never raises for the unit's own failure (a bad row, the warehouse down): the result says
     ``failed`` and the :class:`ExportUnit` row records why. ``locked``: the table's lease stayed
-    held by a live process for ``SMOLQWERY_LOCK_TIMEOUT`` seconds (``wait``), or at once
-    (without ``wait``); nothing was done. ``spool``: extract into a local file before writing
-    (for units running beside each other; DuckDB's writes then take turns). ``queued``: the
-    unit came from a queue, and is skipped if a later plan superseded it (a run calling this
-    directly runs its own units whatever others plan meanwhile).
+    held by a live process for ``wait_timeout`` seconds (default ``SMOLQWERY_LOCK_TIMEOUT``;
+    ``wait``), or at once (without ``wait``); nothing was done. ``spool``: extract into a
+    local file before writing (for units running beside each other; DuckDB's writes then take
+    turns). ``queued``: the unit came from a queue, and is skipped if a later plan superseded
+    it (a run calling this directly runs its own units whatever others plan meanwhile).
+    ``log_failure=False``: the caller logs the failure itself (once in the project's logs, not
+    twice).
     """
     config = config or get_settings()
     tz = timezone.get_default_timezone()
@@ -373,13 +402,14 @@ def run_unit(
             unit.run_id,
             config.lock_timeout,
             wait=wait,
+            wait_timeout=wait_timeout,
             poll=UNIT_POLL,
         ) as lease:
             record.refresh_from_db()
             if record.status in finished:
                 return UnitResult(unit, "skipped", note=f"already {record.status}")
             _mark(record, RUNNING, worker=lease.owner, attempt=True)
-            if not unit.forced and set(unit.days) <= set(wh.exported_days(unit.table)):
+            if not unit.forced and set(unit.days) <= _ledger_days(unit, wh, config, spool):
                 result = UnitResult(unit, "skipped", note="already in the ledger")
             else:
                 ext = extractor or load_extractor_class(unit.extractor_path)()
@@ -402,9 +432,10 @@ def run_unit(
             exception=exc,
         )
         _mark(record, FAILED, error=failed.error)
-        logger.error(
-            "unit %s failed: %s", unit.describe(), failed.error, exc_info=exc, extra=REPORTED
-        )
+        if log_failure:
+            logger.error(
+                "unit %s failed: %s", unit.describe(), failed.error, exc_info=exc, extra=REPORTED
+            )
         return failed
     except BaseException as exc:  # KeyboardInterrupt, SystemExit: record, then stop
         _mark(record, FAILED, error=f"interrupted ({type(exc).__name__})")
@@ -412,6 +443,28 @@ def run_unit(
     finally:
         if own:
             wh.close()
+
+
+def writer_turn(
+    warehouse: Warehouse, run_id: str, config: SmolqwerySettings
+) -> contextlib.AbstractContextManager[object]:
+    """On a single-writer backend (DuckDB), the writer lease: whoever opens the file while
+    units run beside each other (a write, a ledger read, a plan) takes turns, and nobody meets
+    DuckDB's own file lock (a wait announced in the user's face). Elsewhere, nothing."""
+    if not warehouse.ops.capabilities.single_writer:
+        return contextlib.nullcontext()
+    return export_lock(
+        run_id, config.lock_timeout, wait=True, name=DUCKDB_WRITER_LOCK, poll=UNIT_POLL / 5
+    )
+
+
+def _ledger_days(
+    unit: Unit, warehouse: Warehouse, config: SmolqwerySettings, spool: bool
+) -> set[datetime.date]:
+    """The days the ledger records for the unit's table; read in the writer's turn when units
+    run beside each other (``spool``)."""
+    with writer_turn(warehouse, unit.run_id, config) if spool else contextlib.nullcontext():
+        return set(warehouse.exported_days(unit.table))
 
 
 def _covers(
@@ -502,16 +555,7 @@ def _replace(
                 path = _spool(chunks, Path(tmp) / "rows.arrow")
             finally:
                 chunks.close()  # type: ignore[attr-defined]  # frees the extractor's cursor
-            with (
-                export_lock(
-                    unit.run_id,
-                    config.lock_timeout,
-                    wait=True,
-                    name=DUCKDB_WRITER_LOCK,
-                    poll=UNIT_POLL / 5,
-                ),
-                _spooled(path) as spooled,
-            ):
+            with writer_turn(warehouse, unit.run_id, config), _spooled(path) as spooled:
                 warehouse.replace_days(
                     DayBatch(table, windows, spooled, unit.run_id, row_counts=counts)
                 )

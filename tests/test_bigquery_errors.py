@@ -268,7 +268,7 @@ def test_migrate_refuses_a_dataset_whose_tables_expire(
     proc = project.manage("migrate", ok=False)
     assert proc.returncode != 0
     assert (
-        f"UnsafeDatasetError: dataset {PROJECT}:{project.dataset} has a default table "
+        f"dataset {PROJECT}:{project.dataset} has a default table "
         "expiration of 60 days and a default partition expiration of 30 days: BigQuery would "
         "delete exported days and smolqwery's ledger; remove it with `bq update "
         "--default_table_expiration 0 --default_partition_expiration 0 "
@@ -303,3 +303,189 @@ def test_an_existing_table_that_expires_is_refused(bigquery_warehouse: BigQueryW
         f"`bq update --expiration 0 --time_partitioning_expiration 0 "
         f"{PROJECT}:{bigquery_warehouse.dataset}.events` and run again"
     )
+
+
+# -- transaction conflicts -------------------------------------------------------------------
+
+#: BigQuery's words for a transaction or DML statement that lost to a concurrent one (as users
+#: quote them: dlt-hub/dlt#2892, estuary/connectors#111, confluentinc/kafka-connect-bigquery#279),
+#: then the emulator's.
+CONFLICTS = (
+    "Transaction is aborted due to concurrent update against table test-project:ds.daily_totals."
+    " Transaction ID: 61e30eea-0000-2dab-8e60-94eb2c1b1a92",
+    "Could not serialize access to table test-project:ds.daily_totals due to concurrent update",
+    # the local emulator's words for the same abort (DuckLake underneath)
+    "Failed to commit: Failed to commit DuckLake transaction.",
+)
+
+
+def _failed_job(message: str, reason: str = "invalidQuery") -> BaseException | None:
+    """The exception the real client makes of a job that ended with this error."""
+    error = {"reason": reason, "location": "query", "message": message}
+    resource = {
+        "jobReference": {"projectId": PROJECT, "jobId": "j", "location": "US"},
+        "configuration": {"query": {"query": "BEGIN TRANSACTION; COMMIT TRANSACTION;"}},
+        "status": {"state": "DONE", "errorResult": error, "errors": [error]},
+    }
+    client = bigquery.Client(
+        project=PROJECT,
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": "http://127.0.0.1:9"},  # never called
+    )
+    job = bigquery.QueryJob.from_api_repr(resource, client)
+    return job.exception()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("message", CONFLICTS)
+def test_a_transaction_conflict_is_retried_other_query_errors_are_not(message: str) -> None:
+    """Classified on what the client raises for the failed job (400 BadRequest, reason
+    invalidQuery, BigQuery's message), not on a hand-made exception."""
+    from smolqwery.warehouses.retry import is_transient
+
+    conflict = _failed_job(message)
+    assert isinstance(conflict, gexc.BadRequest)
+    assert is_transient(conflict)
+    assert not is_transient(_failed_job("Syntax error: Unexpected keyword DELET at [3:1]"))
+
+
+class FakeJobs(http.server.ThreadingHTTPServer):
+    """BigQuery's jobs API for query jobs: every job of generation 0 (``…_g0``) ends aborted by
+    a concurrent transaction, every later generation succeeds; records the job ids."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        super().__init__(("127.0.0.1", 0), self._handler())
+        self.endpoint = f"http://127.0.0.1:{self.server_address[1]}"
+
+    def _resource(self, job_id: str, query: dict[str, Any]) -> dict[str, Any]:
+        status: dict[str, Any] = {"state": "DONE"}
+        if job_id.endswith("_g0"):
+            error = {"reason": "invalidQuery", "location": "query", "message": CONFLICTS[0]}
+            status.update(errorResult=error, errors=[error])
+        return {
+            "kind": "bigquery#job",
+            "id": f"{PROJECT}:US.{job_id}",
+            "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+            "configuration": {"query": query, "jobType": "QUERY"},
+            "status": status,
+            "statistics": {"query": {"statementType": "SCRIPT"}},
+        }
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _send(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                job_id = body["jobReference"]["jobId"]
+                fake.jobs[job_id] = fake._resource(job_id, body["configuration"]["query"])
+                self._send(200, fake.jobs[job_id])
+
+            def do_GET(self) -> None:
+                job_id = self.path.split("?", 1)[0].rsplit("/", 1)[1]
+                job = fake.jobs.get(job_id)
+                if job is None:
+                    self._send(404, _body(404, f"Not found: Job {job_id}", "notFound"))
+                elif "errorResult" in job["status"]:
+                    self._send(400, _body(400, CONFLICTS[0], "invalidQuery"))
+                elif "/queries/" in self.path:
+                    self._send(200, {"jobComplete": True, "jobReference": job["jobReference"],
+                                     "totalRows": "0", "schema": {"fields": []}})  # fmt: skip
+                else:
+                    self._send(200, job)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+def test_a_transaction_aborted_by_a_concurrent_one_is_run_again_whole() -> None:
+    """The replace transaction's first job is aborted by a concurrent transaction: the whole
+    script runs again as a new job (generation 1, a new job id), once, and succeeds; the
+    aborted job is never polled as if it could still commit."""
+    fake = FakeJobs()
+    thread = threading.Thread(target=fake.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = bigquery.Client(
+            project=PROJECT,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": fake.endpoint},
+        )
+        wh = BigQueryWarehouse(client, "ds", location="US", retry_deadline=20)
+        sql = "BEGIN TRANSACTION; DELETE FROM t WHERE TRUE; COMMIT TRANSACTION;"
+        job = wh._run_query("replace days of t", sql, [], "replace")
+    finally:
+        fake.shutdown()
+        fake.server_close()
+    assert job.job_id.endswith("_g1") and job.error_result is None
+    ids = sorted(fake.jobs)
+    assert [i[-3:] for i in ids] == ["_g0", "_g1"]
+    assert ids[0][:-3] == ids[1][:-3]  # the same transaction, run again
+    assert all(j["configuration"]["query"]["query"] == sql for j in fake.jobs.values())
+
+
+@pytest.mark.emulator
+def test_two_replaces_of_one_table_at_once_both_commit_one_after_the_other(
+    bigquery_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two writers replace the same day of one table at the same moment, past any lease (what a
+    foreign ``UPDATE`` does to a unit). The emulator aborts one transaction ("Failed to commit
+    DuckLake transaction", its word for BigQuery's "concurrent update"); that writer runs its
+    whole transaction again and commits after the other: the day holds one writer's rows, once,
+    and its ledger entry counts them."""
+    import logging
+
+    from smolqwery.warehouses.testing import fetch_rows
+
+    from .test_warehouse_contract import event
+
+    day = datetime.date(2024, 3, 1)
+    start = datetime.datetime(2024, 3, 1, 9, tzinfo=datetime.timezone.utc)
+    dataset = f"conflict_{uuid.uuid4().hex[:10]}"
+    writers = [bigquery_emulator.warehouse(dataset, location="US") for _ in range(2)]
+    writers[0].ensure_dataset()
+    writers[0].create_table(EVENTS)
+    sizes = (3000, 2000)
+    errors: list[BaseException] = []
+
+    def replace(i: int, barrier: threading.Barrier) -> None:
+        rows = [event(start, i * 1_000_000 + k) for k in range(sizes[i])]
+        barrier.wait()
+        try:
+            writers[i].replace_days(make_batch(EVENTS, day, rows=rows, run_id=f"w{i}"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="smolqwery"):
+            for _ in range(4):  # the two transactions overlap nearly always; at most 4 tries
+                barrier = threading.Barrier(2)
+                threads = [threading.Thread(target=replace, args=(i, barrier)) for i in (0, 1)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                assert errors == []
+                if "DuckLake" in caplog.text:
+                    break
+        assert "transient failure, retrying" in caplog.text and "DuckLake" in caplog.text
+        rows = fetch_rows(writers[0], "events")
+        ids = [r["user_id"] for r in rows]
+        writer = ids[0] // 1_000_000
+        assert sorted(ids) == [writer * 1_000_000 + k for k in range(sizes[writer])]
+        assert {d: e.rows for d, e in writers[0].exported_days("events").items()} == {
+            day: sizes[writer]
+        }
+    finally:
+        for wh in writers:
+            wh.close()

@@ -9,6 +9,7 @@ RabbitMQ nodes (:mod:`tests.fixtures.brokers`), each test run on both.
 from __future__ import annotations
 
 import datetime
+import socket
 import sqlite3
 import time
 import uuid
@@ -240,6 +241,9 @@ def test_jobs_runs_units_in_local_processes_on_one_duckdb_file(
     scenario.create_tables(EXTRACTORS)
     result = scenario.run("--jobs=3", "--no-progress")
     assert result.returncode == 0, result.stderr[:6000]
+    # The summary's seconds are the units' own (they were 0.0 for units run elsewhere).
+    lines = [line.split() for line in result.stdout.splitlines() if " success " in line]
+    assert len(lines) == len(EXTRACTORS) and all(float(f[-1]) > 0 for f in lines), result.stdout
     assert "held by another process" not in result.output, result.describe()
     assert "database is locked" not in result.output, result.describe()
     assert problems(scenario) == []
@@ -275,3 +279,201 @@ def test_the_same_units_run_as_django_tasks(crash_scenarios: ScenarioFactory) ->
                 == len({r["id"] for r in rows})
                 == sum(len(e) for e in scenario.expected.values())
             )
+
+
+# -- operations: the broker down when publishing, a busy table, following a run later ---------
+
+SECRET = "s3cret-Broker-pw"
+
+
+def _small(factory: ScenarioFactory, broker_url: str, **settings: Any) -> tuple[Scenario, str]:
+    """Two extractors over twenty days: four units (the operations tests need few)."""
+    scenario = factory.new(
+        "duckdb",
+        days=20,
+        settings={
+            "SMOLQWERY_EXTRACTORS": list(EXTRACTORS[:2]),
+            "SMOLQWERY_BATCH_DAYS": UNIT_DAYS,
+            "SMOLQWERY_LOCK_TIMEOUT": 20,
+            "SMOLQWERY_CELERY_APP": "tests.celeryapp.app",
+            **settings,
+        },
+        create_tables=False,
+    )
+    scenario.create_tables(EXTRACTORS[:2])
+    queue = f"smolqwery-{uuid.uuid4().hex[:8]}"
+    scenario.extra_env.update(
+        {
+            "SMOLQWERY_TEST_BROKER_URL": broker_url,
+            "SMOLQWERY_TEST_QUEUE": queue,
+            "DJANGO_SETTINGS_MODULE": "tests.crash_settings",
+        }
+    )
+    return scenario, queue
+
+
+def _exactly_once(scenario: Scenario, tables: tuple[str, ...]) -> None:
+    with scenario.warehouse() as wh:
+        for table in tables:
+            rows = fetch_rows(wh, table)
+            want = sum(len(e) for e in scenario.expected.values())
+            assert len(rows) == len({r["id"] for r in rows}) == want, table
+            assert set(wh.exported_days(table)) == set(scenario.expected), table
+
+
+@pytest.mark.parametrize(
+    ("scheme", "how"), [("redis", "hung"), ("amqp", "down")], ids=["redis-hung", "amqp-down"]
+)
+def test_enqueue_with_the_broker_down_or_hung_fails_fast_in_one_line_without_secrets(
+    crash_scenarios: ScenarioFactory, scheme: str, how: str
+) -> None:
+    """A broker that accepts connections and never answers (redis-py alone waits forever: the
+    command hung), or nothing listening on its port: ``--enqueue`` exits 1 within
+    ``SMOLQWERY_PUBLISH_TIMEOUT``, one line names the broker with its password masked, and no
+    unit is recorded (nothing waits as "queued" for a worker that will never get it)."""
+    from tests.fixtures.brokers import free_port
+
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # the kernel completes handshakes; nobody ever reads
+        port = hung.getsockname()[1] if how == "hung" else free_port()
+        url = {
+            "redis": f"redis://:{SECRET}@127.0.0.1:{port}/0",
+            "amqp": f"amqp://guest:{SECRET}@127.0.0.1:{port}//",
+        }[scheme]
+        # No tables: the broker is checked before anything is planned.
+        scenario = crash_scenarios.new(
+            "duckdb",
+            days=20,
+            settings={
+                "SMOLQWERY_EXTRACTORS": list(EXTRACTORS[:2]),
+                "SMOLQWERY_CELERY_APP": "tests.celeryapp.app",
+                "SMOLQWERY_PUBLISH_TIMEOUT": 1,
+            },
+            create_tables=False,
+        )
+        scenario.extra_env.update(
+            {"SMOLQWERY_TEST_BROKER_URL": url, "DJANGO_SETTINGS_MODULE": "tests.crash_settings"}
+        )
+        started = time.monotonic()
+        result = scenario.run("--enqueue", timeout=60)
+        took = time.monotonic() - started
+    assert result.returncode == 1, result.describe()
+    assert SECRET not in result.output, result.describe()
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    masked = {
+        "redis": f"redis://:**@127.0.0.1:{port}/0",
+        "amqp": f"amqp://guest:**@127.0.0.1:{port}",
+    }
+    assert len(errors) == 1 and masked[scheme] in errors[0], result.describe()
+    assert "cannot be reached" in errors[0] and "nothing was queued" in errors[0], errors
+    assert took < 12, took  # a child's start (~2 s) + at most ~3 x 1 s
+    assert units(scenario) == []
+
+
+def test_a_broker_gone_mid_publish_marks_the_rest_not_published_and_the_next_run_plans_them(
+    brokers: dict[str, Broker], crash_scenarios: ScenarioFactory
+) -> None:
+    """Redis stopped after two of four messages: ``--enqueue`` exits 1 in one line naming the
+    broker; the two units published stay queued, the other two are marked failed ("not
+    published") at once; ``--wait --run`` reports the run as failed; the next run (broker
+    back) plans every missing day again. (That its units then export each day exactly once is
+    the other tests' business.)"""
+    from tests.crashapp.killswitch import PAUSE_DIR_ENV
+    from tests.fixtures.crash import paused_child
+
+    broker = brokers["redis"]
+    if not broker.running:
+        broker.start()
+    scenario, _ = _small(crash_scenarios, broker.url, SMOLQWERY_PUBLISH_TIMEOUT=2)
+    pause = scenario.root / "pause"
+    run = scenario.start(
+        "--enqueue",
+        plan=Plan("kombu.publish", "before", 3, "pause"),
+        env={PAUSE_DIR_ENV: str(pause)},
+    )
+    try:
+        with paused_child(pause, run):
+            broker.stop()
+        result = scenario.finish(run, timeout=60)
+    finally:
+        if not broker.running:
+            broker.start()
+    assert result.returncode == 1, result.describe()
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, result.describe()
+    assert f"the broker redis://127.0.0.1:{broker.port}/0 failed" in errors[0], errors
+    assert "2 of 4 unit(s) queued, the other 2 marked failed (not published)" in errors[0]
+    run_id = errors[0].split("run ", 1)[1].split(":", 1)[0]
+    assert sorted(s for *_, s in units(scenario)) == ["failed", "failed", "queued", "queued"]
+    with sqlite3.connect(scenario.db) as con:
+        reasons = [e for (e,) in con.execute("SELECT error FROM smolqwery_exportunit")]
+    assert sum(e.startswith("not published: the broker redis://") for e in reasons) == 2
+
+    # Following that run later: it failed (the broker lost the two it had taken).
+    follow = scenario.run("--wait", "--run", run_id, "--wait-timeout=1", "--no-progress")
+    assert follow.returncode == 1, follow.describe()
+    assert "not published" in follow.output and "did not finish" in follow.output
+
+    # The next run (the broker back) plans every day again: the units not published, and the
+    # two whose messages died with the broker, which its published units supersede.
+    again = scenario.run("--enqueue")
+    assert again.returncode == 0, again.describe()
+    with sqlite3.connect(scenario.db) as con:
+        by_run = con.execute(
+            "SELECT run_id = ?, status, count(*) FROM smolqwery_exportunit GROUP BY 1, 2",
+            [run_id],
+        ).fetchall()
+    assert sorted(by_run) == [(0, "queued", 4), (1, "failed", 2), (1, "superseded", 2)]
+
+
+def test_a_busy_table_is_retried_by_the_worker_and_the_run_is_followed_later(
+    brokers: dict[str, Broker], crash_scenarios: ScenarioFactory, celery_workers: Workers
+) -> None:
+    """Cron's ``--enqueue`` returns; the table's lease is held by a live process meanwhile: the
+    worker puts the unit back (``SMOLQWERY_BUSY_RETRY``), the unit stays queued, never failed;
+    once the lease is released, ``--wait --run last`` (an operator, later) sees every unit
+    done, each run once, and exits 0."""
+    broker = brokers["redis"]
+    if not broker.running:
+        broker.start()
+    scenario, queue = _small(
+        crash_scenarios,
+        broker.url,
+        SMOLQWERY_EXTRACTORS=[EXTRACTORS[0]],
+        SMOLQWERY_BUSY_RETRY=1,
+    )
+    held, release = scenario.root / "held", scenario.root / "release"
+    holder = scenario.start(
+        "-c",
+        "import pathlib, time\n"
+        "from smolqwery.locking import table_lock\n"
+        "with table_lock('fan_event_1', 'holder', 120):\n"
+        f"    pathlib.Path({str(held)!r}).touch()\n"
+        f"    while not pathlib.Path({str(release)!r}).exists(): time.sleep(0.05)\n",
+        command="shell",
+    )
+    try:
+        wait_for(held.exists, "the holder to take the table's lease", timeout=60)
+        worker = celery_workers.start(scenario.env(), queue)[0]
+        queued = scenario.run("--enqueue")
+        assert queued.returncode == 0, queued.describe()
+        run_id = queued.output.split("run ", 1)[1].split(":", 1)[0]
+        try:
+            wait_for(lambda: worker.output().count("retry: Retry in 1") >= 2, "retries", timeout=30)
+        except AssertionError:
+            raise AssertionError(worker.output()[-4000:]) from None
+        assert {(a, s) for _, _, a, s in units(scenario)} == {(0, "queued")}
+        assert f"run {run_id}: 2 unit(s) queued" in queued.output
+        follow = scenario.start("--wait", "--run", "last", "--wait-timeout=30", "--no-progress")
+    finally:
+        release.touch()
+    assert scenario.finish(holder).returncode == 0
+    result = scenario.finish(follow, timeout=90)
+    assert result.returncode == 0, result.describe()
+    assert "fan_event_1" in result.stdout, result.describe()
+    assert sorted(units(scenario)) == sorted((t, f, 1, "done") for t, f, _, _ in units(scenario))
+    _exactly_once(scenario, ("fan_event_1",))
+    with sqlite3.connect(scenario.db) as con:
+        runs = con.execute("SELECT status FROM smolqwery_exportrun WHERE run_id = ?", [run_id])
+        assert runs.fetchall() == [("success",)]

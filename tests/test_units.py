@@ -235,3 +235,69 @@ def test_queued_plans_delivered_in_any_order_export_every_asked_day_once(
     expected = source_counts(sorted(asked), PARIS)
     assert ledger_counts(project, "event_row") == expected
     assert exported_counts(project, "event_row", PARIS) == {d: n for d, n in expected.items() if n}
+
+
+def test_a_plan_not_published_supersedes_nothing_and_following_it_reports_why(
+    project: DuckDBWarehouse,
+) -> None:
+    """``--enqueue`` records its units without superseding, publishes, and only then
+    supersedes what the published units cover; units the broker never took are failed ("not
+    published"). Following that run later (``--wait --run``) reports them, and records the
+    run's outcome once however often it is followed."""
+    from smolqwery import fanout
+    from smolqwery.errors import SmolqweryError
+    from smolqwery.models import ExportRun
+    from smolqwery.units import mark_not_published, record_units, supersede_earlier
+
+    earlier = unit("r1", d(6, 1), d(6, 4))
+    record_units([earlier])
+    published, lost = unit("r2", d(6, 1), d(6, 2)), unit("r2", d(6, 3), d(6, 4))
+    record_units([published, lost], supersede=False)
+    mark_not_published([lost], "not published: the broker redis://h:6379/0 failed (boom)")
+    supersede_earlier([published])  # covers only half of r1: r1 stays queued, to be run
+    states = dict(ExportUnit.objects.values_list("unit_id", "status"))
+    assert states == {
+        earlier.unit_id: "queued",
+        published.unit_id: "queued",
+        lost.unit_id: "failed",
+    }
+
+    with pytest.raises(SmolqweryError, match="no unit recorded for run 'nope'"):
+        fanout.recorded_plan("nope")
+    plan = fanout.recorded_plan("last")
+    assert plan.run_id == "r2" and [u.unit_id for u in plan.units] == [
+        published.unit_id,
+        lost.unit_id,
+    ]
+    for _ in range(2):
+        report = fanout.finish(plan)
+        (result,) = report.results
+        assert result.status == "failed" and "not published: the broker" in result.error
+        assert "1 unit(s) did not finish" in result.error
+    assert ExportRun.objects.filter(run_id="r2").count() == 1
+    # A look without waiting, for monitoring: every unit of the run, exit status 1 (one failed).
+    import io
+    import json
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    with at(NOW), pytest.raises(CommandError) as info:
+        call_command("smolqwery_status", "--run", "last", stdout=out, stderr=io.StringIO())
+    assert info.value.returncode == 1 and "run r2: 1 unit(s) failed" in str(info.value)
+    lines = out.getvalue().splitlines()
+    assert "units of run r2: 1 failed, 1 queued" in lines
+    assert f"  event_row {YEAR}-06-01..{YEAR}-06-02 queued (0 attempt(s))" in lines
+    assert (
+        f"  event_row {YEAR}-06-03..{YEAR}-06-04 failed (0 attempt(s)): not published: the broker "
+        "redis://h:6379/0 failed (boom)"
+    ) in lines
+    out = io.StringIO()
+    with at(NOW), pytest.raises(CommandError):
+        call_command("smolqwery_status", "--run", "r2", "--format=json", stdout=out)
+    shown = json.loads(out.getvalue())["units"]
+    assert [u["state"] for u in shown["units"]] == ["queued", "failed"]
+    with pytest.raises(CommandError) as info:
+        call_command("smolqwery_status", "--run", "nope", stdout=io.StringIO())
+    assert info.value.returncode == 2 and "no unit recorded for run 'nope'" in str(info.value)

@@ -27,8 +27,18 @@ T = TypeVar("T")
 TRANSIENT_REASONS = frozenset(
     {"backendError", "internalError", "rateLimitExceeded", "jobRateLimitExceeded"}
 )
-#: A multi-statement transaction cancelled by a concurrent one must simply be run again.
-TRANSIENT_MESSAGES = ("concurrent update", "retry the transaction")
+#: A transaction (or a DML statement) that lost to a concurrent one, to be run again whole:
+#: "Transaction is aborted due to concurrent update against table p:d.t. Transaction ID: …",
+#: "Could not serialize access to table p:d.t due to concurrent update" (400, ``invalidQuery``:
+#: the reason alone would say "your query is wrong"). The replace script is one transaction,
+#: rolled back whole by the abort, and deletes what it inserts: running it again is safe.
+#: The local emulator (``local-bigquery``, on DuckLake) aborts the same conflict as "Failed to
+#: commit: Failed to commit DuckLake transaction." (also 400 ``invalidQuery``).
+TRANSIENT_MESSAGES = (
+    "concurrent update",
+    "retry the transaction",
+    "failed to commit ducklake transaction",
+)
 
 
 class TryAgain(Exception):
@@ -64,8 +74,11 @@ def is_transient(exc: BaseException) -> bool:
         reasons = {e.get("reason") for e in (exc.errors or []) if isinstance(e, dict)}
         if reasons & TRANSIENT_REASONS:
             return True
-        message = (exc.message or "").lower()
-        return any(m in message for m in TRANSIENT_MESSAGES)
+        # The job's errorResult is the exception's message; its errors[] may say more.
+        messages = [exc.message or ""]
+        messages += [str(e.get("message", "")) for e in (exc.errors or []) if isinstance(e, dict)]
+        text = " ".join(messages).lower()
+        return any(m in text for m in TRANSIENT_MESSAGES)
     return False
 
 

@@ -4,9 +4,10 @@ Kill tests need the process to die at exact, repeatable places — inside the ex
 load file is written, around each warehouse call, in the middle of a transaction, after the
 ledger committed — and timers cannot hit those. So ``tests.crash_settings`` calls
 :func:`arm_from_environment`, which wraps a few real functions (DuckDB's ``execute``, the
-BigQuery client's jobs, pyarrow's Parquet writer, Django's cursor) with :func:`checkpoint`
-calls. The wrapped functions still run for real; a checkpoint only counts, traces, and when
-the plan says so, sends SIGKILL to its own process (or pauses it, for the outage test).
+BigQuery client's jobs, pyarrow's Parquet writer, Django's cursor, Kombu's publish) with
+:func:`checkpoint` calls. The wrapped functions still run for real; a checkpoint only counts,
+traces, and when the plan says so, sends SIGKILL to its own process (or pauses it, for the
+outage test).
 
 Environment (all optional; without them nothing is wrapped):
 
@@ -204,6 +205,15 @@ def _install_bigquery() -> None:
     _wrap(job.LoadJob, "result", "bigquery.LoadJob.result")
 
 
+def _install_kombu() -> None:
+    """Every message published (``--enqueue``): a test stops the broker between two."""
+    try:
+        from kombu import messaging
+    except ImportError:
+        return
+    _wrap(messaging.Producer, "publish", "kombu.publish")
+
+
 def arm_from_environment() -> None:
     """Wrap the real calls when the environment asks for a trace or a plan (child processes)."""
     trace = os.environ.get(TRACE_ENV)
@@ -219,4 +229,5 @@ def arm_from_environment() -> None:
     _install_duckdb()
     _install_parquet()
     _install_bigquery()
+    _install_kombu()
     _state.armed = True

@@ -91,6 +91,15 @@ class Command(SmolqweryCommand):
             ),
         )
         parser.add_argument(
+            "--run",
+            metavar="RUN_ID",
+            help=(
+                "With --wait: follow the units of an earlier --enqueue run (the id it printed; "
+                "'last': the run planned last) to their end, with the summary and exit status "
+                "of --enqueue --wait; nothing is planned or queued."
+            ),
+        )
+        parser.add_argument(
             "--wait-timeout",
             type=positive_arg,
             default=None,
@@ -113,8 +122,11 @@ class Command(SmolqweryCommand):
             bar=False if options["no_progress"] else None,
             tracebacks=verbosity >= 2 or bool(options.get("traceback")),
         )
+        report: ExportReport | None
         try:
-            if options["enqueue"] or options["jobs"] > 1:
+            if options["run"] is not None:
+                report = self._follow(progress, options)
+            elif options["enqueue"] or options["jobs"] > 1:
                 report = self._fan_out(progress, options)
                 if report is None:
                     return
@@ -152,12 +164,13 @@ class Command(SmolqweryCommand):
 
         if options["enqueue"] and options["jobs"] > 1:
             raise CommandError("--enqueue and --jobs exclude each other: workers run the units")
-        plan = fanout.make_plan(
-            options["extractors"], options["date_from"], options["date_to"], options["lag"]
-        )
+        chosen = (options["extractors"], options["date_from"], options["date_to"], options["lag"])
         if options["jobs"] > 1:
-            return fanout.run_jobs(plan, options["jobs"], progress)
-        fanout.enqueue(plan)
+            return fanout.run_jobs(fanout.make_plan(*chosen), options["jobs"], progress)
+        # The broker is checked before anything is planned; what it did not take is marked.
+        with fanout.publisher() as pub:
+            plan = fanout.make_plan(*chosen, supersede=False)
+            fanout.enqueue(plan, pub)
         progress.note(f"run {plan.run_id}: {len(plan.units)} unit(s) queued")
         if not options["wait"]:
             progress.close()
@@ -166,5 +179,20 @@ class Command(SmolqweryCommand):
             if plan.failures:
                 raise CommandError(f"{len(plan.failures)} extractor(s) failed", returncode=1)
             return None
+        stall = options["wait_timeout"] or get_settings().lock_timeout
+        return fanout.follow(plan, progress, stall=stall)
+
+    def _follow(self, progress: Progress, options: dict[str, Any]) -> ExportReport:
+        """``--wait --run RUN_ID``: follow an earlier ``--enqueue`` run (cron queued it)."""
+        from smolqwery import fanout
+        from smolqwery.settings import get_settings
+
+        chosen = [o for o in ("enqueue", "date_from", "date_to", "extractors", "lag") if options[o]]
+        if not options["wait"] or chosen or options["jobs"] > 1:
+            raise CommandError(
+                "--run RUN_ID goes with --wait alone (and --wait-timeout): it follows the units "
+                "an earlier --enqueue planned, and plans nothing"
+            )
+        plan = fanout.recorded_plan(options["run"])
         stall = options["wait_timeout"] or get_settings().lock_timeout
         return fanout.follow(plan, progress, stall=stall)

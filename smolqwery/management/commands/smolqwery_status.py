@@ -15,7 +15,7 @@ from ._options import non_negative_arg
 from ._output import SmolqweryCommand
 
 #: Exit statuses, for monitoring (0: all tables read, none too late).
-EXIT_LATE = 1  # a table lags more than --max-lag days
+EXIT_LATE = 1  # a table lags more than --max-lag days; with --run, a unit of the run failed
 EXIT_UNKNOWN = 2  # a table could not be read, or the settings are invalid: status unknown
 
 
@@ -24,7 +24,8 @@ class Command(SmolqweryCommand):
         "Per table: first and last exported day, missing days, rows and lag behind yesterday "
         "(in TIME_ZONE). Exits with status 2 when a table cannot be read (within "
         "SMOLQWERY_STATUS_DEADLINE seconds) and, with --max-lag N, 1 when a table is more than "
-        "N days behind: a check for monitoring."
+        "N days behind: a check for monitoring. --run RUN_ID lists the units of a run (1 when "
+        "one failed)."
     )
     requires_system_checks: list[str] = []
 
@@ -42,6 +43,16 @@ class Command(SmolqweryCommand):
             metavar="NAME",
             help="Only this extractor: dotted path or table name (repeatable).",
         )
+        parser.add_argument(
+            "--run",
+            metavar="RUN_ID",
+            help=(
+                "List every unit of this run (the id smolqwery_extract --enqueue printed; "
+                "'last': the run planned last) with its state, attempts and error; exit status "
+                "1 when one failed, was not published or lost its worker (0 while they are "
+                "queued or running). Waits for nothing: --wait --run on smolqwery_extract does."
+            ),
+        )
         parser.add_argument("--format", choices=("table", "json"), default="table")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -50,14 +61,21 @@ class Command(SmolqweryCommand):
         except SmolqweryError as exc:
             raise CommandError(str(exc), returncode=EXIT_UNKNOWN) from exc
         max_lag: int | None = options["max_lag"]
-        units = unit_progress()
+        run: str | None = options["run"]
+        units = unit_progress(run)
+        if run is not None and units is None:
+            raise CommandError(
+                f"no unit recorded for run {run!r}: give the id `smolqwery_extract --enqueue` "
+                "printed, or 'last'",
+                returncode=EXIT_UNKNOWN,
+            )
         if options["format"] == "json":
             shown: dict[str, Any] = {
                 "yesterday": last.isoformat(),
                 "tables": [s.to_dict() for s in statuses],
             }
             if units is not None:
-                shown["units"] = units.to_dict()
+                shown["units"] = units.to_dict(units=run is not None)
             self.stdout.write(json.dumps(shown, indent=2))
         else:
             header = (
@@ -96,8 +114,17 @@ class Command(SmolqweryCommand):
             if units is not None:
                 tally = ", ".join(f"{n} {state}" for state, n in sorted(units.counts.items()))
                 self.stdout.write(f"units of run {units.run_id}: {tally}")
-                for pending in units.unfinished[:20]:
-                    self.stdout.write(f"  unit {pending}")
+                if run is None:
+                    for pending in units.unfinished[:20]:
+                        self.stdout.write(f"  unit {pending}")
+                for u in units.units if run is not None else ():
+                    tries = f"{u['attempts']} attempt(s)"
+                    done = f", {u['rows']:,} rows" if u["state"] == "done" else ""
+                    worker = f", {u['worker']}" if u["worker"] else ""
+                    error = f": {u['error']}" if u["error"] else ""
+                    self.stdout.write(
+                        f"  {u['table']} {u['days']} {u['state']} ({tries}{done}{worker}){error}"
+                    )
             for s in statuses:
                 if s.missing_days:
                     self.stdout.write(f"{s.table}: missing {format_days(s.missing_days)}")
@@ -105,9 +132,12 @@ class Command(SmolqweryCommand):
                     self.stderr.write(f"{s.table or s.extractor}: ERROR: {s.error}")
         broken = [s for s in statuses if s.error]
         late = [s for s in statuses if max_lag is not None and s.lag > max_lag]
-        if broken or late:
+        failed_run = run is not None and units is not None and units.failed > 0
+        if broken or late or failed_run:
             problems = [f"{s.table or s.extractor} cannot be read" for s in broken]
             problems += [f"{s.table} lags {s.lag} day(s) (max {max_lag})" for s in late]
+            if failed_run and units is not None:
+                problems.append(f"run {units.run_id}: {units.failed} unit(s) failed")
             raise CommandError(
                 "; ".join(problems), returncode=EXIT_UNKNOWN if broken else EXIT_LATE
             )
