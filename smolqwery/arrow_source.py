@@ -438,6 +438,7 @@ class SourceReader:
                             if batch.num_rows:
                                 got += batch.num_rows
                                 yield self._normalised(batch, connection, query), batch.num_rows
+                        reader.close()  # before its statement runs a FETCH again
                         if got < this:
                             break  # the last rows: the FETCH ahead found none
                 finally:
