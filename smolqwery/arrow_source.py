@@ -45,8 +45,10 @@ Column = Union["pa.Array", list[Any]]
 
 #: Rows fetched per DB-API round trip (and per array built from them), per SQLite ADBC batch.
 FETCH_ROWS = 20_000
-#: Rows per FETCH of PostgreSQL's server-side cursor through ADBC: memory stays ~20 MB for
-#: the bench's rows, whatever the size of the day (bench/RESULTS.md).
+#: The most rows per FETCH of PostgreSQL's server-side cursor through ADBC (the first FETCH
+#: of a query asks for 1/8 of it, each next one twice as many): two FETCHes are in memory at
+#: once (one read ahead), ~5 MB for the bench's rows, whatever the size of the day
+#: (bench/RESULTS.md).
 PG_FETCH_ROWS = 50_000
 #: Parameter types ADBC binds the way Django's own drivers do; anything else goes through the
 #: DB-API cursor.
