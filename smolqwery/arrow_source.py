@@ -47,8 +47,8 @@ Column = Union["pa.Array", list[Any]]
 FETCH_ROWS = 20_000
 #: The most rows per FETCH of PostgreSQL's server-side cursor through ADBC (the first FETCH
 #: of a query asks for 1/8 of it, each next one twice as many): two FETCHes are in memory at
-#: once (one read ahead), ~5 MB for the bench's rows, whatever the size of the day
-#: (bench/RESULTS.md).
+#: once (one read ahead), whatever the size of the day; the export's peak RSS did not move
+#: with the read ahead (bench/RESULTS.md).
 PG_FETCH_ROWS = 50_000
 #: Parameter types ADBC binds the way Django's own drivers do; anything else goes through the
 #: DB-API cursor.
