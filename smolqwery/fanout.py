@@ -188,7 +188,16 @@ def celery_app(config: SmolqwerySettings) -> Any:
             "project's Celery app (docs/scaling.md)"
         ) from None
     if not config.celery_app:
-        return celery.current_app
+        app = celery.current_app._get_current_object()
+        if app is getattr(celery._state, "default_app", None):
+            # No app was created: Celery's fallback would publish to amqp://localhost, where no
+            # worker of this project listens (messages lost on a machine with a RabbitMQ).
+            raise SmolqweryError(
+                "--enqueue found no Celery app: the project's Celery app is not loaded (import "
+                "it in the project package's __init__.py, as Celery's Django guide does) or set "
+                "SMOLQWERY_CELERY_APP = 'proj.celery.app' (docs/scaling.md)"
+            )
+        return app
     from django.utils.module_loading import import_string
 
     try:

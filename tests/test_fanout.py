@@ -371,6 +371,26 @@ def test_enqueue_with_the_broker_down_or_hung_fails_fast_in_one_line_without_sec
     assert units(scenario) == []
 
 
+def test_enqueue_without_a_celery_app_says_so_and_queues_nothing(
+    crash_scenarios: ScenarioFactory,
+) -> None:
+    """A project that never set Celery up: Celery's fallback app would publish to
+    amqp://localhost (a RabbitMQ there takes the messages, no worker of the project ever
+    does). ``--enqueue`` refuses before planning, and says what to set."""
+    scenario = crash_scenarios.new(
+        "duckdb",
+        days=20,
+        settings={"SMOLQWERY_EXTRACTORS": list(EXTRACTORS[:2]), "SMOLQWERY_CELERY_APP": ""},
+        create_tables=False,
+    )
+    scenario.extra_env.update({"DJANGO_SETTINGS_MODULE": "tests.crash_settings"})
+    result = scenario.run("--enqueue", timeout=60)
+    assert result.returncode == 1, result.describe()
+    assert "--enqueue found no Celery app" in result.stderr, result.describe()
+    assert "SMOLQWERY_CELERY_APP" in result.stderr and "Traceback" not in result.stderr
+    assert units(scenario) == []
+
+
 def test_a_broker_gone_mid_publish_marks_the_rest_not_published_and_the_next_run_plans_them(
     brokers: dict[str, Broker], crash_scenarios: ScenarioFactory
 ) -> None:
