@@ -102,6 +102,8 @@ class SmolqwerySettings:
     celery_queue: str = ""
     #: What ``--enqueue`` hands units to: ``celery``, or ``django`` (``django.tasks``).
     queue: str = "celery"
+    #: Days finished runs and units are kept (:mod:`smolqwery.history`); None: for ever.
+    history_days: int | None = 90
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -274,7 +276,21 @@ def get_settings() -> SmolqwerySettings:
         celery_app=str(_get("SMOLQWERY_CELERY_APP") or ""),
         celery_queue=str(_get("SMOLQWERY_CELERY_QUEUE") or ""),
         queue=_queue_kind(),
+        history_days=_history_days(),
     )
+
+
+def _history_days() -> int | None:
+    """``SMOLQWERY_HISTORY_DAYS``: a positive whole number of days, or None (keep for ever)."""
+    value = _get("SMOLQWERY_HISTORY_DAYS", 90)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(
+            f"SMOLQWERY_HISTORY_DAYS must be a positive whole number of days or None (keep "
+            f"every run), got {value!r}"
+        )
+    return value
 
 
 def _queue_kind() -> str:
