@@ -9,59 +9,31 @@ does not promise is Celery's ``acks_late``: whether a task whose worker died is 
 the backend's business. Exactly-once does not depend on it — the unit's days stay out of the
 ledger, and the next run plans them again.
 
-Which framework: Django's own from Django 6 on, unless the project's default ``TASKS`` backend
-is one of the backport's (``django_tasks.backends.…``, ``django-tasks-db``'s): a Django 6
-project may keep a backend built on the backport, and each framework only runs its own tasks.
+On Django 6, ``django.tasks.task`` makes the task of the configured backend's own class
+(``backend.task_class``): a Django 6 project whose backend is built on the backport
+(``django-tasks-db``) gets the backport's task, which that backend runs
+(``tests/test_tasks_django.py``).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 from .errors import SmolqweryError
 from .units import run_unit_by_id
 
-__all__ = ["framework", "run_unit_task"]
-
-
-def framework() -> ModuleType:
-    """``django.tasks`` or the ``django_tasks`` backport: the one the default backend is of."""
-    native: ModuleType | None
+try:
+    from django.tasks import task  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # Django < 6: the backport
     try:
-        import django.tasks as native  # type: ignore[import-not-found,no-redef,unused-ignore]
-    except ImportError:  # Django < 6
-        native = None
-    if native is not None and not _backport_backend():
-        return native
-    try:
-        import django_tasks  # type: ignore[import-not-found,unused-ignore]
+        from django_tasks import task  # type: ignore[no-redef,unused-ignore]
     except ImportError:
         raise SmolqweryError(
             "SMOLQWERY_QUEUE = 'django' needs Django's task framework: Django 6, or the backport "
             "before it (pip install 'smolqwery[tasks]')"
         ) from None
-    return django_tasks
 
-
-def _backport_backend() -> bool:
-    """Whether the default ``TASKS`` backend is a class of the backport (installed)."""
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
-    tasks = getattr(settings, "TASKS", None) or {}
-    backend = str(tasks.get("default", {}).get("BACKEND", ""))
-    try:
-        from django_tasks.backends.base import (  # type: ignore[import-not-found,unused-ignore]
-            BaseTaskBackend,
-        )
-    except ImportError:
-        return False
-    try:
-        cls = import_string(backend) if backend else None
-    except ImportError:
-        return backend.startswith("django_tasks")
-    return bool(isinstance(cls, type) and issubclass(cls, BaseTaskBackend))
+__all__ = ["run_unit_task"]
 
 
 def _run(unit_id: str) -> str:
@@ -70,4 +42,4 @@ def _run(unit_id: str) -> str:
     return result.status if result is not None else "missing"
 
 
-run_unit_task: Any = framework().task()(_run)
+run_unit_task: Any = task()(_run)
