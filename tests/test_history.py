@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smolqwery.errors import ConfigurationError
 from smolqwery.history import FINISHED_UNIT, prune_history
 from smolqwery.models import ExportRun, ExportUnit
 from smolqwery.settings import get_settings
@@ -131,14 +130,11 @@ def test_pruning_deletes_exactly_the_finished_rows_past_the_cutoff(
 
 
 def test_the_setting(settings: Any) -> None:
+    """90 days by default; None keeps everything (wrong values: tests/test_settings.py)."""
     assert get_settings().history_days == 90
     settings.SMOLQWERY_HISTORY_DAYS = None
     assert get_settings().history_days is None
     assert prune_history(None) == (0, 0)
-    for wrong in (0, -1, 1.5, "30", True):
-        settings.SMOLQWERY_HISTORY_DAYS = wrong
-        with pytest.raises(ConfigurationError, match="SMOLQWERY_HISTORY_DAYS"):
-            get_settings()
 
 
 def test_exports_months_apart_keep_a_bounded_history_and_every_exported_day(
