@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from .errors import SmolqweryError
 from .exporter import Exporter, ExportReport, ExtractorResult, Progress
+from .history import prune_history
 from .jobs import init_child, run_child
 from .locking import export_lock
 from .models import ExportRun, ExportUnit
@@ -116,6 +117,7 @@ def make_plan(
             lag=lag,
         )
     record_units(units, supersede=supersede)
+    prune_history(config.history_days)  # finished runs and units past SMOLQWERY_HISTORY_DAYS
     planned = [(s.name[:255], s.table.name if s.table else "") for s in selected]
     logger.info("run %s: %d unit(s) planned", exporter.run_id, len(units))
     return Plan(exporter.run_id, exporter.last, timezone.now(), planned, units, failures)
