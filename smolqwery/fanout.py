@@ -190,10 +190,12 @@ def celery_app(config: SmolqwerySettings) -> Any:
             "project's Celery app (docs/scaling.md)"
         ) from None
     if not config.celery_app:
+        # An app the project created is made current (``set_as_current``); Celery's fallback,
+        # made when there is none, is not (and Celery's Django fixup makes the project's app the
+        # default one, so "default" says nothing). The fallback would publish to
+        # amqp://localhost, where no worker of this project listens.
         app = celery.current_app._get_current_object()
-        if app is getattr(celery._state, "default_app", None):
-            # No app was created: Celery's fallback would publish to amqp://localhost, where no
-            # worker of this project listens (messages lost on a machine with a RabbitMQ).
+        if getattr(getattr(celery._state, "_tls", None), "current_app", None) is None:
             raise SmolqweryError(
                 "--enqueue found no Celery app: the project's Celery app is not loaded (import "
                 "it in the project package's __init__.py, as Celery's Django guide does) or set "

@@ -395,6 +395,19 @@ def test_enqueue_without_a_celery_app_says_so_and_queues_nothing(
     assert "--enqueue found no Celery app" in result.stderr, result.describe()
     assert "SMOLQWERY_CELERY_APP" in result.stderr and "Traceback" not in result.stderr
     assert units(scenario) == []
+    # The layout of Celery's Django guide: the project's app imported with the project (its
+    # Django fixup makes it Celery's default app), SMOLQWERY_CELERY_APP not set: it is used.
+    scenario.create_tables(EXTRACTORS[:2])
+    guide = scenario.run(
+        "-c",
+        "import tests.celeryapp; from django.core.management import call_command; "
+        "call_command('smolqwery_extract', '--enqueue')",
+        command="shell",
+        timeout=60,
+    )
+    assert guide.returncode == 0, guide.describe()
+    queued = len(units(scenario))
+    assert queued > 0 and f"{queued} unit(s) queued" in guide.output, guide.describe()
 
 
 def test_a_broker_gone_mid_publish_marks_the_rest_not_published_and_the_next_run_plans_them(
