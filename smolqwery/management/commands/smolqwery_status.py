@@ -66,8 +66,8 @@ class Command(SmolqweryCommand):
         units = unit_progress(run)
         if run is not None and units is None:
             raise CommandError(
-                f"no unit recorded for run {run!r}: give the id `smolqwery_extract --enqueue` "
-                "printed, or 'last'",
+                f"no unit recorded for run {run!r} (a run that queued 0 units records none): "
+                "give the id of a run that queued units, or 'last'",
                 returncode=EXIT_UNKNOWN,
             )
         if options["format"] == "json":
