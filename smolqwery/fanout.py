@@ -132,8 +132,8 @@ def recorded_plan(run_id: str) -> Plan:
     records = list(ExportUnit.objects.filter(run_id=run_id).order_by("table_name", "first_day"))
     if not records:
         raise SmolqweryError(
-            f"no unit recorded for run {run_id!r}: give the id `smolqwery_extract --enqueue` "
-            "printed, or 'last'"
+            f"no unit recorded for run {run_id!r} (a run that queued 0 units records none): "
+            "give the id of a run that queued units, or 'last'"
         )
     started = min(r.queued_at for r in records)
     planned = list(dict.fromkeys((r.extractor, r.table_name) for r in records))

@@ -40,7 +40,7 @@ from .errors import (
     user_message,
     user_traceback,
 )
-from .locking import Lease, export_lock, table_lock
+from .locking import DUCKDB_WRITER_LOCK, Lease, export_lock, table_lock
 from .models import ExportUnit
 from .registry import Selected, load_extractor_class
 from .rows import DEFAULT_CHUNK_ROWS
@@ -76,8 +76,6 @@ __all__ = [
 
 logger = logging.getLogger("smolqwery.units")
 
-#: The lease a DuckDB write takes when units run beside each other (one writer per file).
-DUCKDB_WRITER_LOCK = "smolqwery.duckdb"
 #: The lease under which a shared ledger's entries move to per-table ledgers.
 LEDGER_LOCK = "smolqwery.ledger"
 #: Seconds between two attempts at a busy table or writer lease: units are short.

@@ -301,3 +301,5 @@ def test_a_plan_not_published_supersedes_nothing_and_following_it_reports_why(
     with pytest.raises(CommandError) as info:
         call_command("smolqwery_status", "--run", "nope", stdout=io.StringIO())
     assert info.value.returncode == 2 and "no unit recorded for run 'nope'" in str(info.value)
+    # A 0-unit --enqueue printed a run id that this refused with "give the id --enqueue printed".
+    assert "a run that queued 0 units records none" in str(info.value)
