@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import SmolqweryError
+from .runs import close_if_finished
 from .units import run_unit_by_id
 
 try:
@@ -39,7 +40,10 @@ __all__ = ["run_unit_task"]
 def _run(unit_id: str) -> str:
     """Run unit ``unit_id``; its outcome is recorded in its ``ExportUnit`` row."""
     result = run_unit_by_id(unit_id, spool=True)
-    return result.status if result is not None else "missing"
+    if result is None:
+        return "missing"
+    close_if_finished(result.unit.run_id)  # the run's last unit records the run's report
+    return result.status
 
 
 run_unit_task: Any = task()(_run)

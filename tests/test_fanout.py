@@ -182,6 +182,10 @@ def test_the_same_message_delivered_twice_leaves_one_copy(
             )
     assert len(units(scenario)) == 4
     assert {a for _, _, a, _ in units(scenario)} == {1}  # each unit ran once, then was skipped
+    # Nobody waited (cron's --enqueue): the worker that finished the last unit recorded the run.
+    with sqlite3.connect(scenario.db) as con:
+        runs = con.execute("SELECT table_name, status, days FROM smolqwery_exportrun").fetchall()
+    assert sorted(runs) == [("fan_event_1", "success", 20), ("fan_event_2", "success", 20)], runs
 
 
 def test_a_worker_killed_mid_unit_gets_its_unit_redelivered_exactly_once(

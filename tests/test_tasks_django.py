@@ -17,7 +17,7 @@ import django
 import pytest
 
 from smolqwery.fanout import enqueue, make_plan, publisher
-from smolqwery.models import ExportUnit
+from smolqwery.models import ExportRun, ExportUnit
 from smolqwery.settings import get_settings
 from smolqwery.warehouses.duckdb import DuckDBWarehouse
 from tests.exportapp.extractors import EventExtractor
@@ -95,6 +95,9 @@ def test_units_enqueued_as_django_tasks_export_every_day_once(
             assert enqueue(plan, pub) == 3  # every task delivered twice: one copy
     records = ExportUnit.objects.filter(run_id=plan.run_id)
     assert {(r.status, r.attempts) for r in records} == {("done", 1)}
+    # Nobody waited: the task that ran the last unit recorded the run (admin, status).
+    (run,) = ExportRun.objects.filter(run_id=plan.run_id)
+    assert (run.status, run.days) == ("success", len(days))
     expected = source_counts(days, PARIS)
     assert ledger_counts(duckdb_warehouse, "event_row") == expected
     assert exported_counts(duckdb_warehouse, "event_row", PARIS) == {
