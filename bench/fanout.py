@@ -1,12 +1,17 @@
 """Fan-out benchmark (issue 17): 2 Celery workers against 1, 8 extractors, on the emulator.
 
     python -m bench.fanout [--days 60] [--unit-days 10] [--repeat 2] [--json out.json]
+                           [--workers 1,2] [--profile]
 
 Each measurement is a fresh project (its own SQLite database and emulator dataset, the tables
 created as ``migrate`` does), a private Redis broker and N real ``celery worker`` processes
 already up; the timed part is ``smolqwery_extract --enqueue --wait`` from the first unit planned
 to the last one committed. The ledgers are checked afterwards (every day of every table once).
 Figures go to bench/RESULTS.md by hand.
+
+``--profile`` starts the emulator under ``bench/emulator_profile.py``, which logs every HTTP
+request and job with its duration; each figure then carries, per unit, the requests and jobs
+the emulator served and how long they took (``profile``).
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ def measure(
         workers_cpu = sum(cpu_seconds(w.proc.pid) for w in started)
         command_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         wall = time.monotonic()
+        began = wall
         result = scenario.run("--enqueue", "--wait", "--wait-timeout=300", "--no-progress")
         wall = time.monotonic() - wall
         emulator_cpu = cpu_seconds(emu.process.pid) - emulator_cpu
@@ -88,13 +94,58 @@ def measure(
         units = args.days // args.unit_days * len(EIGHT)
     finally:
         pool.stop_all()
-    return {
+    figure: dict[str, Any] = {
         "workers": workers,
         "units": units,
         "wall_s": round(wall, 2),
         "emulator_cpu_s": round(emulator_cpu, 1),
         "workers_cpu_s": round(workers_cpu, 1),
         "command_cpu_s": round(command, 1),
+        "emulator_cpu_per_unit_s": round(emulator_cpu / units, 3),
+    }
+    if args.profile:
+        figure["profile"] = profile_summary(args.profile_log, began, began + wall, units)
+    return figure
+
+
+def profile_summary(log: Path, start: float, end: float, units: int) -> dict[str, Any]:
+    """Per unit: the emulator's requests (by method and route) and jobs (by type and first
+    SQL words), how many and their seconds, from the timing log between ``start`` and ``end``
+    (both processes read the same monotonic clock)."""
+    requests: dict[str, list[float]] = {}
+    jobs: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        record = json.loads(line)
+        if not start <= record["t"] <= end:
+            continue
+        if record["kind"] == "request":
+            key = f"{record['method']} {record['route']} {record['status']}"
+            entry = requests.setdefault(key, [0, 0.0])
+            entry[0] += 1
+            entry[1] += record["wall"]
+        else:
+            words = " ".join(record["sql"].split()[:2]) if record["sql"] else ""
+            key = f"{record['type']} {words}".strip()
+            entry = jobs.setdefault(key, [0, 0.0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += record["wall"]
+            entry[2] += record["cpu"]
+            entry[3] += record["queued"]
+    return {
+        "requests_per_unit": round(sum(v[0] for v in requests.values()) / units, 2),
+        "requests": {
+            k: {"per_unit": round(v[0] / units, 2), "mean_s": round(v[1] / v[0], 3)}
+            for k, v in sorted(requests.items(), key=lambda kv: -kv[1][1])
+        },
+        "jobs": {
+            k: {
+                "per_unit": round(v[0] / units, 2),
+                "mean_wall_s": round(v[1] / v[0], 3),
+                "mean_thread_cpu_s": round(v[2] / v[0], 3),
+                "mean_queued_s": round(v[3] / v[0], 3),
+            }
+            for k, v in sorted(jobs.items(), key=lambda kv: -kv[1][1])
+        },
     }
 
 
@@ -104,17 +155,25 @@ def main() -> None:
     parser.add_argument("--unit-days", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--workers", default="1,2", help="worker counts, in order (1,2)")
+    parser.add_argument("--profile", action="store_true", help="log the emulator's timings")
     args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
     root = temporary_root()
     inst = emulator_fixture.install()
-    emu = emulator_fixture.start(inst, root / "emulator")
+    launcher: list[str] = []
+    args.profile_log = root / "emulator-profile.jsonl"
+    if args.profile:
+        script = Path(__file__).with_name("emulator_profile.py")
+        launcher = [str(inst.venv / "bin" / "python"), str(script), str(args.profile_log)]
+    emu = emulator_fixture.start(inst, root / "emulator", launcher=launcher)
     broker = RedisBroker(root / "redis")
     broker.start()
     factory = ScenarioFactory(root / "scenarios")
     figures: list[dict[str, Any]] = []
     try:
         for _ in range(args.repeat):
-            for workers in (1, 2):
+            for workers in counts:
                 load = os.getloadavg()[0]
                 figure = measure(factory, emu, broker, root, workers, args)
                 figure["load_before"] = round(load, 1)
@@ -125,11 +184,12 @@ def main() -> None:
         broker.close()
         emu.stop()
         factory.databases.drop_all()
-    best = {w: min(f["wall_s"] for f in figures if f["workers"] == w) for w in (1, 2)}
-    print(
-        f"best of {args.repeat}: 1 worker {best[1]} s, 2 workers {best[2]} s, "
-        f"speed-up {best[1] / best[2]:.2f}x"
-    )
+    best = {w: min(f["wall_s"] for f in figures if f["workers"] == w) for w in counts}
+    if 1 in best and 2 in best:
+        print(
+            f"best of {args.repeat}: 1 worker {best[1]} s, 2 workers {best[2]} s, "
+            f"speed-up {best[1] / best[2]:.2f}x"
+        )
     if args.json:
         args.json.write_text(json.dumps({"figures": figures, "best": best}, indent=2))
 
