@@ -17,6 +17,7 @@ the emulator served and how long they took (``profile``).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import resource
@@ -94,6 +95,7 @@ def measure(
         units = args.days // args.unit_days * len(EIGHT)
     finally:
         pool.stop_all()
+    timeline = unit_timeline(scenario.db, wall)
     figure: dict[str, Any] = {
         "workers": workers,
         "units": units,
@@ -102,10 +104,50 @@ def measure(
         "workers_cpu_s": round(workers_cpu, 1),
         "command_cpu_s": round(command, 1),
         "emulator_cpu_per_unit_s": round(emulator_cpu / units, 3),
+        **timeline,
     }
     if args.profile:
         figure["profile"] = profile_summary(args.profile_log, began, began + wall, units)
     return figure
+
+
+def unit_timeline(db: str, wall: float) -> dict[str, Any]:
+    """Where the wall time went, from the units' rows: outside the units (planning before the
+    first unit starts, the ``--wait`` poll's lag after the last one), each worker's time
+    inside units, the mean unit."""
+    sql = "SELECT worker, started_at, finished_at FROM smolqwery_exportunit"
+    if os.environ.get("SMOLQWERY_TEST_DB", "sqlite") == "postgres":
+        import psycopg
+
+        with psycopg.connect(
+            host=os.environ.get("SMOLQWERY_TEST_PG_HOST", "127.0.0.1"),
+            port=os.environ.get("SMOLQWERY_TEST_PG_PORT", "5432"),
+            user=os.environ.get("SMOLQWERY_TEST_PG_USER", "postgres"),
+            dbname=db,
+        ) as con:
+            rows: list[tuple[Any, ...]] = [tuple(r) for r in con.execute(sql)]
+    else:
+        import sqlite3
+
+        with sqlite3.connect(db) as con:
+            rows = list(con.execute(sql))
+
+    def at(value: Any) -> float:
+        if isinstance(value, str):
+            value = datetime.datetime.fromisoformat(value)
+        return float(value.timestamp())
+
+    span = max(at(r[2]) for r in rows) - min(at(r[1]) for r in rows)
+    busy: dict[str, float] = {}
+    for worker, started, finished in rows:
+        pid = worker.split(":")[1] if ":" in worker else worker
+        busy[pid] = busy.get(pid, 0.0) + at(finished) - at(started)
+    return {
+        "units_span_s": round(span, 2),
+        "outside_units_s": round(wall - span, 2),
+        "unit_mean_s": round(sum(busy.values()) / len(rows), 3),
+        "worker_busy_s": sorted(round(b, 1) for b in busy.values()),
+    }
 
 
 def profile_summary(log: Path, start: float, end: float, units: int) -> dict[str, Any]:
