@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import resource
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +38,53 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class SchedSampler:
+    """Every thread's time on a CPU and time *waiting for one* (runnable, not running: the
+    kernel's ``/proc/<pid>/task/<tid>/schedstat``) of some processes, sampled twice a second
+    so threads that end meanwhile still count (up to their last sample). The wait is what the
+    machine's other load costs these processes, whatever our own code does."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.pids = pids
+        self.first: dict[tuple[str, int], tuple[int, int]] = {}
+        self.last: dict[tuple[str, int], tuple[int, int]] = {}
+        self.stop = threading.Event()
+        self.sample(initial=True)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def sample(self, initial: bool = False) -> None:
+        for name, pids in self.pids.items():
+            for pid in pids:
+                for task in Path(f"/proc/{pid}/task").glob("*"):
+                    try:
+                        cpu, wait, _ = (int(x) for x in (task / "schedstat").read_text().split())
+                    except (OSError, ValueError):
+                        continue
+                    key = (name, int(task.name))
+                    if initial:
+                        self.first[key] = (cpu, wait)
+                    self.first.setdefault(key, (0, 0))
+                    self.last[key] = (cpu, wait)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            self.sample()
+
+    def finish(self) -> dict[str, float]:
+        self.stop.set()
+        self.thread.join()
+        self.sample()
+        out: dict[str, float] = {}
+        for (name, _), (cpu, wait) in self.last.items():
+            cpu0, wait0 = self.first[(name, _)]
+            out[f"{name}_oncpu_s"] = out.get(f"{name}_oncpu_s", 0.0) + (cpu - cpu0) / 1e9
+            out[f"{name}_runqueue_wait_s"] = (
+                out.get(f"{name}_runqueue_wait_s", 0.0) + (wait - wait0) / 1e9
+            )
+        return {k: round(v, 1) for k, v in out.items()}
 
 
 def measure(
@@ -74,10 +122,14 @@ def measure(
         emulator_cpu = cpu_seconds(emu.process.pid)
         workers_cpu = sum(cpu_seconds(w.proc.pid) for w in started)
         command_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        sampler = SchedSampler(
+            {"emulator": [emu.process.pid], "workers": [w.proc.pid for w in started]}
+        )
         wall = time.monotonic()
         began = wall
         result = scenario.run("--enqueue", "--wait", "--wait-timeout=300", "--no-progress")
         wall = time.monotonic() - wall
+        sched = sampler.finish()
         emulator_cpu = cpu_seconds(emu.process.pid) - emulator_cpu
         workers_cpu = sum(cpu_seconds(w.proc.pid) for w in started) - workers_cpu
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -105,6 +157,7 @@ def measure(
         "command_cpu_s": round(command, 1),
         "emulator_cpu_per_unit_s": round(emulator_cpu / units, 3),
         **timeline,
+        **sched,
     }
     if args.profile:
         figure["profile"] = profile_summary(args.profile_log, began, began + wall, units)
