@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.management.base import CommandError
+
 
 class SmolqweryError(Exception):
     """Base of every error smolqwery raises on purpose."""
@@ -53,6 +55,13 @@ class WarehouseAccessError(WarehouseError):
 
 class UnsafeDatasetError(WarehouseError):
     """A dataset or table setting would delete exported data (an expiration); refused."""
+
+
+class WarehouseMigrationError(SmolqweryError, CommandError):
+    """A warehouse operation of a migration failed for a reason the message states.
+
+    A ``CommandError``, so that ``manage.py migrate`` prints the message alone, not a
+    traceback through Django's migration executor (``--traceback`` still shows it)."""
 
 
 def user_message(exc: BaseException) -> str:

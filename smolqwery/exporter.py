@@ -281,6 +281,7 @@ class Exporter:
                     config=self.config,
                     on_day=on_day,
                     chunk_rows=self.chunk_rows,
+                    log_failure=False,  # logged below, with the extractor's name
                 )
                 if done.status == "locked":
                     raise ExportLockedError(done.error)

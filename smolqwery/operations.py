@@ -24,14 +24,17 @@ The 0.1.3 defect ids cited here (``D1`` … ``D22``) are listed in ``docs/defect
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.db.migrations.operations.base import Operation
 from django.db.models.signals import post_migrate
 
+from .errors import SmolqweryError, WarehouseMigrationError
 from .schema import TableSchema
 from .sql_views import VIEW_KINDS, render_view_sql
 
@@ -169,9 +172,10 @@ class WarehouseOperation(Operation):
     ) -> None:
         if not warehouse_operations_enabled(schema_editor.connection.alias, self.describe()):
             return
-        _require_unchanged()
-        with open_warehouse() as warehouse:
-            self.forwards(warehouse)
+        with self._reported(self.describe()):
+            _require_unchanged()
+            with open_warehouse() as warehouse:
+                self.forwards(warehouse)
 
     def database_backwards(
         self,
@@ -184,9 +188,21 @@ class WarehouseOperation(Operation):
             schema_editor.connection.alias, f"reverse: {self.describe()}"
         ):
             return
-        _require_unchanged()
-        with open_warehouse() as warehouse:
-            self.backwards(warehouse)
+        with self._reported(f"reverse: {self.describe()}"):
+            _require_unchanged()
+            with open_warehouse() as warehouse:
+                self.backwards(warehouse)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _reported(what: str) -> Iterator[None]:
+        """Our own errors leave as :class:`WarehouseMigrationError`, naming the operation."""
+        try:
+            yield
+        except WarehouseMigrationError:
+            raise
+        except SmolqweryError as exc:
+            raise WarehouseMigrationError(f"{what}: {exc}") from exc
 
     def forwards(self, warehouse: Warehouse) -> None:
         raise NotImplementedError

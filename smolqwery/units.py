@@ -348,6 +348,7 @@ def run_unit(
     on_day: Callable[[datetime.date, int], None] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     queued: bool = False,
+    log_failure: bool = True,
 ) -> UnitResult:
     """Run one unit under its table's lease: replace its days with their ledger entries.
 
@@ -357,7 +358,8 @@ def run_unit(
     (without ``wait``); nothing was done. ``spool``: extract into a local file before writing
     (for units running beside each other; DuckDB's writes then take turns). ``queued``: the
     unit came from a queue, and is skipped if a later plan superseded it (a run calling this
-    directly runs its own units whatever others plan meanwhile).
+    directly runs its own units whatever others plan meanwhile). ``log_failure=False``: the
+    caller logs the failure itself (once in the project's logs, not twice).
     """
     config = config or get_settings()
     tz = timezone.get_default_timezone()
@@ -405,9 +407,10 @@ def run_unit(
             exception=exc,
         )
         _mark(record, FAILED, error=failed.error)
-        logger.error(
-            "unit %s failed: %s", unit.describe(), failed.error, exc_info=exc, extra=REPORTED
-        )
+        if log_failure:
+            logger.error(
+                "unit %s failed: %s", unit.describe(), failed.error, exc_info=exc, extra=REPORTED
+            )
         return failed
     except BaseException as exc:  # KeyboardInterrupt, SystemExit: record, then stop
         _mark(record, FAILED, error=f"interrupted ({type(exc).__name__})")

@@ -268,7 +268,7 @@ def test_migrate_refuses_a_dataset_whose_tables_expire(
     proc = project.manage("migrate", ok=False)
     assert proc.returncode != 0
     assert (
-        f"UnsafeDatasetError: dataset {PROJECT}:{project.dataset} has a default table "
+        f"dataset {PROJECT}:{project.dataset} has a default table "
         "expiration of 60 days and a default partition expiration of 30 days: BigQuery would "
         "delete exported days and smolqwery's ledger; remove it with `bq update "
         "--default_table_expiration 0 --default_partition_expiration 0 "

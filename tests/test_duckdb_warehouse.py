@@ -81,7 +81,9 @@ def test_file_is_not_held_between_operations(duckdb_warehouse: DuckDBWarehouse) 
     assert proc.returncode == 0, proc.stderr
 
 
-def test_waits_for_another_process_then_succeeds(tmp_path: Path) -> None:
+def test_waits_for_another_process_then_succeeds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     wh = DuckDBWarehouse(tmp_path / "w.duckdb", "ds", busy_timeout=60)
     wh.ensure_dataset()
     holder = _hold(wh.path, 1.5)
@@ -91,6 +93,11 @@ def test_waits_for_another_process_then_succeeds(tmp_path: Path) -> None:
         holder.wait(timeout=60)
     assert holder.returncode == 0
     assert wh.get_table_columns("events") is not None
+    # The wait is never silent: one warning (shown even where logging is not configured)
+    # naming the holder's PID, so that whoever waits can find it.
+    waits = [r for r in caplog.records if "held by another process" in r.getMessage()]
+    assert [r.levelname for r in waits] == ["WARNING"], caplog.text
+    assert f"(PID {holder.pid}: " in waits[0].getMessage()
 
 
 def test_gives_up_with_a_clear_error_after_its_deadline(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from smolqwery.errors import (
     SchemaError,
     SchemaMismatchError,
     TableChangedError,
+    WarehouseMigrationError,
 )
 from smolqwery.extractor import ExtractorType
 from smolqwery.migration_diff import plan_changes
@@ -221,9 +222,12 @@ def test_d10_a_different_existing_table_is_an_error_listing_differences(wh: Ware
         ExtractorType.individual_rows,
         "timestamp",
     )
-    with pytest.raises(SchemaMismatchError) as info:
+    with pytest.raises(WarehouseMigrationError) as info:
         forwards(CreateWarehouseTable(table=changed))
+    # What migrate prints: the operation, then the cause's message; the cause stays chained.
+    assert str(info.value).startswith("Create warehouse table email: table ")
     assert "'type'" in str(info.value) and "'to'" in str(info.value)
+    assert isinstance(info.value.__cause__, SchemaMismatchError)
 
 
 def test_d12_backwards_keeps_tables_unless_allowed(

@@ -282,16 +282,23 @@ def test_lag_reexports_the_last_days(warehouse: Warehouse, configure: Any) -> No
 
 @pytest.mark.parametrize("mode", ["nul", "raise", "naive"])
 def test_d09_a_bad_extractor_writes_nothing_and_the_others_go_on(
-    warehouse: Warehouse, configure: Any, mode: str, monkeypatch: pytest.MonkeyPatch
+    warehouse: Warehouse,
+    configure: Any,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(HostileExtractor, "mode", mode)
     configure([HOSTILE, EVENTS], d(6, 1))
     create_tables(warehouse, HostileExtractor, EventExtractor)
     for day in date_range(d(6, 1), d(6, 3)):
         add_events(day, 2, PARIS)
-    with at(datetime.datetime(YEAR, 6, 4, 3, 0, tzinfo=PARIS)):
+    with at(datetime.datetime(YEAR, 6, 4, 3, 0, tzinfo=PARIS)), caplog.at_level("INFO"):
         report = export(warehouse=warehouse)
     assert not report.ok
+    # One error in the project's logs per failure (an alert, a Sentry event), not one per layer.
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage().split(":")[0] for r in errors] == [f"{HOSTILE} failed"], errors
     bad = result(report, "hostile_row")
     assert bad.failed and bad.days == 0
     assert f"tests.exportapp.extractors.HostileExtractor: day {YEAR}-06-01" in bad.error

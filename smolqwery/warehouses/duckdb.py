@@ -161,6 +161,12 @@ def _is_lock_conflict(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
+def _holder(exc: BaseException) -> str:
+    """`` (PID 123: /usr/bin/python3)`` from DuckDB's lock error, to find the holder."""
+    found = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    return f" (PID {found[2]}: {found[1]})" if found else ""
+
+
 class DuckDBWarehouse(Warehouse):
     """Export tables in a schema (named like the BigQuery dataset) of a local DuckDB file."""
 
@@ -280,11 +286,14 @@ class DuckDBWarehouse(Warehouse):
                         f"(DuckDB allows one writer at a time); gave up after "
                         f"{self.busy_timeout:g} s. {exc}"
                     ) from exc
+                # The first notice is a warning: it reaches a terminal (``migrate`` included)
+                # so that a wait of up to busy_timeout is never silent.
                 logger.log(
-                    logging.INFO if attempts == 0 else logging.DEBUG,
-                    "%s: %s is held by another process; waiting up to %g s",
+                    logging.WARNING if attempts == 0 else logging.DEBUG,
+                    "%s: %s is held by another process%s; waiting up to %g s",
                     operation,
                     self.path,
+                    _holder(exc),
                     self.busy_timeout,
                 )
                 time.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter only

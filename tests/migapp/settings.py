@@ -51,7 +51,7 @@ SMOLQWERY_DATASET_LABELS = json.loads(os.environ.get("SQ_LABELS", '{"env": "test
 SMOLQWERY_ACL_GROUPS = [g for g in os.environ.get("SQ_ACL_GROUPS", "").split(",") if g]
 SMOLQWERY_ALLOW_DROP = os.environ.get("SQ_ALLOW_DROP") == "1"
 SMOLQWERY_MIGRATE_IN_TESTS = os.environ.get("SQ_MIGRATE_IN_TESTS") == "1"
-SMOLQWERY_RETRY_DEADLINE = 30
+SMOLQWERY_RETRY_DEADLINE = float(os.environ.get("SQ_RETRY_DEADLINE", "30"))
 
 if os.environ.get("SQ_WAREHOUSE") == "bigquery":
     SMOLQWERY_WAREHOUSE = "bigquery"
