@@ -10,6 +10,7 @@ next run plans their days again from the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -33,6 +34,7 @@ from .warehouses import get_warehouse
 
 if TYPE_CHECKING:
     from .settings import SmolqwerySettings
+    from .warehouses.base import Warehouse
 
 __all__ = ["TASK_NAME", "Plan", "enqueue", "follow", "make_plan", "run_jobs"]
 
@@ -64,15 +66,18 @@ def make_plan(
     lag: int = 0,
     *,
     config: SmolqwerySettings | None = None,
+    warehouse: Warehouse | None = None,
 ) -> Plan:
-    """Plan the run's units (as the exporter would) and record them as queued."""
+    """Plan the run's units (as the exporter would) and record them as queued; ``warehouse``
+    defaults to the configured one."""
     exporter = Exporter(date_from=date_from, date_to=date_to, lag=lag, config=config)
     config = exporter.config
     selected = select_extractors(extractors, config)
     require_migrated(config)
     require_unchanged(config)
     record_if_missing(config)
-    with get_warehouse(config) as wh:
+    with contextlib.ExitStack() as stack:
+        wh = warehouse or stack.enter_context(get_warehouse(config))
         units, failures = plan_units(
             selected,
             wh,
@@ -241,6 +246,9 @@ def finish(plan: Plan, progress: Progress | None = None) -> ExportReport:
         result = results.setdefault(unit.extractor, ExtractorResult(unit.extractor, unit.table))
         record = records.get(unit.unit_id)
         status = record.status if record is not None else QUEUED
+        if record is not None and record.started_at and record.finished_at:
+            # A table's units take turns on its lease: their durations add up to its time.
+            result.seconds += (record.finished_at - record.started_at).total_seconds()
         if status == DONE:
             assert record is not None
             result.add_batch(unit.days, record.rows)

@@ -4,8 +4,9 @@ Hypothesis drives random sequences of what users and operators do — source row
 day (late data included), ``export()`` plain, with ``--from``/``--to``, ``--from`` alone,
 ``--lag`` or ``--extractor``, ``SMOLQWERY_FIRST_DATE`` moved earlier or later, a day passing,
 an extractor failing on some days, a run killed at a kill point, a table left by smolqwery
-0.1.3 (rows, no ledger) — against the real warehouse, and after every step checks the
-invariant against a model written in plain Python:
+0.1.3 (rows, no ledger), units planned by ``--enqueue`` and taken by a worker any time later,
+in any order, killed and redelivered — against the real warehouse, and after every step checks
+the invariant against a model written in plain Python:
 
 * every day from ``SMOLQWERY_FIRST_DATE`` to yesterday either has no ledger entry and is
   listed missing by :func:`~smolqwery.runner.table_status`, or the table holds exactly the rows
@@ -50,9 +51,11 @@ from hypothesis.stateful import (
 )
 
 from smolqwery.days import date_range, day_window
-from smolqwery.models import ExportLock, ExportRun
+from smolqwery.fanout import make_plan
+from smolqwery.models import ExportLock, ExportRun, ExportUnit
 from smolqwery.runner import export, table_status
 from smolqwery.sql_views import render_view_sql
+from smolqwery.units import Unit, run_unit
 from smolqwery.warehouses.base import DayBatch, Warehouse
 from smolqwery.warehouses.testing import fetch_rows
 from tests.exportapp import machine
@@ -143,6 +146,8 @@ class Model:
     exported: dict[str, dict[datetime.date, Rows]] = dataclasses.field(default_factory=dict)
     #: table -> day -> rows smolqwery 0.1.3 left (no ledger), until the table is adopted.
     legacy: dict[str, dict[datetime.date, Rows]] = dataclasses.field(default_factory=dict)
+    #: unit id -> a unit planned by ``--enqueue``, and its state.
+    queued: dict[str, Queued] = dataclasses.field(default_factory=dict)
 
     @property
     def yesterday(self) -> datetime.date:
@@ -182,23 +187,12 @@ class Model:
         lag: int,
         kill: tuple[int, str] | None,
     ) -> bool:
-        last = self.yesterday
         calls = 0
         for table in tables:
             self.exported.setdefault(table, {})
         for table in tables:
             done = self.exported[table]
-            legacy = self.legacy.get(table, {})
-            if not done:  # a 0.1.3 table: its days holding rows join the ledger as they are
-                done.update({d: r for d, r in legacy.items() if self.first <= d <= last and r})
-            if date_from is not None:
-                days = date_range(date_from, date_to or last)
-            else:
-                days = [d for d in date_range(self.first, last) if d not in done]
-                if lag:
-                    start = max(self.first, last - datetime.timedelta(days=lag - 1))
-                    days = sorted(set(days).union(date_range(start, last)))
-            for batch in batches(days):
+            for batch in batches(self.days(table, date_from, date_to, lag)):
                 calls += 1
                 hit = kill is not None and kill[0] == calls
                 if hit and kill is not None and kill[1] in ("before", "during"):
@@ -209,6 +203,85 @@ class Model:
                 if hit:
                     return True
         return False
+
+    def days(
+        self, table: str, date_from: datetime.date | None, date_to: datetime.date | None, lag: int
+    ) -> list[datetime.date]:
+        """The days a run (or a plan) takes for ``table``, after adopting a 0.1.3 table."""
+        last = self.yesterday
+        done = self.exported.setdefault(table, {})
+        legacy = self.legacy.get(table, {})
+        if not done:  # a 0.1.3 table: its days holding rows join the ledger as they are
+            done.update({d: r for d, r in legacy.items() if self.first <= d <= last and r})
+        if date_from is not None:
+            return date_range(date_from, date_to or last)
+        days = [d for d in date_range(self.first, last) if d not in done]
+        if lag:
+            start = max(self.first, last - datetime.timedelta(days=lag - 1))
+            days = sorted(set(days).union(date_range(start, last)))
+        return days
+
+    def plan(
+        self,
+        run: str,
+        tables: list[str],
+        date_from: datetime.date | None,
+        date_to: datetime.date | None,
+        lag: int,
+    ) -> list[Queued]:
+        """``--enqueue``: the units recorded, and earlier queued units they supersede."""
+        forced = date_from is not None or lag > 0
+        units = [
+            Queued(run, table, tuple(batch), forced)
+            for table in tables
+            for batch in batches(self.days(table, date_from, date_to, lag))
+        ]
+        for table in tables:
+            if self.exported[table]:
+                self.legacy.pop(table, None)
+        for old in self.queued.values():
+            if old.status == "queued":
+                covering = {
+                    day
+                    for u in units
+                    if u.table == old.table and (u.forced or not old.forced)
+                    for day in u.days
+                }
+                if covering.issuperset(old.days):
+                    old.status = "superseded"
+        return units
+
+    def deliver(self, unit: Queued, kill: str | None, spooled: bool) -> str:
+        """A worker runs ``unit`` (killed at ``kill``): what happened, ``killed`` included."""
+        if unit.status in ("done", "superseded"):
+            return "skipped"
+        done = self.exported.setdefault(unit.table, {})
+        if not unit.forced and done.keys() >= set(unit.days):
+            unit.status = "done"
+            return "skipped"
+        fails = unit.table == EVENT_TABLE.name and bool(self.failing.intersection(unit.days))
+        # A spooled unit (DuckDB) extracts before it writes: the extractor fails first.
+        if fails and (spooled or kill not in ("before", "during")):
+            unit.status = "failed"
+            return "failed"
+        if kill in ("before", "during"):
+            unit.status = "failed"
+            return "killed"
+        done.update({d: self.rows(unit.table, d) for d in unit.days})
+        self.legacy.pop(unit.table, None)
+        unit.status = "failed" if kill else "done"
+        return "killed" if kill else "done"
+
+
+@dataclasses.dataclass
+class Queued:
+    """A unit on the queue, as the model sees it."""
+
+    run: str
+    table: str
+    days: tuple[datetime.date, ...]
+    forced: bool
+    status: str = "queued"
 
 
 def batches(days: list[datetime.date]) -> list[list[datetime.date]]:
@@ -257,6 +330,9 @@ class ExactlyOnce(RuleBasedStateMachine):
         machine.FAILING_DAYS.clear()
         self.amounts = itertools.count(1)
         self.model = Model(today=BASE + datetime.timedelta(days=4), first=BASE)
+        #: Unit ids published by ``--enqueue`` and not taken by a worker yet.
+        self.queue: list[str] = []
+        ExportUnit.objects.all().delete()
         self.clock: Any = None
         #: Whether the warehouse or what status must say may have changed since the last check.
         self.dirty = True
@@ -370,6 +446,57 @@ class ExactlyOnce(RuleBasedStateMachine):
             failed = {r.table for r in report.failed}
             assert failed <= {EVENT_TABLE.name}, [r.error for r in report.failed]
 
+    @rule(
+        which=st.sampled_from(["cron", "range", "lag"]),
+        start=st.integers(0, SPAN),
+        length=st.integers(0, 4),
+        lag=st.integers(1, 4),
+    )
+    def enqueue(self, which: str, start: int, length: int, lag: int) -> None:
+        """``smolqwery_extract --enqueue`` (cron, or an operator's range or lag): the units are
+        recorded and wait for a worker."""
+        date_from = date_to = None
+        if which == "range":
+            date_from = min(self.day(start), self.model.yesterday)
+            date_to = min(date_from + datetime.timedelta(days=length), self.model.yesterday)
+        lag = lag if which == "lag" else 0
+        plan = make_plan(date_from=date_from, date_to=date_to, lag=lag, warehouse=self.warehouse)
+        assert not plan.failures, plan.failures
+        expected = self.model.plan(plan.run_id, list(TABLES_BY_NAME), date_from, date_to, lag)
+        got = [(u.table, tuple(u.days), u.forced) for u in plan.units]
+        assert sorted(got) == sorted((u.table, u.days, u.forced) for u in expected)
+        for u in plan.units:
+            self.model.queued[u.unit_id] = next(
+                q for q in expected if (q.table, q.days) == (u.table, tuple(u.days))
+            )
+            self.queue.append(u.unit_id)
+        self.dirty = True
+
+    @precondition(lambda self: self.queue)
+    @rule(pick=st.integers(0, 63), kill=st.none() | st.sampled_from(PHASES))
+    def a_worker_takes_a_unit(self, pick: int, kill: str | None) -> None:
+        """A worker takes any unit on the queue (late, out of order), sometimes dies in it; a
+        unit whose worker died goes back on the queue (``acks_late``)."""
+        unit_id = self.queue.pop(pick % len(self.queue))
+        record = ExportUnit.objects.get(unit_id=unit_id)
+        spooled = self.warehouse.ops.capabilities.single_writer
+        expected = self.model.deliver(self.model.queued[unit_id], kill, spooled)
+        self.killable.plan, self.killable.calls = ((1, kill) if kill else None), 0
+        try:
+            result = run_unit(
+                Unit.from_record(record), warehouse=self.killable, queued=True, spool=True
+            )
+        except Killed:
+            outcome = "killed"
+            self.queue.append(unit_id)  # redelivered
+        else:
+            outcome = {"done": "done", "skipped": "skipped", "failed": "failed"}[result.status]
+        finally:
+            self.killable.plan = None
+        assert outcome == expected, (outcome, expected)
+        assert ExportUnit.objects.get(unit_id=unit_id).status == self.model.queued[unit_id].status
+        self.dirty = True
+
     @rule(offset=st.integers(0, SPAN))
     def move_first_date(self, offset: int) -> None:
         """``SMOLQWERY_FIRST_DATE`` moved earlier (more history) or later."""
@@ -457,6 +584,10 @@ class ExactlyOnce(RuleBasedStateMachine):
                     assert day not in missing[table], (table, day)
                 else:
                     assert day in missing[table], (table, day, "not in the ledger, not missing")
+        recorded = dict(ExportUnit.objects.values_list("unit_id", "status"))
+        assert {u: recorded[u] for u in model.queued} == {
+            u: q.status for u, q in model.queued.items()
+        }
         totals = held_rows[TOTAL_TABLE.name]
         delta = fetch_rows(wh, TOTAL_TABLE.delta_view_name)
         assert sorted((r["date"], r["events"], r["amount"]) for r in delta) == expected_delta(
@@ -617,3 +748,26 @@ def test_found_from_alone_was_refused(tmp_path: Path) -> None:
             state.exactly_once()
         finally:
             state.teardown()
+
+
+def test_found_a_cron_plan_dropped_a_queued_forced_range(tmp_path: Path) -> None:
+    """Found before the fix (shrunk): ``--enqueue --from 24th --to 24th``, then the nightly
+    ``--enqueue`` before a worker took the range: the range's units were marked superseded by
+    the plain plan, so the re-export the operator asked for would never have run."""
+    with duckdb_machine(tmp_path) as wh, prepared(wh):
+        state = ExactlyOnce()
+        try:
+            state.start(today=2, first=0)
+            state.enqueue(lag=1, length=0, start=0, which="range")
+            state.exactly_once()
+            state.enqueue(lag=1, length=0, start=0, which="cron")
+            state.exactly_once()
+            while state.queue:
+                state.a_worker_takes_a_unit(pick=0, kill=None)
+                state.exactly_once()
+        finally:
+            state.teardown()
+    assert set(ExportUnit.objects.values_list("forced", "status")) == {
+        (True, "done"),
+        (False, "done"),
+    }

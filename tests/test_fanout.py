@@ -240,6 +240,9 @@ def test_jobs_runs_units_in_local_processes_on_one_duckdb_file(
     scenario.create_tables(EXTRACTORS)
     result = scenario.run("--jobs=3", "--no-progress")
     assert result.returncode == 0, result.stderr[:6000]
+    # The summary's seconds are the units' own (they were 0.0 for units run elsewhere).
+    lines = [line.split() for line in result.stdout.splitlines() if " success " in line]
+    assert len(lines) == len(EXTRACTORS) and all(float(f[-1]) > 0 for f in lines), result.stdout
     assert "held by another process" not in result.output, result.describe()
     assert "database is locked" not in result.output, result.describe()
     assert problems(scenario) == []

@@ -161,12 +161,12 @@ def test_d10_existing_table_with_another_layout_is_an_error(
 def test_migrate_says_who_holds_the_duckdb_file_then_fails_without_a_traceback(
     tmp_path: Path,
 ) -> None:
-    """Another process (a notebook, a BI tool) holds the file: migrate says so at once, waits
+    """Another process (a notebook, a BI tool) holds the file: migrate says so after 2 s, waits
     SMOLQWERY_RETRY_DEADLINE, then fails with the message alone."""
     import subprocess
     import sys
 
-    project = Project(tmp_path / "run", env={"SQ_RETRY_DEADLINE": "1"})
+    project = Project(tmp_path / "run", env={"SQ_RETRY_DEADLINE": "3"})
     project.make_migrations()
     path = project.run_dir / "warehouse.duckdb"
     holder = subprocess.Popen(
@@ -188,7 +188,7 @@ def test_migrate_says_who_holds_the_duckdb_file_then_fails_without_a_traceback(
     assert proc.returncode == 1
     assert f"is held by another process (PID {holder.pid}: " in proc.stderr, proc.stderr
     assert "WarehouseMigrationError: Ensure the smolqwery warehouse dataset: " in proc.stderr
-    assert "gave up after 1 s" in proc.stderr
+    assert "gave up after 3 s" in proc.stderr
     assert "Traceback" not in proc.stderr
     # Nothing recorded as applied: migrating again once the file is free works.
     project.manage("migrate")

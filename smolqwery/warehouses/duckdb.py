@@ -161,6 +161,10 @@ def _is_lock_conflict(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
+#: Seconds of waiting for a DuckDB file held by another process before saying so.
+BUSY_NOTICE_AFTER = 2.0
+
+
 def _holder(exc: BaseException) -> str:
     """`` (PID 123: /usr/bin/python3)`` from DuckDB's lock error, to find the holder."""
     found = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
@@ -267,8 +271,9 @@ class DuckDBWarehouse(Warehouse):
                 f"{operation}: DuckDB file {self.path} does not exist: check "
                 "SMOLQWERY_DUCKDB_PATH, or run manage.py migrate to create it"
             )
-        deadline = time.monotonic() + self.busy_timeout
-        delay, attempts = 0.05, 0
+        started = time.monotonic()
+        deadline = started + self.busy_timeout
+        delay, announced = 0.05, False
         while True:
             try:
                 if not self.read_only:
@@ -281,23 +286,27 @@ class DuckDBWarehouse(Warehouse):
                         f"{operation}: cannot open DuckDB file {self.path}: {exc}"
                     ) from exc
                 if time.monotonic() + delay > deadline:
+                    holder = _holder(exc)
                     raise WarehouseError(
-                        f"{operation}: DuckDB file {self.path} is held by another process "
-                        f"(DuckDB allows one writer at a time); gave up after "
-                        f"{self.busy_timeout:g} s. {exc}"
+                        f"{operation}: DuckDB file {self.path} is held by another process"
+                        f"{holder} (DuckDB allows one writer at a time); gave up after "
+                        f"{self.busy_timeout:g} s" + ("" if holder else f". {exc}")
                     ) from exc
-                # The first notice is a warning: it reaches a terminal (``migrate`` included)
-                # so that a wait of up to busy_timeout is never silent.
+                # A wait past BUSY_NOTICE_AFTER is announced once, as a warning that reaches a
+                # terminal (``migrate`` included): a holder outside smolqwery (a notebook, a BI
+                # tool) is never waited for in silence. Units taking turns stay quiet.
+                long_wait = time.monotonic() - started >= BUSY_NOTICE_AFTER
                 logger.log(
-                    logging.WARNING if attempts == 0 else logging.DEBUG,
+                    logging.WARNING if long_wait and not announced else logging.DEBUG,
                     "%s: %s is held by another process%s; waiting up to %g s",
                     operation,
                     self.path,
                     _holder(exc),
                     self.busy_timeout,
                 )
+                announced = announced or long_wait
                 time.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter only
-                delay, attempts = min(delay * 2, 2.0), attempts + 1
+                delay = min(delay * 2, 2.0)
         try:
             # Aware datetimes come back in UTC, whatever the machine's time zone.
             con.execute("SET TimeZone = 'UTC'")
