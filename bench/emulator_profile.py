@@ -2,17 +2,20 @@
 
 Runs in the *emulator's* interpreter (Python 3.13, its own virtualenv), not the project's::
 
-    <emulator venv>/bin/python bench/emulator_profile.py LOG serve --host ... (the CLI's options)
+    <emulator venv>/bin/python bench/emulator_profile.py LOG|- serve --host ... (the CLI's options)
 
-It writes one JSON line per HTTP request (method, route, status, wall seconds) and per job
-(type, first statement, wall and thread CPU seconds, seconds queued before a job thread took
-it) to LOG, then serves exactly as ``local-bigquery serve`` does. Nothing of the emulator is
-changed: the request middleware and the job wrapper only measure.
+With ``SMOLQWERY_BENCH_EMULATOR_THREADS=N`` in its environment, the emulator's DuckDB runs on
+N threads instead of one per core (``python -m bench.fanout --emulator-threads N``). With a LOG
+(not ``-``) it writes one JSON line per HTTP request (method, route, status, wall seconds) and
+per job (type, first statement, wall and thread CPU seconds, seconds queued before a job thread
+took it) to LOG, then serves as ``local-bigquery serve`` does. Apart from the thread count,
+nothing of the emulator is changed: the request middleware and the job wrapper only measure.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
@@ -20,6 +23,8 @@ import time
 from typing import Any
 
 _lock = threading.Lock()
+#: DuckDB threads of the emulator (unset: DuckDB's default, one per core).
+THREADS_ENV = "SMOLQWERY_BENCH_EMULATOR_THREADS"
 
 
 def _writer(path: str) -> Any:
@@ -113,9 +118,31 @@ def install(log: str) -> None:
     runner._executor.submit = timed_submit  # type: ignore[method-assign]
 
 
+def limit_threads(threads: int) -> None:
+    """Give the emulator's DuckDB ``threads`` threads (default: one per core): one query then
+    runs on one thread, and several jobs run side by side instead."""
+    import functools
+
+    from local_bigquery.engine import database
+
+    connect = database._connect.__wrapped__
+
+    @functools.cache
+    def limited() -> Any:
+        con = connect()
+        con.execute(f"SET threads = {int(threads)}")
+        return con
+
+    database._connect = limited
+
+
 def main() -> None:
     log, argv = sys.argv[1], sys.argv[2:]
-    install(log)
+    if log != "-":
+        install(log)
+    threads = os.environ.get(THREADS_ENV)
+    if threads:
+        limit_threads(int(threads))
     from local_bigquery.cli import main as cli
 
     cli(argv)

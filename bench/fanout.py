@@ -1,7 +1,7 @@
 """Fan-out benchmark (issue 17): 2 Celery workers against 1, 8 extractors, on the emulator.
 
     python -m bench.fanout [--days 60] [--unit-days 10] [--repeat 2] [--json out.json]
-                           [--workers 1,2] [--profile]
+                           [--workers 1,2] [--profile] [--emulator-threads N]
 
 Each measurement is a fresh project (its own SQLite database and emulator dataset, the tables
 created as ``migrate`` does), a private Redis broker and N real ``celery worker`` processes
@@ -11,7 +11,8 @@ Figures go to bench/RESULTS.md by hand.
 
 ``--profile`` starts the emulator under ``bench/emulator_profile.py``, which logs every HTTP
 request and job with its duration; each figure then carries, per unit, the requests and jobs
-the emulator served and how long they took (``profile``).
+the emulator served and how long they took (``profile``). ``--emulator-threads N`` gives the
+emulator's DuckDB N threads instead of one per core (a query on one thread, jobs side by side).
 """
 
 from __future__ import annotations
@@ -252,15 +253,21 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--workers", default="1,2", help="worker counts, in order (1,2)")
     parser.add_argument("--profile", action="store_true", help="log the emulator's timings")
+    parser.add_argument(
+        "--emulator-threads", type=int, help="DuckDB threads of the emulator (default: cores)"
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     root = temporary_root()
     inst = emulator_fixture.install()
     launcher: list[str] = []
     args.profile_log = root / "emulator-profile.jsonl"
-    if args.profile:
+    if args.profile or args.emulator_threads:
         script = Path(__file__).with_name("emulator_profile.py")
-        launcher = [str(inst.venv / "bin" / "python"), str(script), str(args.profile_log)]
+        log = str(args.profile_log) if args.profile else "-"
+        launcher = [str(inst.venv / "bin" / "python"), str(script), log]
+    if args.emulator_threads:
+        os.environ["SMOLQWERY_BENCH_EMULATOR_THREADS"] = str(args.emulator_threads)
     emu = emulator_fixture.start(inst, root / "emulator", launcher=launcher)
     broker = RedisBroker(root / "redis")
     broker.start()
