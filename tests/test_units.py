@@ -82,6 +82,21 @@ def test_a_unit_run_twice_writes_once_and_the_second_run_is_skipped(
     assert (record.status, record.attempts) == ("done", 1)
 
 
+def test_the_ledger_is_asked_only_when_a_unit_may_be_done(project: DuckDBWarehouse) -> None:
+    """A unit no attempt has touched runs without reading the ledger; if the ledger did hold
+    its days (here: the project's unit rows were lost), the run still leaves one copy."""
+    with at(NOW):
+        assert run_unit(unit("r1", d(6, 1), d(6, 5))).status == "done"
+        ExportUnit.objects.all().delete()  # nothing says the days were attempted
+        rerun = run_unit(unit("r2", d(6, 1), d(6, 5)))
+        overlapping = run_unit(unit("r3", d(6, 3), d(6, 4)))  # r2 was attempted: read
+    assert rerun.status == "done"
+    assert overlapping.status == "skipped" and overlapping.note == "already in the ledger"
+    expected = source_counts(date_range(d(6, 1), d(6, 5)), PARIS)
+    assert ledger_counts(project, "event_row") == expected
+    assert exported_counts(project, "event_row", PARIS) == {k: n for k, n in expected.items() if n}
+
+
 def test_a_busy_table_is_locked_not_failed(project: DuckDBWarehouse) -> None:
     with at(NOW):
         holder = acquire(table_lock_name("event_row"), "elsewhere:1:other", 600)
