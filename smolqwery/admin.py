@@ -79,15 +79,17 @@ class ExportRunAdmin(_ExportRunAdminBase):
 class ExportUnitAdmin(_ExportUnitAdminBase):
     """Units of work (issue 17): queued, running, done or failed; read-only like the runs."""
 
+    # The state next to the table: on a phone the list scrolls sideways and shows only the first
+    # columns (tests/test_units_browser.py).
     list_display = [
-        "queued_at",
         "table_name",
+        "state",
         "first_day",
         "last_day",
-        "state",
         "attempts",
         "rows",
         "worker",
+        "queued_at",
         "finished_at",
     ]
     list_filter = ["status", "table_name"]

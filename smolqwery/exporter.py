@@ -34,6 +34,7 @@ from .errors import (
     user_message,
     user_traceback,
 )
+from .history import prune_history
 from .locking import Lease, export_lock
 from .registry import Selected, select_extractors
 from .rows import DEFAULT_CHUNK_ROWS
@@ -229,6 +230,7 @@ class Exporter:
                     len(selected),
                     self.last.isoformat(),
                 )
+                prune_history(self.config.history_days)  # SMOLQWERY_HISTORY_DAYS
                 for item in selected:
                     self.report.results.append(self.export_one(item, wh, lease))
         finally:

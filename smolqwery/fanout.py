@@ -16,24 +16,25 @@ import datetime
 import logging
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from .errors import SmolqweryError
-from .exporter import Exporter, ExportReport, ExtractorResult, Progress
+from .exporter import Exporter, ExportReport, Progress
+from .history import prune_history
 from .jobs import init_child, run_child
 from .locking import export_lock
-from .models import ExportRun, ExportUnit
+from .models import ExportUnit
 from .registry import select_extractors
+from .runs import Plan, finish, recorded_plan
 from .units import (
     DONE,
     FAILED,
     QUEUED,
     RUNNING,
-    PlanFailure,
     Unit,
     mark_not_published,
     plan_units,
@@ -66,19 +67,6 @@ logger = logging.getLogger("smolqwery.fanout")
 TASK_NAME = "smolqwery.run_unit"
 #: Seconds between two looks at the units while following them.
 FOLLOW_POLL = 1.0
-
-
-@dataclasses.dataclass
-class Plan:
-    """A run's units, recorded as queued, and what could not be planned."""
-
-    run_id: str
-    last_day: datetime.date
-    started_at: datetime.datetime
-    #: ``(extractor, table)`` of every extractor planned (up-to-date ones included).
-    planned: list[tuple[str, str]]
-    units: list[Unit]
-    failures: list[PlanFailure]
 
 
 def make_plan(
@@ -116,29 +104,10 @@ def make_plan(
             lag=lag,
         )
     record_units(units, supersede=supersede)
+    prune_history(config.history_days)  # finished runs and units past SMOLQWERY_HISTORY_DAYS
     planned = [(s.name[:255], s.table.name if s.table else "") for s in selected]
     logger.info("run %s: %d unit(s) planned", exporter.run_id, len(units))
     return Plan(exporter.run_id, exporter.last, timezone.now(), planned, units, failures)
-
-
-def recorded_plan(run_id: str) -> Plan:
-    """An earlier run's plan, from its recorded units (``--wait --run``): ``last`` is the run
-    planned last. What could not be planned was reported by the run itself, not here."""
-    if run_id == "last":
-        latest = ExportUnit.objects.order_by("-queued_at", "-id").first()
-        run_id = latest.run_id if latest is not None else run_id
-    records = list(ExportUnit.objects.filter(run_id=run_id).order_by("table_name", "first_day"))
-    if not records:
-        raise SmolqweryError(
-            f"no unit recorded for run {run_id!r}: give the id `smolqwery_extract --enqueue` "
-            "printed, or 'last'"
-        )
-    started = min(r.queued_at for r in records)
-    planned = list(dict.fromkeys((r.extractor, r.table_name) for r in records))
-    # The plan's last day: yesterday, in TIME_ZONE, when it was made.
-    last = timezone.localdate(started) - datetime.timedelta(days=1)
-    units = [Unit.from_record(r) for r in records]
-    return Plan(run_id, last, started, planned, units, [])
 
 
 # -- local processes -----------------------------------------------------------------------
@@ -188,7 +157,18 @@ def celery_app(config: SmolqwerySettings) -> Any:
             "project's Celery app (docs/scaling.md)"
         ) from None
     if not config.celery_app:
-        return celery.current_app
+        # An app the project created is made current (``set_as_current``); Celery's fallback,
+        # made when there is none, is not (and Celery's Django fixup makes the project's app the
+        # default one, so "default" says nothing). The fallback would publish to
+        # amqp://localhost, where no worker of this project listens.
+        app = celery.current_app._get_current_object()
+        if getattr(getattr(celery._state, "_tls", None), "current_app", None) is None:
+            raise SmolqweryError(
+                "--enqueue found no Celery app: the project's Celery app is not loaded (import "
+                "it in the project package's __init__.py, as Celery's Django guide does) or set "
+                "SMOLQWERY_CELERY_APP = 'proj.celery.app' (docs/scaling.md)"
+            )
+        return app
     from django.utils.module_loading import import_string
 
     try:
@@ -343,80 +323,3 @@ def _announce(progress: Progress, unit: Unit) -> None:
     record = ExportUnit.objects.filter(unit_id=unit.unit_id).first()
     if record is not None and record.status == DONE:
         progress.batch_done(unit.extractor, unit.table, unit.first_day, unit.last_day, record.rows)
-
-
-# -- the report ----------------------------------------------------------------------------
-
-
-def finish(plan: Plan, progress: Progress | None = None) -> ExportReport:
-    """The run's report from its units (and an ``ExportRun`` per extractor, as a run leaves);
-    each extractor's outcome told to ``progress``, failures with their reason."""
-    records = {r.unit_id: r for r in ExportUnit.objects.filter(run_id=plan.run_id)}
-    report = ExportReport(run_id=plan.run_id, last_day=plan.last_day)
-    results: dict[str, ExtractorResult] = {}
-    for name, table in plan.planned:
-        results[name] = ExtractorResult(extractor=name, table=table)
-    unfinished: dict[str, list[str]] = {}
-    for unit in plan.units:
-        result = results.setdefault(unit.extractor, ExtractorResult(unit.extractor, unit.table))
-        record = records.get(unit.unit_id)
-        status = record.status if record is not None else QUEUED
-        if record is not None and record.started_at and record.finished_at:
-            # A table's units take turns on its lease: their durations add up to its time.
-            result.seconds += (record.finished_at - record.started_at).total_seconds()
-        if status == DONE:
-            assert record is not None
-            result.add_batch(unit.days, record.rows)
-        elif status == FAILED:
-            assert record is not None
-            result.status = "failed"
-            result.error = result.error or record.error
-        else:
-            unfinished.setdefault(unit.extractor, []).append(
-                f"{unit.first_day.isoformat()}..{unit.last_day.isoformat()} ({status})"
-            )
-    for name, pending in unfinished.items():
-        result = results[name]
-        result.status = "failed"
-        did_not = f"{len(pending)} unit(s) did not finish: {', '.join(pending)}"
-        result.error = f"{result.error}; {did_not}" if result.error else did_not
-    for failure in plan.failures:
-        result = results.setdefault(
-            failure.extractor, ExtractorResult(failure.extractor, failure.table)
-        )
-        result.status, result.error, result.exception = "failed", failure.error, failure.exception
-    report.results = list(results.values())
-    _record_runs(plan, report.results)
-    for result in report.results:
-        if progress is not None:
-            progress.extractor_finished(result)
-    return report
-
-
-def unfinished_units(run_id: str) -> Sequence[ExportUnit]:
-    return list(ExportUnit.objects.filter(run_id=run_id, status__in=(QUEUED, RUNNING)))
-
-
-def _record_runs(plan: Plan, results: Sequence[ExtractorResult]) -> None:
-    """An ``ExportRun`` per extractor, once per run (following a run again adds none)."""
-    if ExportRun.objects.filter(run_id=plan.run_id).exists():
-        return
-    now = timezone.now()
-    ExportRun.objects.bulk_create(
-        [
-            ExportRun(
-                run_id=plan.run_id,
-                extractor=r.extractor[:255],
-                table_name=r.table,
-                started_at=plan.started_at,
-                finished_at=now,
-                status=r.status,
-                days=r.days,
-                rows=r.rows,
-                first_day=r.first_day,
-                last_day=r.last_day,
-                error=r.error,
-            )
-            for r in results
-        ]
-    )

@@ -33,6 +33,7 @@ from .errors import ExportLockedError, LeaseLostError
 from .models import ExportLock, ExportRun
 
 __all__ = [
+    "DUCKDB_WRITER_LOCK",
     "EXPORT_LOCK",
     "INTERRUPTED",
     "TABLE_LOCK_PREFIX",
@@ -56,6 +57,9 @@ EXPORT_LOCK = "smolqwery.export"
 #: Prefix of the per-table leases: units of different tables run at the same time, two units
 #: of one table take turns (issue 17).
 TABLE_LOCK_PREFIX = "smolqwery.table:"
+#: The lease a DuckDB write takes when units run beside each other (one writer per file):
+#: waiting for it is the normal turn-taking of one run's units, not another export.
+DUCKDB_WRITER_LOCK = "smolqwery.duckdb"
 #: Seconds between two attempts while waiting for the lock (``--wait``).
 WAIT_POLL = 5.0
 #: ``ExportLock.name`` is a CharField(255); longer table names are shortened with a hash.
@@ -216,11 +220,13 @@ def _local(moment: datetime.datetime) -> datetime.datetime:
 
 def _describe(lock: ExportLock) -> str:
     since, until = _local(lock.acquired_at), _local(lock.expires_at)
-    what = "another export"
+    what = "another export is running"
     if lock.name.startswith(TABLE_LOCK_PREFIX):
-        what = f"another export of table {lock.name[len(TABLE_LOCK_PREFIX) :]}"
+        what = f"another export of table {lock.name[len(TABLE_LOCK_PREFIX) :]} is running"
+    elif lock.name == DUCKDB_WRITER_LOCK:
+        what = "another unit or plan has the DuckDB file's writer turn"
     return (
-        f"{what} is running (owner {lock.owner}, since {since:%Y-%m-%d %H:%M:%S %Z}, "
+        f"{what} (owner {lock.owner}, since {since:%Y-%m-%d %H:%M:%S %Z}, "
         f"lease until {until:%Y-%m-%d %H:%M:%S %Z})"
     )
 

@@ -108,6 +108,8 @@ class SmolqwerySettings:
     #: Seconds a Celery worker waits for a busy table's lease before putting the unit back on
     #: the queue, to be tried again after as many seconds.
     busy_retry: float = 30.0
+    #: Days finished runs and units are kept (:mod:`smolqwery.history`); None: for ever.
+    history_days: int | None = 90
 
     def require_first_date(self) -> datetime.date:
         if self.first_date is None:
@@ -282,7 +284,21 @@ def get_settings() -> SmolqwerySettings:
         queue=_queue_kind(),
         publish_timeout=_positive("SMOLQWERY_PUBLISH_TIMEOUT", 10.0),
         busy_retry=_positive("SMOLQWERY_BUSY_RETRY", 30.0),
+        history_days=_history_days(),
     )
+
+
+def _history_days() -> int | None:
+    """``SMOLQWERY_HISTORY_DAYS``: a positive whole number of days, or None (keep for ever)."""
+    value = _get("SMOLQWERY_HISTORY_DAYS", 90)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(
+            f"SMOLQWERY_HISTORY_DAYS must be a positive whole number of days or None (keep "
+            f"every run), got {value!r}"
+        )
+    return value
 
 
 def _queue_kind() -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from celery import shared_task
 
 from .fanout import TASK_NAME
+from .runs import close_if_finished
 from .settings import get_settings
 from .units import run_unit_by_id
 
@@ -43,4 +44,5 @@ def run_unit_task(self: Any, unit_id: str) -> str:
         return "missing"
     if result.status == "locked":
         raise self.retry(countdown=busy_retry)
+    close_if_finished(result.unit.run_id)  # the run's last unit records the run's report
     return result.status

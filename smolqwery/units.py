@@ -9,7 +9,9 @@ what running a unit means (docs/scaling.md):
   tables run at the same time, units of one table take turns;
 - it replaces its days atomically with their ledger entries (``Warehouse.replace_days``), so a
   unit run twice leaves one copy; a unit that is not forced and whose days the ledger already
-  records is skipped without extracting (a duplicate message, a redelivery after the commit);
+  records is skipped without extracting (a duplicate message, a redelivery after the commit;
+  the ledger is read for that only when the unit, or another unit of its table on its days,
+  was attempted before: one warehouse query less per unit otherwise);
 - on DuckDB, a file with one writer, a unit run beside others (``spool=True``) extracts into a
   local Arrow file first, then writes under the DuckDB writer lease: extraction runs in
   parallel, writes take turns, nobody meets DuckDB's own file lock;
@@ -40,7 +42,7 @@ from .errors import (
     user_message,
     user_traceback,
 )
-from .locking import Lease, export_lock, table_lock
+from .locking import DUCKDB_WRITER_LOCK, Lease, export_lock, table_lock
 from .models import ExportUnit
 from .registry import Selected, load_extractor_class
 from .rows import DEFAULT_CHUNK_ROWS
@@ -76,8 +78,6 @@ __all__ = [
 
 logger = logging.getLogger("smolqwery.units")
 
-#: The lease a DuckDB write takes when units run beside each other (one writer per file).
-DUCKDB_WRITER_LOCK = "smolqwery.duckdb"
 #: The lease under which a shared ledger's entries move to per-table ledgers.
 LEDGER_LOCK = "smolqwery.ledger"
 #: Seconds between two attempts at a busy table or writer lease: units are short.
@@ -408,8 +408,9 @@ def run_unit(
             record.refresh_from_db()
             if record.status in finished:
                 return UnitResult(unit, "skipped", note=f"already {record.status}")
+            check = not unit.forced and _may_be_done(record)
             _mark(record, RUNNING, worker=lease.owner, attempt=True)
-            if not unit.forced and set(unit.days) <= _ledger_days(unit, wh, config, spool):
+            if check and set(unit.days) <= _ledger_days(unit, wh, config, spool):
                 result = UnitResult(unit, "skipped", note="already in the ledger")
             else:
                 ext = extractor or load_extractor_class(unit.extractor_path)()
@@ -474,6 +475,24 @@ def _covers(
     forced unit when ``forced``."""
     days = {day for u in units if u.forced or not forced for day in u.days}
     return all(day in days for day in date_range(first, last))
+
+
+def _may_be_done(record: ExportUnit) -> bool:
+    """Whether the ledger may already record the unit's days, so that it is worth reading
+    (a query job on BigQuery) before extracting: the unit was attempted before (a redelivery,
+    a retry after a crash past the commit), or another unit of its table overlapping its days
+    was (another plan's). Otherwise the planner found the days pending and nothing has
+    written them since; were that ever wrong (a start not recorded), the unit replaces the
+    days once more, which leaves one copy all the same."""
+    if record.attempts:
+        return True
+    overlapping = ExportUnit.objects.filter(
+        table_name=record.table_name,
+        first_day__lte=record.last_day,
+        last_day__gte=record.first_day,
+        attempts__gt=0,
+    ).exclude(unit_id=record.unit_id)
+    return bool(overlapping.exists())
 
 
 def _record_of(unit: Unit) -> ExportUnit:

@@ -27,8 +27,12 @@ from .fixtures.emulator import Emulator
 from .fixtures.warehouses import make_batch
 from .test_warehouse_contract import EVENTS, event, paris
 
-#: Job submissions: a query's jobs.insert, and the request that completes a load's upload.
-SUBMISSION = re.compile(r"^(POST /bigquery/v2/projects/[^/]+/jobs|PUT /upload/bigquery/v2/)")
+#: Job submissions: a query's jobs.insert, and the request that completes a load's upload
+#: (a multipart upload's only request, or a resumable upload's last one).
+SUBMISSION = re.compile(
+    r"^(POST /bigquery/v2/projects/[^/]+/jobs(\?|$)|PUT /upload/bigquery/v2/"
+    r"|POST /upload/bigquery/v2/projects/[^/]+/jobs\?(.*&)?uploadType=multipart)"
+)
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
 
 
@@ -65,7 +69,7 @@ class LossyProxy:
                     timeout=60,
                     allow_redirects=False,
                 )
-                line = f"{self.command} {self.path.split('?', 1)[0]}"
+                line = f"{self.command} {self.path}"
                 if SUBMISSION.match(line) and answer.status_code < 500:
                     rank = proxy.submissions
                     proxy.submissions += 1

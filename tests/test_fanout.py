@@ -33,11 +33,13 @@ EVENT_TABLES = ("fan_event_1", "fan_event_2", "fan_event_3", "fan_event_4")
 DAILY_TABLES = ("fan_daily_1", "fan_daily_2")
 
 
-def _scenario(factory: ScenarioFactory, broker: Broker, **settings: Any) -> tuple[Scenario, str]:
+def _scenario(
+    factory: ScenarioFactory, broker: Broker, days: int = DAYS, **settings: Any
+) -> tuple[Scenario, str]:
     queue = f"smolqwery-{uuid.uuid4().hex[:8]}"
     scenario = factory.new(
         "duckdb",
-        days=DAYS,
+        days=days,
         settings={
             "SMOLQWERY_EXTRACTORS": list(EXTRACTORS),
             "SMOLQWERY_BATCH_DAYS": UNIT_DAYS,
@@ -144,21 +146,24 @@ def test_two_workers_export_six_extractors_over_sixty_days_exactly_once(
 def test_the_same_message_delivered_twice_leaves_one_copy(
     broker: Broker, crash_scenarios: ScenarioFactory, celery_workers: Workers
 ) -> None:
-    """A unit's message published twice (a publisher retry, a broker duplicate)."""
-    scenario, queue = _scenario(crash_scenarios, broker, SMOLQWERY_EXTRACTORS=list(EXTRACTORS[:2]))
+    """A unit's message published twice (a publisher retry, a broker duplicate). Twenty days
+    (four units, eight messages): scripts/test-versions runs it too, on the lowest Celery."""
+    scenario, queue = _scenario(
+        crash_scenarios, broker, days=20, SMOLQWERY_EXTRACTORS=list(EXTRACTORS[:2])
+    )
     result = scenario.run("--enqueue")  # no worker yet: the units wait on the queue
     assert result.returncode == 0, result.describe()
-    env = scenario.env()
-    duplicate = scenario.run(
-        "-c",
-        "from tests.celeryapp import app; from smolqwery.models import ExportUnit; "
-        "[app.send_task('smolqwery.run_unit', args=[u]) "
-        "for u in ExportUnit.objects.values_list('unit_id', flat=True)]",
-        command="shell",
-        env={"SMOLQWERY_TEST_QUEUE": queue},
-    )
-    assert duplicate.returncode == 0, duplicate.describe()
-    celery_workers.start(env, queue, count=2)
+    # Every unit's message again, from this process (a plain Celery client: no Django needed).
+    from celery import Celery
+
+    publisher = Celery("duplicates", broker=broker.url)
+    try:
+        with sqlite3.connect(scenario.db) as con:
+            for (unit_id,) in con.execute("SELECT unit_id FROM smolqwery_exportunit"):
+                publisher.send_task("smolqwery.run_unit", args=[unit_id], queue=queue)
+    finally:
+        publisher.close()
+    celery_workers.start(scenario.env(), queue, count=2)
     wait_for(lambda: all(s == "done" for *_, s in units(scenario)), "every unit done")
     wait_for(  # the duplicates are consumed too
         lambda: (
@@ -175,7 +180,12 @@ def test_the_same_message_delivered_twice_leaves_one_copy(
                 == len({r["id"] for r in rows})
                 == sum(len(e) for e in scenario.expected.values())
             )
+    assert len(units(scenario)) == 4
     assert {a for _, _, a, _ in units(scenario)} == {1}  # each unit ran once, then was skipped
+    # Nobody waited (cron's --enqueue): the worker that finished the last unit recorded the run.
+    with sqlite3.connect(scenario.db) as con:
+        runs = con.execute("SELECT table_name, status, days FROM smolqwery_exportrun").fetchall()
+    assert sorted(runs) == [("fan_event_1", "success", 20), ("fan_event_2", "success", 20)], runs
 
 
 def test_a_worker_killed_mid_unit_gets_its_unit_redelivered_exactly_once(
@@ -369,6 +379,39 @@ def test_enqueue_with_the_broker_down_or_hung_fails_fast_in_one_line_without_sec
     assert "cannot be reached" in errors[0] and "nothing was queued" in errors[0], errors
     assert took < 12, took  # a child's start (~2 s) + at most ~3 x 1 s
     assert units(scenario) == []
+
+
+def test_enqueue_without_a_celery_app_says_so_and_queues_nothing(
+    crash_scenarios: ScenarioFactory,
+) -> None:
+    """A project that never set Celery up: Celery's fallback app would publish to
+    amqp://localhost (a RabbitMQ there takes the messages, no worker of the project ever
+    does). ``--enqueue`` refuses before planning, and says what to set."""
+    scenario = crash_scenarios.new(
+        "duckdb",
+        days=20,
+        settings={"SMOLQWERY_EXTRACTORS": list(EXTRACTORS[:2]), "SMOLQWERY_CELERY_APP": ""},
+        create_tables=False,
+    )
+    scenario.extra_env.update({"DJANGO_SETTINGS_MODULE": "tests.crash_settings"})
+    result = scenario.run("--enqueue", timeout=60)
+    assert result.returncode == 1, result.describe()
+    assert "--enqueue found no Celery app" in result.stderr, result.describe()
+    assert "SMOLQWERY_CELERY_APP" in result.stderr and "Traceback" not in result.stderr
+    assert units(scenario) == []
+    # The layout of Celery's Django guide: the project's app imported with the project (its
+    # Django fixup makes it Celery's default app), SMOLQWERY_CELERY_APP not set: it is used.
+    scenario.create_tables(EXTRACTORS[:2])
+    guide = scenario.run(
+        "-c",
+        "import tests.celeryapp; from django.core.management import call_command; "
+        "call_command('smolqwery_extract', '--enqueue')",
+        command="shell",
+        timeout=60,
+    )
+    assert guide.returncode == 0, guide.describe()
+    queued = len(units(scenario))
+    assert queued > 0 and f"{queued} unit(s) queued" in guide.output, guide.describe()
 
 
 def test_a_broker_gone_mid_publish_marks_the_rest_not_published_and_the_next_run_plans_them(

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from smolqwery.errors import ExportLockedError
 from smolqwery.locking import (
+    DUCKDB_WRITER_LOCK,
     EXPORT_LOCK,
     LeaseLostError,
     acquire,
@@ -72,6 +73,19 @@ def test_the_lock_is_exclusive_and_says_who_holds_it() -> None:
         lease.release()
         acquire(EXPORT_LOCK, "host-b:2:run-b", 600).release()
     assert not ExportLock.objects.exists()
+
+
+def test_a_wait_for_the_duckdb_writer_turn_does_not_read_as_another_export() -> None:
+    """A worker's log showed "another export is running" while units of its own run took turns
+    on the DuckDB file: the writer lease names itself."""
+    with at(NOW):
+        lease = acquire(DUCKDB_WRITER_LOCK, "host-a:1:run-a", 600)
+        with pytest.raises(ExportLockedError) as info:
+            acquire(DUCKDB_WRITER_LOCK, "host-a:2:run-a", 600)
+        assert str(info.value).startswith(
+            "another unit or plan has the DuckDB file's writer turn (owner host-a:1:run-a, "
+        )
+        lease.release()
 
 
 def test_an_expired_lease_is_taken_over_and_its_holder_cannot_renew() -> None:

@@ -242,6 +242,9 @@ def test_parse_date_refuses(value: object) -> None:
         ("SMOLQWERY_FIRST_DATE", "last monday"),
         ("SMOLQWERY_DUCKDB_MEMORY_LIMIT", "lots"),
         ("SMOLQWERY_DUCKDB_MEMORY_LIMIT", 512),
+        ("SMOLQWERY_HISTORY_DAYS", 0),
+        ("SMOLQWERY_HISTORY_DAYS", "30"),
+        ("SMOLQWERY_HISTORY_DAYS", True),
     ],
 )
 def test_invalid_values_name_the_setting(bare: None, name: str, value: object) -> None:

@@ -82,6 +82,21 @@ def test_a_unit_run_twice_writes_once_and_the_second_run_is_skipped(
     assert (record.status, record.attempts) == ("done", 1)
 
 
+def test_the_ledger_is_asked_only_when_a_unit_may_be_done(project: DuckDBWarehouse) -> None:
+    """A unit no attempt has touched runs without reading the ledger; if the ledger did hold
+    its days (here: the project's unit rows were lost), the run still leaves one copy."""
+    with at(NOW):
+        assert run_unit(unit("r1", d(6, 1), d(6, 5))).status == "done"
+        ExportUnit.objects.all().delete()  # nothing says the days were attempted
+        rerun = run_unit(unit("r2", d(6, 1), d(6, 5)))
+        overlapping = run_unit(unit("r3", d(6, 3), d(6, 4)))  # r2 was attempted: read
+    assert rerun.status == "done"
+    assert overlapping.status == "skipped" and overlapping.note == "already in the ledger"
+    expected = source_counts(date_range(d(6, 1), d(6, 5)), PARIS)
+    assert ledger_counts(project, "event_row") == expected
+    assert exported_counts(project, "event_row", PARIS) == {k: n for k, n in expected.items() if n}
+
+
 def test_a_busy_table_is_locked_not_failed(project: DuckDBWarehouse) -> None:
     with at(NOW):
         holder = acquire(table_lock_name("event_row"), "elsewhere:1:other", 600)
@@ -242,9 +257,9 @@ def test_a_plan_not_published_supersedes_nothing_and_following_it_reports_why(
 ) -> None:
     """``--enqueue`` records its units without superseding, publishes, and only then
     supersedes what the published units cover; units the broker never took are failed ("not
-    published"). Following that run later (``--wait --run``) reports them, and records the
-    run's outcome once however often it is followed."""
-    from smolqwery import fanout
+    published"). Following that run later (``--wait --run``) reports them; following it again
+    replaces the recorded outcome (one ``ExportRun`` per extractor)."""
+    from smolqwery import runs
     from smolqwery.errors import SmolqweryError
     from smolqwery.models import ExportRun
     from smolqwery.units import mark_not_published, record_units, supersede_earlier
@@ -263,14 +278,14 @@ def test_a_plan_not_published_supersedes_nothing_and_following_it_reports_why(
     }
 
     with pytest.raises(SmolqweryError, match="no unit recorded for run 'nope'"):
-        fanout.recorded_plan("nope")
-    plan = fanout.recorded_plan("last")
+        runs.recorded_plan("nope")
+    plan = runs.recorded_plan("last")
     assert plan.run_id == "r2" and [u.unit_id for u in plan.units] == [
         published.unit_id,
         lost.unit_id,
     ]
     for _ in range(2):
-        report = fanout.finish(plan)
+        report = runs.finish(plan)
         (result,) = report.results
         assert result.status == "failed" and "not published: the broker" in result.error
         assert "1 unit(s) did not finish" in result.error
@@ -301,3 +316,29 @@ def test_a_plan_not_published_supersedes_nothing_and_following_it_reports_why(
     with pytest.raises(CommandError) as info:
         call_command("smolqwery_status", "--run", "nope", stdout=io.StringIO())
     assert info.value.returncode == 2 and "no unit recorded for run 'nope'" in str(info.value)
+    # A 0-unit --enqueue printed a run id that this refused with "give the id --enqueue printed".
+    assert "a run that queued 0 units records none" in str(info.value)
+
+
+def test_the_worker_that_finishes_a_run_records_its_report_once(project: DuckDBWarehouse) -> None:
+    """A run nobody waits for (cron's ``--enqueue``) is recorded by its last unit's worker; a
+    unit a later plan superseded is not a failure of this run; closing twice records once."""
+    from smolqwery.models import ExportRun
+    from smolqwery.runs import close_if_finished
+    from smolqwery.units import record_units, run_unit_by_id
+
+    first, second = unit("r1", d(6, 1), d(6, 2)), unit("r1", d(6, 3), d(6, 4))
+    taken_over = unit("r1", d(6, 5), d(6, 5))
+    record_units([first, second, taken_over])
+    record_units([unit("r2", d(6, 5), d(6, 6))])  # supersedes r1's last unit
+    with at(NOW):
+        assert run_unit_by_id(first.unit_id) is not None
+        assert close_if_finished("r1") is None  # a unit of r1 is still queued
+        assert not ExportRun.objects.filter(run_id="r1").exists()
+        assert run_unit_by_id(second.unit_id) is not None
+        report = close_if_finished("r1")
+        assert close_if_finished("r1") is not None  # again: replaces, never adds
+    assert report is not None and report.ok
+    (run,) = ExportRun.objects.filter(run_id="r1")
+    assert (run.status, run.days, run.first_day, run.last_day) == ("success", 4, d(6, 1), d(6, 4))
+    assert run.rows == sum(source_counts(date_range(d(6, 1), d(6, 4)), PARIS).values())

@@ -36,6 +36,8 @@ def _lower_bounds() -> dict[str, str]:
         *extras["bigquery"],
         *extras["progress"],
         *extras["arrow"],
+        *extras["celery"],
+        *extras["tasks"],
     ]
     bounds = {}
     for requirement in requirements:
@@ -60,8 +62,12 @@ def _release(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
 
 
+#: Pinned in lowest.txt without being smolqwery's bound: the lowest its lowest Celery accepts.
+TRANSITIVE = {"kombu"}
+
+
 def test_lowest_constraints_are_the_declared_lower_bounds() -> None:
-    pins = _pins("lowest.txt")
+    pins = {k: v for k, v in _pins("lowest.txt").items() if k not in TRANSITIVE}
     bounds = _lower_bounds()
     assert pins.keys() == bounds.keys()
     for package, bound in bounds.items():

@@ -95,7 +95,7 @@ class Command(SmolqweryCommand):
             metavar="RUN_ID",
             help=(
                 "With --wait: follow the units of an earlier --enqueue run (the id it printed; "
-                "'last': the run planned last) to their end, with the summary and exit status "
+                "'last': the newest run with units) to their end, with the summary and exit status "
                 "of --enqueue --wait; nothing is planned or queued."
             ),
         )
@@ -105,8 +105,8 @@ class Command(SmolqweryCommand):
             default=None,
             metavar="SECONDS",
             help=(
-                "With --enqueue --wait: stop following once no unit has moved for this long "
-                "(default: SMOLQWERY_LOCK_TIMEOUT) and report the unfinished ones."
+                "With --enqueue --wait or --wait --run: stop following once no unit has moved "
+                "for this long (default: SMOLQWERY_LOCK_TIMEOUT) and report the unfinished ones."
             ),
         )
 

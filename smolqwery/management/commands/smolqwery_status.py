@@ -48,9 +48,10 @@ class Command(SmolqweryCommand):
             metavar="RUN_ID",
             help=(
                 "List every unit of this run (the id smolqwery_extract --enqueue printed; "
-                "'last': the run planned last) with its state, attempts and error; exit status "
-                "1 when one failed, was not published or lost its worker (0 while they are "
-                "queued or running). Waits for nothing: --wait --run on smolqwery_extract does."
+                "'last': the newest run with units) with its state, attempts and error; exit "
+                "status 1 when one failed, was not published or lost its worker (0 while they "
+                "are queued or running). Waits for nothing: --wait --run on smolqwery_extract "
+                "does."
             ),
         )
         parser.add_argument("--format", choices=("table", "json"), default="table")
@@ -65,8 +66,8 @@ class Command(SmolqweryCommand):
         units = unit_progress(run)
         if run is not None and units is None:
             raise CommandError(
-                f"no unit recorded for run {run!r}: give the id `smolqwery_extract --enqueue` "
-                "printed, or 'last'",
+                f"no unit recorded for run {run!r} (a run that queued 0 units records none): "
+                "give the id of a run that queued units, or 'last'",
                 returncode=EXIT_UNKNOWN,
             )
         if options["format"] == "json":
