@@ -86,7 +86,8 @@ def test_waits_for_another_process_then_succeeds(
 ) -> None:
     wh = DuckDBWarehouse(tmp_path / "w.duckdb", "ds", busy_timeout=60)
     wh.ensure_dataset()
-    holder = _hold(wh.path, 3)
+    # Held 5 s: the backoff's attempts (jitter included) fail past the 2 s notice at least once.
+    holder = _hold(wh.path, 5)
     try:
         wh.create_table(TABLE)  # blocks until the holder lets go
     finally:
