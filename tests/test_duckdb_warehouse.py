@@ -10,6 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smolqwery.errors import WarehouseError
 from smolqwery.extractor import ExtractorType
@@ -17,7 +19,7 @@ from smolqwery.schema import Column, TableSchema
 from smolqwery.warehouses.duckdb import DuckDBWarehouse, string_literal
 from smolqwery.warehouses.testing import fetch_rows
 
-from .fixtures.warehouses import make_batch
+from .fixtures.warehouses import PARIS, make_batch, record_batches
 
 TABLE = TableSchema(
     name="events",
@@ -340,3 +342,56 @@ def test_a_batch_keeps_no_written_block_cached(
     bound = 2 * len(table.columns) * backend._DUCKDB_BLOCK_BYTES
     assert max(cached) <= bound, [round(c / 2**20, 1) for c in cached]
     assert max(cached) > 0  # DuckDB did write blocks of the batch to the file
+
+
+def _batch_rows(offsets: list[int]) -> list[dict[str, object]]:
+    """Rows at ``offsets`` seconds from midnight of 2024-03-31 in Paris (a 23-hour day)."""
+    start = datetime.datetime(2024, 3, 31, tzinfo=PARIS).astimezone(datetime.timezone.utc)
+    return [{"timestamp": start + datetime.timedelta(seconds=s), "amount": None} for s in offsets]
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    offsets=st.lists(
+        # around both edges of the days 03-31..04-01: the last second before, the first after
+        st.sampled_from([-1, 0, 1, 3600, 82799, 82800, 169199, 169200, 169201]),
+        min_size=1,
+        max_size=12,
+    ),
+    chunk_size=st.integers(1, 5),
+)
+def test_the_insert_refuses_a_batch_exactly_when_a_row_is_outside_its_days(
+    tmp_path_factory: pytest.TempPathFactory, offsets: list[int], chunk_size: int
+) -> None:
+    """The days check folded into the insert (issue 16): a row outside the batch's days, in
+    any chunk, refuses the whole batch and changes nothing; otherwise every row is written."""
+    global _FOLD_WAREHOUSE
+    if _FOLD_WAREHOUSE is None:  # one file for all the examples (a new file costs ~0.2 s)
+        path = tmp_path_factory.mktemp("fold") / "warehouse.duckdb"
+        _FOLD_WAREHOUSE = DuckDBWarehouse(path, "smolqwery_tests", busy_timeout=10)
+        _FOLD_WAREHOUSE.ensure_dataset()
+    wh = _FOLD_WAREHOUSE
+    wh.drop_table("events")
+    wh.create_table(TABLE)
+    earlier = _batch_rows([7200])
+    wh.replace_days(make_batch(TABLE, datetime.date(2024, 3, 31), rows=earlier))
+    ledger = wh.exported_days("events")
+    rows = _batch_rows(offsets)
+    # 03-31 is 23 hours long in Paris: 03-31 00:00 .. 04-02 00:00 is 0 .. 169200 seconds
+    outside = any(not 0 <= s < 169200 for s in offsets)
+    batch = make_batch(TABLE, datetime.date(2024, 3, 31), datetime.date(2024, 4, 1), run_id="r2")
+    batch.chunks = record_batches(TABLE, rows, chunk_size)
+    if outside:
+        with pytest.raises(WarehouseError, match=r"\.\.2024-04-01 of events: some rows fall"):
+            wh.replace_days(batch)
+        assert [r["timestamp"] for r in fetch_rows(wh, "events")] == [
+            r["timestamp"] for r in earlier
+        ]
+        assert wh.exported_days("events") == ledger
+    else:
+        wh.replace_days(batch)
+        written = sorted(r["timestamp"] for r in fetch_rows(wh, "events"))
+        assert written == sorted(r["timestamp"] for r in rows)
+
+
+_FOLD_WAREHOUSE: DuckDBWarehouse | None = None

@@ -58,6 +58,24 @@ LEGACY_FINGERPRINT = "legacy-0.1.3"
 #: What to do when a table is missing or has another layout than its extractor's.
 MIGRATE_HINT = "run manage.py smolqwery_make_migrations, then manage.py migrate"
 
+
+class RowsCheck(tuple[str, str]):
+    """A check that every staged row meets ``condition``: the ``(query, message)`` pair of
+    :meth:`Warehouse._apply` (the query selects the rows that do not), with the condition kept
+    so a backend that inserts the staged rows itself may fold it into that insert instead (it
+    must then refuse the whole batch when the insert takes fewer rows than were staged).
+
+    A row whose condition is NULL (neither true nor false) passes, as it does the query.
+    """
+
+    condition: str
+
+    def __new__(cls, staged: str, condition: str, message: str) -> RowsCheck:
+        check = super().__new__(cls, (f"SELECT 1 FROM {staged} WHERE NOT ({condition})", message))
+        check.condition = condition
+        return check
+
+
 LEDGER_COLUMNS: tuple[Column, ...] = (
     Column("table_name", "STRING", "REQUIRED", "Export table the day belongs to"),
     Column("day", "DATE", "REQUIRED", "Local day (Django TIME_ZONE) that was exported"),
@@ -439,7 +457,7 @@ class Warehouse(ABC):
                 changes = [f"DELETE FROM {target} WHERE {where}"]
                 if staged is not None:
                     # 2. check their days: rows outside would survive the next replacement
-                    checks.append((f"SELECT 1 FROM {staged} WHERE NOT ({where})", OUTSIDE_DAYS))
+                    checks.append(RowsCheck(staged, where, OUTSIDE_DAYS))
                     changes.append(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged}")
                 # 3. replace the days
                 self._apply(unit, p, checks, changes)

@@ -35,6 +35,7 @@ from .base import (
     RESERVED_PREFIX,
     DayBatch,
     ReadSession,
+    RowsCheck,
     Warehouse,
     conform_chunks,
     ledger_schema,
@@ -591,20 +592,47 @@ class DuckDBWarehouse(Warehouse):
         changes: Sequence[str],
     ) -> None:
         """Run the statements now; those reading the staged rows run once per chunk, each
-        chunk checked first (a failed check rolls the whole transaction back)."""
+        chunk checked first (a failed check rolls the whole transaction back).
+
+        A check of every staged row's condition (:class:`RowsCheck`: the rows' days) is folded
+        into the first plain ``INSERT … SELECT … FROM`` the staged rows: it inserts only the
+        rows meeting the condition, and a chunk of which it took fewer rows than it has fails
+        the replacement with the check's message — one scan of the chunk instead of two
+        (issue 16: the separate ``SELECT EXISTS`` cost ~1 s at 10M rows).
+        """
         import pyarrow as pa
 
         con = unit.con
+        reads_staged = [sql for sql in changes if STAGED_ROWS in sql]
+        plain_insert = next(
+            (
+                sql
+                for sql in reads_staged
+                if sql.startswith("INSERT INTO ") and sql.endswith(f" FROM {STAGED_ROWS}")
+            ),
+            None,
+        )
+        folded = [c for c in checks if isinstance(c, RowsCheck)] if plain_insert else []
+        guarded = plain_insert
+        if plain_insert is not None and folded:
+            # NOT (c) is true only when c is false: a NULL condition passes, as in the check.
+            guarded = (
+                plain_insert
+                + " WHERE "
+                + " AND ".join(f"({c.condition}) IS NOT FALSE" for c in folded)
+            )
 
-        def check(on_staged: bool) -> None:
-            for query, message in checks:
-                if (STAGED_ROWS in query) == on_staged:
-                    row = con.execute(f"SELECT EXISTS ({query})", params.bind(query)).fetchone()
-                    if row and row[0]:
-                        raise WarehouseError(f"{unit.operation}: {message}")
+        def check(on_staged: bool, only: Sequence[tuple[str, str]] | None = None) -> None:
+            for query, message in checks if only is None else only:
+                if (STAGED_ROWS in query) != on_staged:
+                    continue
+                if only is None and any(query is c[0] for c in folded):
+                    continue  # checked by the insert
+                row = con.execute(f"SELECT EXISTS ({query})", params.bind(query)).fetchone()
+                if row and row[0]:
+                    raise WarehouseError(f"{unit.operation}: {message}")
 
         check(on_staged=False)
-        reads_staged = [sql for sql in changes if STAGED_ROWS in sql]
         for sql in changes:
             if sql not in reads_staged:
                 con.execute(sql, params.bind(sql))
@@ -632,7 +660,15 @@ class DuckDBWarehouse(Warehouse):
                             )
                         check(on_staged=True)
                         for reader in reads_staged:
-                            con.execute(reader, params.bind(reader))
+                            if reader is not plain_insert or not folded:
+                                con.execute(reader, params.bind(reader))
+                                continue
+                            assert guarded is not None
+                            row = con.execute(guarded, params.bind(guarded)).fetchone()
+                            if not row or int(row[0]) != chunk.num_rows:
+                                # Some row failed a folded check: which one says the message.
+                                check(on_staged=True, only=folded)
+                                raise WarehouseError(f"{unit.operation}: {folded[0][1]}")
                         cache.after_chunk(chunk.num_columns)
                     if staged is not None:
                         staged.table = staged.table.schema.empty_table()
