@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from .arrow_source import Column as SourceColumn
     from .extractor import BaseExtractor
+    from .queryset_extractor import CompiledQuery
     from .schema import Column, TableSchema
     from .warehouses.base import DayWindow
 
@@ -80,6 +81,7 @@ class ArrowConverter:
         max_row_bytes: int = MAX_ROW_BYTES,
         name: str | None = None,
         close: Callable[[], None] | None = None,
+        next_day: Callable[[DayWindow | None], None] | None = None,
     ) -> None:
         self.rows = RowConverter(
             extractor, table, chunk_rows=chunk_rows, max_row_bytes=max_row_bytes, name=name
@@ -88,6 +90,9 @@ class ArrowConverter:
         self.name = self.rows.name
         self.source = source
         self._close = close
+        #: Told, before a day is read, which day comes after it (None: the last), so that the
+        #: source may start reading that one while this one is written.
+        self._next_day = next_day
 
     @property
     def schema(self) -> pa.Schema:
@@ -131,7 +136,10 @@ class ArrowConverter:
         pieces: list[_Piece] = []
         buffered = 0
         try:
-            for window in windows:
+            days = list(windows)
+            for index, window in enumerate(days):
+                if self._next_day is not None:
+                    self._next_day(days[index + 1] if index + 1 < len(days) else None)
                 offset = 0
                 for columns, rows in self._read(window):
                     start = 0
@@ -408,9 +416,40 @@ def make_converter(
 
     reader = SourceReader(extractor.get_reader())
     names = extractor.get_field_names()
+    #: The day after the one being read, and the days compiled ahead (or how that failed).
+    following: list[DayWindow | None] = [None]
+    compiled: dict[datetime.date, CompiledQuery | Exception] = {}
+
+    def compile_day(window: DayWindow) -> CompiledQuery:
+        queryset = extractor.get_queryset(window.start, window.end)
+        return compile_queryset(queryset, names)
+
+    def next_day(window: DayWindow | None) -> None:
+        following[0] = window
 
     def source(window: DayWindow) -> Iterator[tuple[list[SourceColumn], int]]:
-        queryset = extractor.get_queryset(window.start, window.end)
-        return reader.read(compile_queryset(queryset, names))
+        done = compiled.pop(window.day, None)
+        compiled.clear()
+        if isinstance(done, Exception):
+            raise done  # the next day's get_queryset() failed while compiled ahead: its error
+        this = done if done is not None else compile_day(window)
+        after = following[0]
 
-    return ArrowConverter(extractor, table, source, chunk_rows=chunk_rows, close=reader.close)
+        def ahead() -> CompiledQuery | None:
+            """The next day's query, compiled here (main thread) for the reader to start it;
+            a failure is kept for that day to report."""
+            if after is None:
+                return None
+            try:
+                query = compile_day(after)
+            except Exception as exc:
+                compiled[after.day] = exc
+                return None
+            compiled[after.day] = query
+            return query
+
+        return reader.read(this, ahead)
+
+    return ArrowConverter(
+        extractor, table, source, chunk_rows=chunk_rows, close=reader.close, next_day=next_day
+    )

@@ -110,6 +110,9 @@ def test_committed_rows_are_read_through_adbc_where_it_applies(
     _same_tables(duckdb_warehouse, settings)
     expected = "adbc" if connection.vendor == "postgresql" else "dbapi"
     assert paths_used(caplog) == {expected}
+    # On PostgreSQL each day after the first was opened while the one before was read.
+    ahead = [r for r in caplog.records if "the cursor was opened ahead" in r.getMessage()]
+    assert len(ahead) == (2 if connection.vendor == "postgresql" else 0)
 
 
 @pytest.fixture
@@ -328,3 +331,103 @@ def test_a_read_left_early_ends_its_fetch_and_closes_its_cursor(pg_reader: Any) 
     assert _fetch_threads() == [] and _open_cursors(pg_reader) == 0
     again = sum(c for _, c in _pg_read(pg_reader, Reading.objects.values("id"), ["id"]))
     assert again == Reading.objects.count()
+
+
+def _day_query(day: datetime.date, **annotations: Any) -> Any:
+    """A day's readings (40 rows: FETCHes of 2, 4, 8, 16, then the last 10), compiled."""
+    from smolqwery.queryset_extractor import compile_queryset
+
+    rows = Reading.objects.filter(taken_on=day).order_by("id").values("id", **annotations)
+    return compile_queryset(rows, ["id", *annotations])
+
+
+def _ids(pieces: Iterator[tuple[list[Any], int]]) -> list[int]:
+    return [i for columns, _ in pieces for i in columns[0].to_pylist()]
+
+
+def _ahead_started(reader: Any, query: Any) -> bool:
+    """Whether the reader holds ``query``'s cursor, opened ahead (its start is awaited)."""
+    if reader._ahead is None or reader._ahead.query is not query:
+        return False
+    reader._ahead.first.exception()  # the connection is free again (one user at a time)
+    return True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_next_days_cursor_opens_while_the_last_rows_are_used(pg_reader: Any) -> None:
+    """Once a day's last FETCH is back, the thread closes its cursor and opens the next
+    day's, with its first FETCH; the next read takes them over. Every row once, in order."""
+    days = [FIRST + datetime.timedelta(days=i) for i in range(3)]
+    queries = [_day_query(day) for day in days]
+    asked: list[int] = []
+
+    def following(index: int) -> Any:
+        asked.append(index)
+        return queries[index] if index < len(queries) else None
+
+    read: list[int] = []
+    for index, query in enumerate(queries):
+        read += _ids(pg_reader.read(query, lambda i=index + 1: following(i)))  # type: ignore[misc]
+        if index + 1 < len(queries):
+            assert _ahead_started(pg_reader, queries[index + 1])
+            assert _open_cursors(pg_reader) == 1  # this day's closed, the next one's open
+            assert _fetch_threads() != []
+    assert asked == [1, 2, 3]  # once a day
+    assert read == list(Reading.objects.order_by("id").values_list("id", flat=True))
+    assert pg_reader._ahead is None
+    assert _fetch_threads() == [] and _open_cursors(pg_reader) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_next_day_failing_ahead_is_that_days_error(pg_reader: Any) -> None:
+    """The next day's query divides by zero at its first row, in the thread, while this day
+    is used: this day reads whole; the error is the next day's read's; nothing stays open."""
+    from django.db.models import ExpressionWrapper, F, IntegerField, Value
+
+    second = FIRST + datetime.timedelta(days=1)
+    pivot = Reading.objects.filter(taken_on=second).order_by("id").values_list("id")[0][0]
+    boom = ExpressionWrapper(Value(100) / (F("id") - pivot), output_field=IntegerField())
+    first, failing = _day_query(FIRST), _day_query(second, ratio=boom)
+    assert len(_ids(pg_reader.read(first, lambda: failing))) == 40
+    with pytest.raises(Exception, match="division by zero"):
+        _ids(pg_reader.read(failing))
+    assert _fetch_threads() == [] and _open_cursors(pg_reader) == 0
+    assert len(_ids(pg_reader.read(_day_query(second)))) == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_next_day_left_unread_is_ended(pg_reader: Any) -> None:
+    """Started ahead, then not read (another query, the reader closed, or this day's read
+    left after its last FETCH): the FETCH ends, its cursor is closed, the thread joined."""
+    days = [FIRST + datetime.timedelta(days=i) for i in range(3)]
+    one, two, three = (_day_query(day) for day in days)
+    assert len(_ids(pg_reader.read(one, lambda: two))) == 40
+    assert _ahead_started(pg_reader, two)
+    assert len(_ids(pg_reader.read(three))) == 40  # not the one started: it is ended first
+    assert _fetch_threads() == [] and _open_cursors(pg_reader) == 0
+    pieces = pg_reader.read(one, lambda: two)
+    assert [next(pieces)[1] for _ in range(5)] == [2, 4, 8, 16, 10]  # the last: two started
+    pieces.close()
+    assert pg_reader._ahead is None
+    assert _fetch_threads() == [] and _open_cursors(pg_reader) == 0
+    assert len(_ids(pg_reader.read(one, lambda: two))) == 40
+    pg_reader.close()
+    assert _fetch_threads() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_get_queryset_failing_ahead_is_that_days_error(
+    duckdb_warehouse: Warehouse, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next day's queryset is built while this day is read: its failure is still told as
+    that day's, and the batch writes nothing (PostgreSQL: built ahead; elsewhere as before)."""
+    add_readings()
+    after = datetime.datetime.combine(FIRST, datetime.time(), PARIS)
+    monkeypatch.setattr(ReadingExtractor, "raise_after", after)
+    create_tables(duckdb_warehouse, ReadingExtractor)
+    (result,) = run(settings, duckdb_warehouse, ARROW).results
+    second = FIRST + datetime.timedelta(days=1)
+    assert result.error == (
+        f"{ARROW}: day {second.isoformat()}: get_queryset() raised LookupError: no such thing"
+    )
+    assert table_rows(duckdb_warehouse, "reading") == []

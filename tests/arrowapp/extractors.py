@@ -41,6 +41,8 @@ class ReadingExtractor(QuerySetExtractor[ReadingRow]):
     mode: ClassVar[str] = ""
     #: The database alias read (a test adds a SQLite file of its own).
     using: ClassVar[str] = "default"
+    #: get_queryset raises for the days starting after this moment.
+    raise_after: ClassVar[datetime.datetime | None] = None
 
     def get_dataclass(self) -> type[ReadingRow]:
         return ReadingRow
@@ -51,7 +53,7 @@ class ReadingExtractor(QuerySetExtractor[ReadingRow]):
     def get_queryset(
         self, date_start: datetime.datetime, date_end: datetime.datetime
     ) -> QuerySet[Any, Any]:
-        if self.mode == "raise":
+        if self.mode == "raise" or (self.raise_after and date_start > self.raise_after):
             raise LookupError("no such thing")
         if self.mode == "early":
             date_start -= datetime.timedelta(hours=2)
