@@ -818,7 +818,7 @@ class _WrittenBlocks:
         if cached <= bound:
             return
         target = used - cached + bound
-        self.con.execute(f"SET memory_limit = '{target // 1024}KiB'")
+        self.con.execute("SET memory_limit = ?", [f"{target // 1024}KiB"])
         if self.memory_limit is None:
             self.con.execute("RESET memory_limit")
         else:
