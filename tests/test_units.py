@@ -148,6 +148,19 @@ def other_table_unit(run: str, first: datetime.date, last: datetime.date, forced
     )
 
 
+def emptied(project: DuckDBWarehouse) -> None:
+    """No exported row, ledger entry or unit: each hypothesis example starts afresh."""
+    import duckdb
+
+    con = duckdb.connect(str(project.path))
+    try:
+        for table in ("event_row", "smolqwery_ledger"):
+            con.execute(f"DELETE FROM {project.qualified_name(table)}")
+    finally:
+        con.close()
+    ExportUnit.objects.all().delete()
+
+
 spans = st.tuples(st.integers(0, len(DAYS) - 1), st.integers(0, 3)).map(
     lambda t: (DAYS[t[0]], DAYS[min(t[0] + t[1], len(DAYS) - 1)])
 )
@@ -168,15 +181,7 @@ spans = st.tuples(st.integers(0, len(DAYS) - 1), st.integers(0, 3)).map(
 def test_any_units_any_order_any_repeats_leave_one_copy(
     project: DuckDBWarehouse, runs: list[tuple[str, tuple[datetime.date, datetime.date], bool]]
 ) -> None:
-    import duckdb
-
-    con = duckdb.connect(str(project.path))
-    try:
-        for table in ("event_row", "smolqwery_ledger"):
-            con.execute(f"DELETE FROM {project.qualified_name(table)}")
-    finally:
-        con.close()
-    ExportUnit.objects.all().delete()
+    emptied(project)
     covered: set[datetime.date] = set()
     with at(NOW):
         for run, (first, last), forced in runs:
@@ -206,17 +211,9 @@ def test_queued_plans_delivered_in_any_order_export_every_asked_day_once(
     """Plans recorded one after another while a queue delivers their units late, early or in
     any order: every day asked is exported once, and every day a plan forced is replaced by a
     forced unit that ran (its own, or a later plan's that superseded it)."""
-    import duckdb
-
     from smolqwery.units import record_units, run_unit_by_id
 
-    con = duckdb.connect(str(project.path))
-    try:
-        for table in ("event_row", "smolqwery_ledger"):
-            con.execute(f"DELETE FROM {project.qualified_name(table)}")
-    finally:
-        con.close()
-    ExportUnit.objects.all().delete()
+    emptied(project)
     asked: set[datetime.date] = set()
     forced_asked: set[datetime.date] = set()
     queue: list[str] = []
