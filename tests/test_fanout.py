@@ -172,14 +172,7 @@ def test_the_same_message_delivered_twice_leaves_one_copy(
         ),
         "both copies of every message",
     )
-    with scenario.warehouse() as wh:
-        for table in ("fan_event_1", "fan_event_2"):
-            rows = fetch_rows(wh, table)
-            assert (
-                len(rows)
-                == len({r["id"] for r in rows})
-                == sum(len(e) for e in scenario.expected.values())
-            )
+    _exactly_once(scenario, ("fan_event_1", "fan_event_2"))
     assert len(units(scenario)) == 4
     assert {a for _, _, a, _ in units(scenario)} == {1}  # each unit ran once, then was skipped
     # Nobody waited (cron's --enqueue): the worker that finished the last unit recorded the run.
@@ -281,14 +274,7 @@ def test_the_same_units_run_as_django_tasks(crash_scenarios: ScenarioFactory) ->
     result = scenario.run("--enqueue", "--wait", "--wait-timeout=30", "--no-progress")
     assert result.returncode == 0, result.describe()
     assert {s for *_, s in units(scenario)} == {"done"} and len(units(scenario)) == 4
-    with scenario.warehouse() as wh:
-        for table in ("fan_event_1", "fan_event_2"):
-            rows = fetch_rows(wh, table)
-            assert (
-                len(rows)
-                == len({r["id"] for r in rows})
-                == sum(len(e) for e in scenario.expected.values())
-            )
+    _exactly_once(scenario, ("fan_event_1", "fan_event_2"))
 
 
 # -- operations: the broker down when publishing, a busy table, following a run later ---------
