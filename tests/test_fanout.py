@@ -245,9 +245,9 @@ def test_jobs_runs_units_in_local_processes_on_one_duckdb_file(
     result = scenario.run("--jobs=3", "--no-progress")
     assert result.returncode == 0, result.stderr[:6000]
     # Each table's days to export first, as an in-process run says them.
-    assert sum(
-        f": {DAYS} day(s) to export" in line for line in result.stdout.splitlines()
-    ) == len(EXTRACTORS), result.stdout
+    assert sum(f": {DAYS} day(s) to export" in line for line in result.stdout.splitlines()) == len(
+        EXTRACTORS
+    ), result.stdout
     # The summary's seconds are the units' own (they were 0.0 for units run elsewhere).
     lines = [line.split() for line in result.stdout.splitlines() if " success " in line]
     assert len(lines) == len(EXTRACTORS) and all(float(f[-1]) > 0 for f in lines), result.stdout
