@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 from django.db import connection, connections
+from django.db.models import F
 
 from smolqwery.arrow_source import numbered_placeholders
 from smolqwery.runner import export
@@ -149,6 +151,113 @@ def test_a_sqlite_file_is_read_through_adbc(
     caplog.set_level(logging.DEBUG, logger="smolqwery.arrow_source")
     _same_tables(duckdb_warehouse, settings, sqlite_file)
     assert paths_used(caplog) == {"adbc"}
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    strict=True,
+    reason="newcomer-qs: ADBC's SQLite connection lacks the functions Django registers on its "
+    "own (django_datetime_cast_date...): 'no such function'; auto should read such a query "
+    "through Django's cursor. Remove this marker with the fix.",
+)
+def test_a_sqlite_file_queryset_calling_djangos_sqlite_functions_is_read(
+    duckdb_warehouse: Warehouse,
+    settings: Any,
+    sqlite_file: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``__date`` lookup (as TruncDate, ExtractHour, ``__year``...) is SQL calling a Python
+    function that Django registers on its own SQLite connection: a common queryset, exported
+    like any other."""
+    monkeypatch.setattr(ReadingExtractor, "mode", "date_lookup")
+    _same_tables(duckdb_warehouse, settings, sqlite_file)
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    strict=True,
+    condition=django.VERSION >= (5, 2),
+    reason="newcomer-qs: compile_queryset assumes fields before annotations; Django 5.2 selects "
+    "values_list()'s columns in the order given. Remove this marker with the fix.",
+)
+def test_values_list_in_dataclass_order_gives_each_field_its_own_column(
+    duckdb_warehouse: Warehouse, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``.annotate(...).values_list(<the dataclass's fields>)``, fields and annotations
+    interleaved, writes what ``.values(*fields, **annotations)`` writes."""
+    monkeypatch.setattr(ReadingExtractor, "mode", "values_list")
+    monkeypatch.setattr(ReadingRowsExtractor, "mode", "")
+    _same_tables(duckdb_warehouse, settings)
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    strict=True,
+    condition=django.VERSION >= (5, 2),
+    reason="newcomer-qs: compile_queryset assumes extra(select=), then fields, then "
+    "annotations; Django 5.2 selects them in the order given. Remove this marker with the fix.",
+)
+def test_each_name_reads_the_column_django_selects_under_it() -> None:
+    """Two integer columns swapped would be written without a refusal: the positions must be
+    those of Django's SELECT list (``extra(select=)`` and interleaved ``values_list()``)."""
+    from smolqwery.queryset_extractor import compile_queryset
+
+    add_readings()
+    readings = Reading.objects.filter(user_id__lt=10**6).order_by("id")
+    shapes = [
+        readings.annotate(bucket=F("user_id") % 7).values_list("user_id", "bucket", "id"),
+        readings.extra(select={"bucket": "id + 1"}).values_list("user_id", "bucket", "id"),
+    ]
+    for queryset in shapes:
+        names = ["id", "bucket", "user_id"]
+        compiled = compile_queryset(queryset, names)
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, compiled.params)
+            read = [tuple(row[p] for p in compiled.positions) for row in cursor.fetchall()]
+        assert read == [(i, bucket, user) for user, bucket, i in queryset]
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    strict=True,
+    reason="newcomer-qs: the DB-API path casts Decimal to float64 in Arrow, which is not "
+    "correctly rounded when the column's scale exceeds the value's (0.11099999999999999 for "
+    "0.111). Remove this marker with the fix.",
+)
+def test_a_float_field_over_a_numeric_expression_is_the_float_of_djangos_decimal() -> None:
+    """``ExpressionWrapper(<NUMERIC> / 3000, output_field=FloatField())``: PostgreSQL gives
+    a NUMERIC whose scale varies with the value, Django ``float(value)``; so must the DB-API
+    path (the one of a queryset with a Decimal parameter, or inside a transaction)."""
+    from django.db.models import DecimalField, ExpressionWrapper, FloatField
+    from django.db.models.functions import Cast
+
+    from smolqwery.arrow_source import SourceReader
+    from smolqwery.queryset_extractor import compile_queryset
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's NUMERIC division")
+    add_readings()
+    queryset = (
+        Reading.objects.filter(user_id__lt=10**6)
+        .order_by("id")
+        .values(
+            ratio=ExpressionWrapper(
+                Cast("user_id", DecimalField(max_digits=20, decimal_places=1)) / 3000,
+                output_field=FloatField(),
+            )
+        )
+    )
+    expected = [float(row["ratio"]) for row in queryset]
+    reader = SourceReader("dbapi")
+    try:
+        read = [
+            value
+            for columns, _ in reader.read(compile_queryset(queryset, ["ratio"]))
+            for value in (columns[0] if isinstance(columns[0], list) else columns[0].to_pylist())
+        ]
+    finally:
+        reader.close()
+    assert read == expected
 
 
 @pytest.mark.django_db
