@@ -76,8 +76,14 @@ def compile_queryset(queryset: QuerySet[Any, Any], names: Sequence[str]) -> Comp
                 ".values('is_staff', timestamp=F('date_joined')))"
             ) from exc
     query = queryset.query
-    # The order in which Django selects them (ValuesIterable reads rows by these names).
-    selected = [*query.extra_select, *query.values_select, *query.annotation_select]
+    # The order of Django's SELECT list: Django 5.2+ records it (values_list() and extra()
+    # columns in the order given); before, extra(select=), then fields, then annotations.
+    order = getattr(query, "selected", None)
+    selected = (
+        list(order)
+        if order
+        else [*query.extra_select, *query.values_select, *query.annotation_select]
+    )
     if sorted(selected) != sorted(names):
         raise QueryShapeError(
             f"get_queryset() selects {selected}, the dataclass declares {list(names)}: "

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import django
 import pytest
 from django.db import connection, connections
 from django.db.models import F
@@ -174,12 +173,6 @@ def test_a_sqlite_file_queryset_calling_djangos_sqlite_functions_is_read(
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    condition=django.VERSION >= (5, 2),
-    reason="newcomer-qs: compile_queryset assumes fields before annotations; Django 5.2 selects "
-    "values_list()'s columns in the order given. Remove this marker with the fix.",
-)
 def test_values_list_in_dataclass_order_gives_each_field_its_own_column(
     duckdb_warehouse: Warehouse, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,12 +184,6 @@ def test_values_list_in_dataclass_order_gives_each_field_its_own_column(
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    condition=django.VERSION >= (5, 2),
-    reason="newcomer-qs: compile_queryset assumes extra(select=), then fields, then "
-    "annotations; Django 5.2 selects them in the order given. Remove this marker with the fix.",
-)
 def test_each_name_reads_the_column_django_selects_under_it() -> None:
     """Two integer columns swapped would be written without a refusal: the positions must be
     those of Django's SELECT list (``extra(select=)`` and interleaved ``values_list()``)."""
