@@ -347,6 +347,8 @@ def test_a_date_aggregated_queryset_writes_what_the_row_path_writes(
     with at(datetime.datetime.combine(after + datetime.timedelta(days=1), datetime.time(3), PARIS)):
         results = export(date_from=after, date_to=after, warehouse=duckdb_warehouse).results
     assert all(r.failed and "exactly one row per day" in r.error for r in results)
+    arrow = next(r for r in results if r.extractor == DAILY)
+    assert "get_queryset() returned 0 (a day without source rows has no group" in arrow.error
 
 
 def _pg_read(reader: Any, queryset: Any, names: list[str]) -> Iterator[tuple[list[Any], int]]:
