@@ -113,7 +113,7 @@ class QuerySetExtractor(BaseExtractor[D]):
     selects the fields by name). Each field's value is what Django gives for that column.
 
     ``extract()`` is implemented too (the row path, one dataclass per row), so everything that
-    reads rows — ``smolqwery_extract --dry-run``, 0.1.3 code calling ``extract()`` — works.
+    reads rows — ``read_as = "rows"``, 0.1.3 code calling ``extract()`` — works.
     """
 
     #: How the export reads the queryset: ``"auto"`` (ADBC on PostgreSQL and SQLite files,
