@@ -85,9 +85,13 @@ def compile_queryset(queryset: QuerySet[Any, Any], names: Sequence[str]) -> Comp
         else [*query.extra_select, *query.values_select, *query.annotation_select]
     )
     if sorted(selected) != sorted(names):
+        missing = [name for name in names if name not in selected]
+        extra = [name for name in selected if name not in names]
         raise QueryShapeError(
-            f"get_queryset() selects {selected}, the dataclass declares {list(names)}: "
-            "select exactly the dataclass's fields (values()/values_list() with annotations)"
+            f"get_queryset() selects {selected}, the dataclass declares {list(names)}"
+            + (f"; missing: {missing}" if missing else "")
+            + (f"; not in the dataclass: {extra}" if extra else "")
+            + ": select exactly the dataclass's fields (values()/values_list() with annotations)"
         )
     compiler = query.get_compiler(using=queryset.db)
     try:

@@ -292,6 +292,7 @@ def test_a_queryset_of_other_columns_or_a_raising_one_is_the_extractors_error(
     (result,) = run(settings, duckdb_warehouse, ARROW).results
     assert result.failed
     assert "get_queryset() selects ['user_id', 'score'], the dataclass declares" in result.error
+    assert "; missing: ['timestamp', 'ok', 'label', 'price', 'taken_on', 'bucket']:" in result.error
     monkeypatch.setattr(ReadingExtractor, "mode", "raise")
     (result,) = run(settings, duckdb_warehouse, ARROW).results
     assert result.error == (
@@ -305,6 +306,8 @@ def test_a_model_queryset_without_the_dataclass_fields_says_how_to_select_them()
     with pytest.raises(QueryShapeError, match=r"return \.values\(\) naming each of them") as info:
         compile_queryset(Reading.objects.all(), ["timestamp", "score"])
     assert "returned Reading objects" in str(info.value) and "'timestamp'" in str(info.value)
+    with pytest.raises(QueryShapeError, match=r"; missing: \['ok'\]; not in the dataclass: "):
+        compile_queryset(Reading.objects.values("user_id", "title"), ["user_id", "ok"])
 
 
 def test_placeholders_follow_djangos_format_paramstyle() -> None:
