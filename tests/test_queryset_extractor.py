@@ -247,6 +247,44 @@ def test_a_float_field_over_a_numeric_expression_is_the_float_of_djangos_decimal
     assert read == expected
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xfail(
+    strict=True,
+    reason="newcomer-qs: the ADBC connection keeps the server's TimeZone where Django sets "
+    "its connection's (UTC): SQL depending on the session's time zone (a timestamptz cast to "
+    "date or text) reads other values. Remove this marker with the fix.",
+)
+def test_adbc_reads_in_the_session_time_zone_django_sets() -> None:
+    """A database whose default TimeZone is not UTC (initdb takes the system's): ``Cast(
+    "created_at", DateField())`` gives what Django gives, the UTC date."""
+    from django.db.models import DateField
+    from django.db.models.functions import Cast
+
+    from smolqwery.arrow_source import SourceReader
+    from smolqwery.queryset_extractor import compile_queryset
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's session TimeZone")
+    add_readings()
+    name = connection.settings_dict["NAME"]
+    queryset = Reading.objects.order_by("id").values(day=Cast("created_at", DateField()))
+    expected = [row["day"] for row in queryset]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER DATABASE \"{name}\" SET timezone = 'America/New_York'")
+    reader = SourceReader("adbc")
+    try:
+        read = [
+            value
+            for columns, _ in reader.read(compile_queryset(queryset, ["day"]))
+            for value in (columns[0] if isinstance(columns[0], list) else columns[0].to_pylist())
+        ]
+    finally:
+        reader.close()
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{name}" RESET timezone')
+    assert read == expected
+
+
 @pytest.mark.django_db
 def test_the_parquet_load_into_bigquery_carries_the_same_rows(
     bigquery_warehouse: Warehouse, settings: Any
