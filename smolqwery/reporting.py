@@ -143,6 +143,15 @@ class RichProgress(Progress):
             current = self.bar.tasks[task].fields.get("rows", 0)
             self.bar.update(task, advance=1, rows=current + rows)
 
+    def batch_done(
+        self, name: str, table: str, first: datetime.date, last: datetime.date, rows: int
+    ) -> None:
+        # Units run elsewhere (--jobs, --enqueue --wait) report batches, not days.
+        task = self.tasks.get(name)
+        if task is not None:
+            current = self.bar.tasks[task].fields.get("rows", 0)
+            self.bar.update(task, advance=(last - first).days + 1, rows=current + rows)
+
     def extractor_finished(self, result: ExtractorResult) -> None:
         task = self.tasks.get(result.extractor)
         if task is not None:

@@ -570,3 +570,124 @@ def test_a_get_queryset_failing_ahead_is_that_days_error(
         f"{ARROW}: day {second.isoformat()}: get_queryset() raised LookupError: no such thing"
     )
     assert table_rows(duckdb_warehouse, "reading") == []
+
+
+# -- SQLite: each next batch read in a thread, the next day run ahead ----------------------
+
+
+def _read_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("smolqwery-read")]
+
+
+@pytest.fixture
+def sqlite_reader(sqlite_file: str) -> Iterator[Any]:
+    """A reader of batches of 8 rows (a day: 5 batches) over a SQLite file's readings."""
+    from smolqwery.arrow_source import SourceReader
+
+    add_readings(sqlite_file)
+    reader = SourceReader("adbc", fetch_rows=8)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _file_day_query(alias: str, day: datetime.date, **annotations: Any) -> Any:
+    from smolqwery.queryset_extractor import compile_queryset
+
+    rows = Reading.objects.using(alias).filter(taken_on=day).order_by("id")
+    return compile_queryset(rows.values("id", **annotations), ["id", *annotations])
+
+
+def _overflow_at(alias: str, day: datetime.date, row: int) -> Any:
+    """``id`` of a day's query, and a column that fails at its ``row``-th row (SQLite's
+    ``abs()`` of the smallest integer: "integer overflow"), the value a parameter."""
+    from django.db.models import Case, IntegerField, Value, When
+    from django.db.models.expressions import RawSQL
+
+    pivot = Reading.objects.using(alias).filter(taken_on=day).order_by("id")[row].id
+    boom = RawSQL("abs(%s)", (-(2**63),), output_field=IntegerField())
+    failing = Case(When(id=pivot, then=boom), default=Value(1), output_field=IntegerField())
+    return _file_day_query(alias, day, flag=failing)
+
+
+@pytest.mark.django_db
+def test_sqlite_reads_every_row_once_in_order_the_next_day_run_ahead(
+    sqlite_reader: Any, sqlite_file: str
+) -> None:
+    """While a day's batches are used, the thread reads the next batch; once the day is read
+    it runs the next day's query, which the next read takes over."""
+    days = [FIRST + datetime.timedelta(days=i) for i in range(3)]
+    queries = [_file_day_query(sqlite_file, day) for day in days]
+    asked: list[int] = []
+
+    def following(index: int) -> Any:
+        asked.append(index)
+        return queries[index] if index < len(queries) else None
+
+    read: list[int] = []
+    for index, query in enumerate(queries):
+        pieces = list(sqlite_reader.read(query, lambda i=index + 1: following(i)))  # type: ignore[misc]
+        assert [count for _, count in pieces] == [8] * 5
+        read += [i for columns, _ in pieces for i in columns[0].to_pylist()]
+        if index + 1 < len(queries):
+            ahead = sqlite_reader._ahead
+            assert ahead.query is queries[index + 1] and ahead.reader is not None
+        assert _read_threads() != []  # the reader's thread lives as long as the reader
+    assert asked == [1, 2, 3]
+    assert read == list(
+        Reading.objects.using(sqlite_file).order_by("id").values_list("id", flat=True)
+    )
+    assert sqlite_reader._ahead is None
+    sqlite_reader.close()
+    assert _read_threads() == []
+
+
+@pytest.mark.django_db
+def test_sqlite_a_query_failing_mid_stream_fails_the_read_after_the_rows_before(
+    sqlite_reader: Any, sqlite_file: str
+) -> None:
+    """Row 20 fails, in the thread: the read raises after the rows before it were used, and
+    the next read works."""
+    seen = 0
+    with pytest.raises(Exception, match="integer overflow"):
+        for _columns, count in sqlite_reader.read(_overflow_at(sqlite_file, FIRST, 20)):
+            seen += count
+    assert seen == 16
+    assert len(_ids(sqlite_reader.read(_file_day_query(sqlite_file, FIRST)))) == 40
+
+
+@pytest.mark.django_db
+def test_sqlite_a_next_day_failing_ahead_is_that_days_error(
+    sqlite_reader: Any, sqlite_file: str
+) -> None:
+    """The next day fails at its first row, run ahead: this day reads whole, the error is the
+    next day's read's, and the reader goes on."""
+    second = FIRST + datetime.timedelta(days=1)
+    first, failing = _file_day_query(sqlite_file, FIRST), _overflow_at(sqlite_file, second, 0)
+    assert len(_ids(sqlite_reader.read(first, lambda: failing))) == 40
+    assert sqlite_reader._ahead.query is failing and sqlite_reader._ahead.error is not None
+    with pytest.raises(Exception, match="integer overflow"):
+        _ids(sqlite_reader.read(failing))
+    assert sqlite_reader._ahead is None
+    assert len(_ids(sqlite_reader.read(_file_day_query(sqlite_file, second)))) == 40
+
+
+@pytest.mark.django_db
+def test_sqlite_a_read_left_early_or_a_next_day_left_unread_frees_everything(
+    sqlite_reader: Any, sqlite_file: str
+) -> None:
+    days = [FIRST + datetime.timedelta(days=i) for i in range(3)]
+    one, two, three = (_file_day_query(sqlite_file, day) for day in days)
+    pieces = sqlite_reader.read(one, lambda: two)
+    assert [next(pieces)[1] for _ in range(2)] == [8, 8]
+    pieces.close()  # the batch read ahead is awaited; two was never run
+    assert sqlite_reader._ahead is None
+    assert len(_ids(sqlite_reader.read(one, lambda: two))) == 40
+    started = sqlite_reader._ahead
+    assert started.query is two and started.reader is not None
+    assert len(_ids(sqlite_reader.read(three))) == 40  # not the one run ahead: it is ended
+    assert started.reader is None and started.cursor is None
+    assert sqlite_reader._ahead is None
