@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: How the export reads a queryset extractor (see :attr:`QuerySetExtractor.read_as`).
 Reader = Literal["auto", "adbc", "dbapi"]
+#: Every value of :attr:`QuerySetExtractor.read_as` (``manage.py check`` refuses others).
+READ_AS = ("auto", "adbc", "dbapi", "rows")
 
 __all__ = ["CompiledQuery", "QuerySetExtractor", "QueryShapeError", "compile_queryset"]
 
