@@ -195,7 +195,12 @@ def normalise(
         if pa.types.is_integer(typ):
             return pc.not_equal(array, pa.scalar(0, typ))
     elif kind == "FloatField":
-        if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+        if pa.types.is_decimal(typ):
+            # Django gives float(Decimal): the nearest double. Arrow's decimal cast is not
+            # always that (0.11099999999999999 for 0.111 at a larger scale); its parse of
+            # the exact decimal text is.
+            return pc.cast(pc.cast(array, pa.string()), pa.float64())
+        if pa.types.is_integer(typ) or pa.types.is_floating(typ):
             return pc.cast(array, pa.float64())
     elif kind.endswith("IntegerField") or kind.endswith("AutoField"):
         if pa.types.is_integer(typ):
@@ -340,8 +345,6 @@ class SourceReader:
             return
         connection = connections[query.using]
         adbc = self._adbc_connection(connection, query)
-        self.last_path = "adbc" if adbc is not None else "dbapi"
-        logger.debug("%s: read through %s", query.using, self.last_path)
         if adbc is not None:
             yield from self._read_adbc(adbc, connection, query, following)
         else:
@@ -399,9 +402,14 @@ class SourceReader:
             # A query with parameters cannot be a COPY, and ADBC then keeps its whole result
             # in memory (a day: +210 MB for 1M rows). A server-side cursor keeps the
             # parameters bound and hands the rows over in FETCHes of bounded size.
+            self._took("adbc", query)
             yield from self._read_pg_cursor(adbc, connection, query, params, following)
             return
         yield from self._read_sqlite(adbc, connection, query, following)
+
+    def _took(self, path: str, query: CompiledQuery) -> None:
+        self.last_path = path
+        logger.debug("%s: read through %s", query.using, path)
 
     def _cursor_name(self) -> str:
         self._cursors += 1
@@ -540,6 +548,16 @@ class SourceReader:
             day.start(adbc, self.fetch_rows)
         else:
             logger.debug("%s: the query was run ahead", query.using)
+        if _calls_djangos_functions(day.error):
+            # Django's SQLite connection has Python functions of its own (``__date``,
+            # TruncDay, ``__year``, ``__regex``... call them): its cursor runs this query.
+            why = f"the query calls a function only Django's connection has ({day.error})"
+            if self.reader == "adbc":
+                raise SmolqweryError(f"cannot read through ADBC: {why}")
+            logger.debug("reading %s through the DB-API cursor: %s", query.using, why)
+            yield from self._read_dbapi(connection, query)
+            return
+        self._took("adbc", query)
         successor: _SqliteDay | None = None
         pending: Future[pa.RecordBatch | None] | None = None
         try:
@@ -582,6 +600,7 @@ class SourceReader:
     def _read_dbapi(
         self, connection: BaseDatabaseWrapper, query: CompiledQuery
     ) -> Iterator[tuple[list[Column], int]]:
+        self._took("dbapi", query)
         connection.ensure_connection()
         if connection.vendor == "mysql":
             # MySQLdb's default cursor keeps the whole result in memory: stream it instead.
@@ -712,6 +731,12 @@ class _PgChain:
         self.finish(self.first)
 
 
+def _calls_djangos_functions(error: BaseException | None) -> bool:
+    """Whether SQLite refused a query for a function it lacks: one Django defines on its own
+    connection (``django_date_trunc``, ``LPAD``, ``REGEXP``, ``SHA1``...), most likely."""
+    return error is not None and "no such function:" in str(error)
+
+
 class _SqliteDay:
     """One query read through ADBC's SQLite driver: its statement and result, used by one
     thread at a time (the reader's thread while a read is under way)."""
@@ -828,7 +853,15 @@ def _adbc_connect(connection: BaseDatabaseWrapper) -> Any:
     if connection.vendor == "postgresql":
         import adbc_driver_postgresql.dbapi
 
-        return adbc_driver_postgresql.dbapi.connect(_conninfo(connection.settings_dict))
+        adbc = adbc_driver_postgresql.dbapi.connect(_conninfo(connection.settings_dict))
+        # The session's TimeZone Django sets on its own connection (UTC with USE_TZ): SQL that
+        # depends on it (a timestamptz cast to date) must read what Django would. Committed:
+        # a later rollback (a failed read) must not take it back.
+        with adbc.cursor() as cursor:
+            cursor.execute("SELECT set_config('TimeZone', $1, false)", (_source_zone(connection),))
+            cursor.fetchall()
+        adbc.commit()
+        return adbc
     import adbc_driver_sqlite.dbapi
 
     return adbc_driver_sqlite.dbapi.connect(str(connection.settings_dict["NAME"]))

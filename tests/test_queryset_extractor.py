@@ -153,23 +153,35 @@ def test_a_sqlite_file_is_read_through_adbc(
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="newcomer-qs: ADBC's SQLite connection lacks the functions Django registers on its "
-    "own (django_datetime_cast_date...): 'no such function'; auto should read such a query "
-    "through Django's cursor. Remove this marker with the fix.",
-)
 def test_a_sqlite_file_queryset_calling_djangos_sqlite_functions_is_read(
     duckdb_warehouse: Warehouse,
     settings: Any,
     sqlite_file: str,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A ``__date`` lookup (as TruncDate, ExtractHour, ``__year``...) is SQL calling a Python
     function that Django registers on its own SQLite connection: a common queryset, exported
-    like any other."""
+    like any other (through Django's cursor; ADBC asked for says why it cannot)."""
+    from smolqwery.arrow_source import SourceReader
+    from smolqwery.errors import SmolqweryError
+    from smolqwery.queryset_extractor import compile_queryset
+
     monkeypatch.setattr(ReadingExtractor, "mode", "date_lookup")
+    caplog.set_level(logging.DEBUG, logger="smolqwery.arrow_source")
     _same_tables(duckdb_warehouse, settings, sqlite_file)
+    assert paths_used(caplog) == {"dbapi"}
+    assert "only Django's connection has" in caplog.text
+    start = datetime.datetime.combine(FIRST, datetime.time(), PARIS)
+    extractor = ReadingExtractor()
+    queryset = extractor.get_queryset(start, start + datetime.timedelta(days=1))
+    query = compile_queryset(queryset, extractor.get_field_names())
+    reader = SourceReader("adbc")
+    try:
+        with pytest.raises(SmolqweryError, match=r"cannot read through ADBC: .*no such function"):
+            list(reader.read(query))
+    finally:
+        reader.close()
 
 
 @pytest.mark.django_db
@@ -205,12 +217,6 @@ def test_each_name_reads_the_column_django_selects_under_it() -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="newcomer-qs: the DB-API path casts Decimal to float64 in Arrow, which is not "
-    "correctly rounded when the column's scale exceeds the value's (0.11099999999999999 for "
-    "0.111). Remove this marker with the fix.",
-)
 def test_a_float_field_over_a_numeric_expression_is_the_float_of_djangos_decimal() -> None:
     """``ExpressionWrapper(<NUMERIC> / 3000, output_field=FloatField())``: PostgreSQL gives
     a NUMERIC whose scale varies with the value, Django ``float(value)``; so must the DB-API
@@ -248,12 +254,6 @@ def test_a_float_field_over_a_numeric_expression_is_the_float_of_djangos_decimal
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="newcomer-qs: the ADBC connection keeps the server's TimeZone where Django sets "
-    "its connection's (UTC): SQL depending on the session's time zone (a timestamptz cast to "
-    "date or text) reads other values. Remove this marker with the fix.",
-)
 def test_adbc_reads_in_the_session_time_zone_django_sets() -> None:
     """A database whose default TimeZone is not UTC (initdb takes the system's): ``Cast(
     "created_at", DateField())`` gives what Django gives, the UTC date."""
