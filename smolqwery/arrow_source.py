@@ -25,6 +25,7 @@ import datetime
 import decimal
 import logging
 import operator
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union
 
@@ -459,21 +460,30 @@ class SourceReader:
             if ahead is not None:  # pragma: no cover - read() ended it already
                 ahead.end()
             chain = _PgChain.start(adbc, query, self._cursor_name(), params, max(1, size // 8))
-        pending: Fetched | None = chain.first
+        # FETCHes under way (each with the rows it asks for), two ahead of the one used: the
+        # fetch thread runs the next as soon as one is back, the decode thread decodes it.
+        pending: deque[tuple[Fetched, int]] = deque([(chain.first, chain.asked)])
+        asked = chain.asked
+
+        def fetch_more() -> None:
+            nonlocal asked
+            asked = min(2 * asked, size)
+            pending.append((chain.fetch(asked), asked))
+
         decoding: Future[list[pa.RecordBatch]] | None = None
-        number, asked = chain.number, chain.asked
         handed: _PgChain | None = None  # the next query's, once started
         try:
-            while pending is not None:
-                current, pending = pending, None
+            fetch_more()  # a small day's rows come in the first FETCH: this one is then empty
+            while pending:
+                current, this = pending.popleft()
                 try:
                     decoded, count = current.result()
                 except BaseException:
                     chain.failed = True
                     raise
-                this, number, asked = asked, number + 1, min(2 * asked, size)
                 # ADBC reports the rows of a FETCH (-1 if a driver did not): fewer than asked
-                # is the last of them, and the next query can start at once.
+                # is the last of them, and the next query can start at once (after the FETCH
+                # already asked for, which finds no row).
                 last = 0 <= count < this
                 following_query = following() if last and following is not None else None
                 if following_query is not None and self._can_follow(connection, following_query):
@@ -481,13 +491,10 @@ class SourceReader:
                         following_query,
                         self._cursor_name(),
                         _adbc_params(following_query.params),
-                        number,
                         max(1, size // 8),
                     )
                 elif not last:
-                    # The next FETCH at once (when a driver does not tell the count, after the
-                    # last rows it is an empty one: cheap).
-                    pending = chain.fetch(number, asked)
+                    fetch_more()
                 decoding = decoded
                 try:
                     batches = decoded.result()
@@ -504,7 +511,7 @@ class SourceReader:
             if handed is not None:
                 self._ahead, handed = handed, None  # the next read takes the thread over
         finally:
-            chain.finish(pending, decoding)
+            chain.finish([fetched for fetched, _ in pending], decoding)
             if handed is not None:  # an error or an early exit: the next query is not read
                 handed.end()
 
@@ -631,8 +638,12 @@ class SourceReader:
 class _PgChain:
     """One query's server-side cursor on PostgreSQL, and what reads it: a thread that runs
     the FETCHes (and the next query's start), a thread that decodes each FETCH's result into
-    record batches, and two ADBC statements that alternate. A chain started for the next
+    record batches, and three ADBC statements taken in turn. A chain started for the next
     query shares them; its own :meth:`finish` or :meth:`end` frees them.
+
+    Three statements because a statement's result must be decoded (and closed) before the
+    statement runs again: the reader asks for each FETCH two ahead of the one it uses, once
+    it has the FETCH before that one decoded — so the statement three turns back is free.
     """
 
     def __init__(
@@ -642,9 +653,9 @@ class _PgChain:
         name: str,
         pool: ThreadPoolExecutor,
         decoder: ThreadPoolExecutor,
-        statements: tuple[Any, Any],
+        statements: tuple[Any, ...],
         first: Fetched,
-        number: int,
+        uses: int,
         asked: int,
     ) -> None:
         self.adbc = adbc
@@ -653,10 +664,11 @@ class _PgChain:
         self.pool = pool
         self.decoder = decoder
         self.statements = statements
-        #: The first FETCH (under way), run on ``statements[number % 2]``, of ``asked`` rows.
+        #: The first FETCH (under way), of ``asked`` rows.
         self.first = first
-        self.number = number
         self.asked = asked
+        #: How many times the statements were given work: the next takes ``uses % 3``.
+        self.uses = uses
         #: Whether a FETCH failed (the transaction is aborted: CLOSE would fail, and hide why).
         self.failed = False
         #: The next query's chain, sharing the thread and the statements (and closing this
@@ -667,7 +679,7 @@ class _PgChain:
     def start(cls, adbc: Any, query: CompiledQuery, name: str, params: Any, rows: int) -> _PgChain:
         from concurrent.futures import ThreadPoolExecutor
 
-        statements = (adbc.cursor(), adbc.cursor())
+        statements = (adbc.cursor(), adbc.cursor(), adbc.cursor())
         for statement in statements:
             statement.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
         pool = ThreadPoolExecutor(1, thread_name_prefix="smolqwery-fetch")
@@ -676,40 +688,43 @@ class _PgChain:
         first = pool.submit(
             _declare_and_fetch, statements[0], decoder, None, name, sql, params, rows
         )
-        return cls(adbc, query, name, pool, decoder, statements, first, 0, rows)
+        return cls(adbc, query, name, pool, decoder, statements, first, 1, rows)
 
-    def fetch(self, number: int, rows: int) -> Fetched:
-        return self.pool.submit(_fetch, self.statements[number % 2], self.decoder, self.name, rows)
+    def _statement(self) -> Any:
+        statement = self.statements[self.uses % len(self.statements)]
+        self.uses += 1
+        return statement
 
-    def follow(
-        self, query: CompiledQuery, name: str, params: Any, number: int, rows: int
-    ) -> _PgChain:
-        """Close this cursor and open ``query``'s, with its first FETCH, in the thread (this
-        cursor's last FETCH is back: nothing else of it runs)."""
+    def fetch(self, rows: int) -> Fetched:
+        return self.pool.submit(_fetch, self._statement(), self.decoder, self.name, rows)
+
+    def follow(self, query: CompiledQuery, name: str, params: Any, rows: int) -> _PgChain:
+        """Close this cursor and open ``query``'s, with its first FETCH, in the thread (after
+        this cursor's FETCHes under way, which find no more rows)."""
         sql = numbered_placeholders(query.sql, "$")
-        statement = self.statements[number % 2]
+        statement = self._statement()
         first = self.pool.submit(
             _declare_and_fetch, statement, self.decoder, self.name, name, sql, params, rows
         )
         self.successor = _PgChain(
-            self.adbc, query, name, self.pool, self.decoder, self.statements, first, number, rows
+            self.adbc, query, name, self.pool, self.decoder, self.statements, first, self.uses, rows
         )
         return self.successor
 
     def finish(
-        self, pending: Fetched | None, decoding: Future[list[pa.RecordBatch]] | None = None
+        self, pending: Sequence[Fetched], decoding: Future[list[pa.RecordBatch]] | None = None
     ) -> None:
-        """The read of this query ends: the FETCH in flight (``pending``) and the decoding
+        """The read of this query ends: the FETCHes in flight (``pending``) and the decoding
         under way end, then the cursor is closed and the threads and statements freed —
         unless a successor has them (it closes this cursor itself)."""
-        try:
-            if decoding is not None:
-                decoding.result()
-            if pending is not None:
-                pending.result()[0].result()
-        except Exception:  # the caller's error (or exit) is the one to tell
-            self.failed = True
-            logger.debug("the FETCH ahead failed as the read ended", exc_info=True)
+        for step in ([decoding] if decoding is not None else []) + list(pending):
+            try:
+                done = step.result()
+                if isinstance(done, tuple):  # a FETCH: its decoding too
+                    done[0].result()
+            except Exception:  # the caller's error (or exit) is the one to tell
+                self.failed = True
+                logger.debug("the FETCH ahead failed as the read ended", exc_info=True)
         if self.successor is not None:
             return
         try:
@@ -728,7 +743,7 @@ class _PgChain:
 
     def end(self) -> None:
         """This query is not read after all: its start ends, and everything is freed."""
-        self.finish(self.first)
+        self.finish([self.first])
 
 
 def _calls_djangos_functions(error: BaseException | None) -> bool:
