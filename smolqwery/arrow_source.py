@@ -51,9 +51,9 @@ Fetched: TypeAlias = "Future[tuple[Future[list[pa.RecordBatch]], int]]"
 #: Rows fetched per DB-API round trip (and per array built from them), per SQLite ADBC batch.
 FETCH_ROWS = 20_000
 #: The most rows per FETCH of PostgreSQL's server-side cursor through ADBC (the first FETCH
-#: of a query asks for 1/8 of it, each next one twice as many): two FETCHes are in memory at
-#: once (one read ahead), whatever the size of the day; the export's peak RSS did not move
-#: with the read ahead (bench/RESULTS.md).
+#: of a query asks for 1/8 of it, each next one twice as many): three FETCHes are in memory
+#: at once (two asked for ahead), whatever the size of the day; the export's peak RSS did not
+#: move with the reads ahead (bench/RESULTS.md).
 PG_FETCH_ROWS = 50_000
 #: Parameter types ADBC binds the way Django's own drivers do; anything else goes through the
 #: DB-API cursor.
@@ -436,16 +436,16 @@ class SourceReader:
         In a FETCH's round trip the client would idle while PostgreSQL produces the rows, and
         the server idle while the client decodes, checks and writes them. So three stages
         overlap (ADBC releases the GIL while it waits and while it decodes): a thread of ours
-        runs the next FETCH, on a second ADBC statement; a FETCH's result is whole in memory
-        once it returns, and another thread decodes it into record batches at once; this
-        thread normalises, and the caller checks and writes, the batches decoded before. One
-        FETCH ahead at most (the next one is asked for once this one is back): memory stays
-        about two FETCHes.
+        runs the FETCHes, one after the other; a FETCH's result is whole in memory once it
+        returns, and another thread decodes it into record batches at once; this thread
+        normalises, and the caller checks and writes, the batches decoded before. Each FETCH
+        is asked for two ahead of the one used, so the fetch thread never waits for the
+        reader: memory stays about three FETCHes.
 
         Once a FETCH brings fewer rows than asked (the last), the thread closes this cursor and
         opens the ``following`` query's, with its first FETCH, while the last rows are used:
-        the next day starts without a round trip (issue 16: ~23 ms a day). That is the one
-        FETCH ahead then; the thread, the statements and the FETCH under way are handed to the
+        the next day starts without a round trip (issue 16: ~23 ms a day). The thread, the
+        statements and that FETCH under way are handed to the
         next :meth:`read` of that query (whose error, if it fails, is that read's), or ended
         by :meth:`close` or by another read. Each statement is used by one thread at a time; a
         FETCH in flight always ends before its cursor is closed, on an error as on an early

@@ -253,18 +253,19 @@ def test_rows_are_produced_in_the_calling_thread(duckdb_warehouse: DuckDBWarehou
 
 
 def test_a_batch_keeps_no_chunk_alive_once_read(duckdb_warehouse: DuckDBWarehouse) -> None:
-    """Memory is bounded by one chunk, whatever the batch's size (issue 16): DuckDB keeps
-    objects registered in a transaction until it ends, so each chunk must not be registered."""
+    """Memory is bounded by one insert's rows, whatever the batch's size (issue 16): DuckDB
+    keeps objects registered in a transaction until it ends, so each group of chunks must not
+    be registered."""
     import pyarrow as pa
 
     from smolqwery.schema import arrow_schema
-    from smolqwery.warehouses.duckdb import _rescans_streams
+    from smolqwery.warehouses.duckdb import _INSERT_ROWS, _rescans_streams
 
     if not _rescans_streams():
         pytest.skip("DuckDB before 1.5 registers each chunk (the batch stays in memory)")
     day = datetime.date(2024, 5, 1)
     noon = datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.timezone.utc)
-    size, count = 20_000, 40  # 480 kB of Arrow buffers a chunk
+    size, count = 20_000, 60  # 480 kB of Arrow buffers a chunk; 1.2M rows, ~5 inserts
     schema = arrow_schema(TABLE)
     allocated: list[int] = []
 
@@ -278,7 +279,7 @@ def test_a_batch_keeps_no_chunk_alive_once_read(duckdb_warehouse: DuckDBWarehous
     rows = [{"timestamp": noon}] * (size * count)
     duckdb_warehouse.replace_days(make_batch(TABLE, day, rows=rows, chunks=chunks()))
     assert duckdb_warehouse.exported_days("events")[day].rows == size * count
-    assert max(allocated) - allocated[0] < 5 * size * 24
+    assert max(allocated) - allocated[0] < (_INSERT_ROWS + 4 * size) * 24  # one insert's rows
 
 
 def test_a_batch_keeps_no_written_block_cached(
@@ -293,8 +294,10 @@ def test_a_batch_keeps_no_written_block_cached(
     from smolqwery.schema import arrow_schema
     from smolqwery.warehouses import duckdb as backend
 
-    # A look after every chunk, and a small cache: the blocks of ~5 row groups exceed it.
-    monkeypatch.setattr(backend, "_TRIM_EVERY_CHUNKS", 1)
+    # An insert and a look after every chunk, and a small cache: the blocks of ~5 row groups
+    # exceed it.
+    monkeypatch.setattr(backend, "_INSERT_ROWS", 1)
+    monkeypatch.setattr(backend, "_TRIM_EVERY_ROWS", 1)
     monkeypatch.setattr(backend, "_WRITTEN_CACHE_BYTES", 1 << 20)
     table = TableSchema(
         name="measures",
