@@ -51,10 +51,14 @@ Fetched: TypeAlias = "Future[tuple[Future[list[pa.RecordBatch]], int]]"
 #: Rows fetched per DB-API round trip (and per array built from them), per SQLite ADBC batch.
 FETCH_ROWS = 20_000
 #: The most rows per FETCH of PostgreSQL's server-side cursor through ADBC (the first FETCH
-#: of a query asks for 1/8 of it, each next one twice as many): three FETCHes are in memory
-#: at once (two asked for ahead), whatever the size of the day; the export's peak RSS did not
-#: move with the reads ahead (bench/RESULTS.md).
+#: of a query asks for 1/8 of it, each next one twice as many): a few FETCHes are in memory
+#: at once (:data:`PG_FETCHES_AHEAD` asked for ahead), whatever the size of the day; the
+#: export's peak RSS did not move with the reads ahead (bench/RESULTS.md).
 PG_FETCH_ROWS = 50_000
+#: FETCHes asked for ahead of the one used: enough that the fetch thread never waits for the
+#: reader (with two it still idled 27% of the time at 10M rows: a FETCH's decoding and use
+#: took longer than the next FETCH).
+PG_FETCHES_AHEAD = 3
 #: Parameter types ADBC binds the way Django's own drivers do; anything else goes through the
 #: DB-API cursor.
 _ADBC_PARAM_TYPES: frozenset[type] = frozenset(
@@ -439,8 +443,8 @@ class SourceReader:
         runs the FETCHes, one after the other; a FETCH's result is whole in memory once it
         returns, and another thread decodes it into record batches at once; this thread
         normalises, and the caller checks and writes, the batches decoded before. Each FETCH
-        is asked for two ahead of the one used, so the fetch thread never waits for the
-        reader: memory stays about three FETCHes.
+        is asked for :data:`PG_FETCHES_AHEAD` ahead of the one used, so the fetch thread does
+        not wait for the reader: memory stays a few FETCHes.
 
         Once a FETCH brings fewer rows than asked (the last), the thread closes this cursor and
         opens the ``following`` query's, with its first FETCH, while the last rows are used:
@@ -460,8 +464,8 @@ class SourceReader:
             if ahead is not None:  # pragma: no cover - read() ended it already
                 ahead.end()
             chain = _PgChain.start(adbc, query, self._cursor_name(), params, max(1, size // 8))
-        # FETCHes under way (each with the rows it asks for), two ahead of the one used: the
-        # fetch thread runs the next as soon as one is back, the decode thread decodes it.
+        # FETCHes under way (each with the rows it asks for), ahead of the one used: the fetch
+        # thread runs the next as soon as one is back, the decode thread decodes it.
         pending: deque[tuple[Fetched, int]] = deque([(chain.first, chain.asked)])
         asked = chain.asked
 
@@ -473,7 +477,8 @@ class SourceReader:
         decoding: Future[list[pa.RecordBatch]] | None = None
         handed: _PgChain | None = None  # the next query's, once started
         try:
-            fetch_more()  # a small day's rows come in the first FETCH: this one is then empty
+            for _ in range(PG_FETCHES_AHEAD - 1):
+                fetch_more()  # a small day's rows come in the first FETCH: these find none
             while pending:
                 current, this = pending.popleft()
                 try:
@@ -641,9 +646,10 @@ class _PgChain:
     record batches, and three ADBC statements taken in turn. A chain started for the next
     query shares them; its own :meth:`finish` or :meth:`end` frees them.
 
-    Three statements because a statement's result must be decoded (and closed) before the
-    statement runs again: the reader asks for each FETCH two ahead of the one it uses, once
-    it has the FETCH before that one decoded — so the statement three turns back is free.
+    One statement more than the FETCHes asked for ahead, because a statement's result must be
+    decoded (and closed) before the statement runs again: the reader asks for each FETCH
+    :data:`PG_FETCHES_AHEAD` ahead of the one it uses, once it has the FETCH before that one
+    decoded — so the statement that many turns back plus one is free.
     """
 
     def __init__(
@@ -679,7 +685,7 @@ class _PgChain:
     def start(cls, adbc: Any, query: CompiledQuery, name: str, params: Any, rows: int) -> _PgChain:
         from concurrent.futures import ThreadPoolExecutor
 
-        statements = (adbc.cursor(), adbc.cursor(), adbc.cursor())
+        statements = tuple(adbc.cursor() for _ in range(PG_FETCHES_AHEAD + 1))
         for statement in statements:
             statement.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
         pool = ThreadPoolExecutor(1, thread_name_prefix="smolqwery-fetch")

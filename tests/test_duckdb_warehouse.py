@@ -398,3 +398,47 @@ def test_the_insert_refuses_a_batch_exactly_when_a_row_is_outside_its_days(
 
 
 _FOLD_WAREHOUSE: DuckDBWarehouse | None = None
+
+
+@pytest.mark.parametrize("outside", [False, True])
+def test_inserts_of_gathered_chunks_run_on_one_thread_and_the_setting_comes_back(
+    duckdb_warehouse: DuckDBWarehouse, monkeypatch: pytest.MonkeyPatch, outside: bool
+) -> None:
+    """Chunks are inserted in groups (here of 3 rows or more, from chunks of 2): every row
+    lands once, or none when one row of a later group is outside the batch's days; DuckDB
+    runs the replacement on one thread, and its ``threads`` setting is back afterwards, even
+    after the failed transaction."""
+    from smolqwery.warehouses import duckdb as backend
+
+    monkeypatch.setattr(backend, "_INSERT_ROWS", 3)
+    seen: list[int] = []
+    observer = duckdb.connect(str(duckdb_warehouse.path))
+    observer.execute("SET threads = 3")
+    duckdb_warehouse.create_table(TABLE)
+    day = datetime.date(2024, 3, 31)
+    rows = _batch_rows([3600 * hour for hour in range(1, 10)])  # 01:00..09:00 in Paris
+    if outside:
+        rows[-1] = {**rows[-1], "timestamp": rows[-1]["timestamp"] + datetime.timedelta(days=1)}
+    batch = make_batch(TABLE, day, rows=rows)
+    chunks = record_batches(TABLE, rows, 2)
+
+    def watched():  # type: ignore[no-untyped-def]
+        for chunk in chunks:
+            row = observer.execute("SELECT current_setting('threads')").fetchone()
+            seen.append(int(row[0]) if row else 0)
+            yield chunk
+
+    batch.chunks = watched()
+    try:
+        if outside:
+            with pytest.raises(WarehouseError, match="some rows fall"):
+                duckdb_warehouse.replace_days(batch)
+            assert fetch_rows(duckdb_warehouse, "events") == []
+        else:
+            duckdb_warehouse.replace_days(batch)
+            written = sorted(r["timestamp"] for r in fetch_rows(duckdb_warehouse, "events"))
+            assert written == sorted(r["timestamp"] for r in rows)
+        assert seen and set(seen) == {1}
+        assert observer.execute("SELECT current_setting('threads')").fetchone() == (3,)
+    finally:
+        observer.close()

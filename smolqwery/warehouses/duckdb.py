@@ -558,7 +558,7 @@ class DuckDBWarehouse(Warehouse):
     @contextlib.contextmanager
     def _replacement(self, operation: str, batch: DayBatch) -> Iterator[_Replacement]:
         """One connection, one transaction: a failure anywhere undoes it all."""
-        with self._op(operation) as con:
+        with self._op(operation) as con, _one_thread(con):
             con.execute("BEGIN TRANSACTION")
             try:
                 yield _Replacement(operation, con)
@@ -774,9 +774,9 @@ class _CurrentChunk:
 
 
 #: Rows per INSERT of staged rows: two of DuckDB's row groups (122,880 rows each). DuckDB
-#: appends whole row groups, on both threads, where chunks of 20,000 rows went into partial
-#: ones: 10M rows inserted in 1.5 s instead of 4.3 s, 2.7 s of CPU instead of 4.4 (issue 16,
-#: bench/RESULTS.md). The converters' chunks are gathered into groups this size (~15 MB).
+#: appends whole row groups where chunks of 20,000 rows went into partial ones: 10M rows
+#: inserted in 2.7 s of CPU instead of 4.4 on one thread (issue 16, bench/RESULTS.md). The
+#: converters' chunks are gathered into groups this size (~15 MB).
 _INSERT_ROWS = 2 * 122_880
 #: Rows inserted between two looks at DuckDB's cache of written blocks: a look costs ~0.1 ms.
 _TRIM_EVERY_ROWS = 200_000
@@ -786,9 +786,34 @@ _WRITTEN_CACHE_BYTES = 8 * 1024 * 1024
 _DUCKDB_BLOCK_BYTES = 256 * 1024
 
 
+@contextlib.contextmanager
+def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB on one thread while a replacement runs, then as before.
+
+    Inserts of :data:`_INSERT_ROWS` rows split over DuckDB's threads leave partial row groups
+    that the commit's checkpoint reads back: peak RSS 243 → 646 MB at 10M rows, for no gain
+    on two cores already busy reading (bench/RESULTS.md, issue 16). ``threads`` is a setting
+    of the database instance, not of a transaction: set through a connection of its own, so
+    that it is set back even when the replacement's transaction failed.
+    """
+    setter = con.cursor()
+    try:
+        row = setter.execute("SELECT current_setting('threads')").fetchone()
+        threads = int(row[0]) if row else 1
+        if threads > 1:
+            setter.execute("SET threads = 1")
+        try:
+            yield
+        finally:
+            if threads > 1:
+                setter.execute("SET threads = ?", [threads])
+    finally:
+        setter.close()
+
+
 def _insert_groups(chunks: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """The chunks gathered into tables of :data:`_INSERT_ROWS` rows or more (no copy: a table
-    of the chunks), the last one smaller."""
+    """The chunks gathered into tables of :data:`_INSERT_ROWS` rows or more, the last one
+    smaller; each in one piece (DuckDB inserts a table of many small batches 2x slower)."""
     import pyarrow as pa
 
     group: list[pa.RecordBatch] = []
@@ -797,10 +822,10 @@ def _insert_groups(chunks: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
         group.append(chunk)
         rows += chunk.num_rows
         if rows >= _INSERT_ROWS:
-            yield pa.Table.from_batches(group)
+            yield pa.Table.from_batches(group).combine_chunks()
             group, rows = [], 0
     if group:
-        yield pa.Table.from_batches(group)
+        yield pa.Table.from_batches(group).combine_chunks()
 
 
 class _WrittenBlocks:
