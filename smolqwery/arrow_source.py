@@ -26,7 +26,7 @@ import decimal
 import logging
 import operator
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union
 
 from .errors import SmolqweryError
 
@@ -44,6 +44,8 @@ logger = logging.getLogger("smolqwery.arrow_source")
 
 #: One column of a piece of a result: an Arrow array, or Python values (see module docstring).
 Column = Union["pa.Array", list[Any]]
+#: A FETCH under way: once back, its decoding (under way in turn) and its row count.
+Fetched: TypeAlias = "Future[tuple[Future[list[pa.RecordBatch]], int]]"
 
 #: Rows fetched per DB-API round trip (and per array built from them), per SQLite ADBC batch.
 FETCH_ROWS = 20_000
@@ -193,7 +195,12 @@ def normalise(
         if pa.types.is_integer(typ):
             return pc.not_equal(array, pa.scalar(0, typ))
     elif kind == "FloatField":
-        if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+        if pa.types.is_decimal(typ):
+            # Django gives float(Decimal): the nearest double. Arrow's decimal cast is not
+            # always that (0.11099999999999999 for 0.111 at a larger scale); its parse of
+            # the exact decimal text is.
+            return pc.cast(pc.cast(array, pa.string()), pa.float64())
+        if pa.types.is_integer(typ) or pa.types.is_floating(typ):
             return pc.cast(array, pa.float64())
     elif kind.endswith("IntegerField") or kind.endswith("AutoField"):
         if pa.types.is_integer(typ):
@@ -301,12 +308,17 @@ class SourceReader:
         self._adbc: dict[str, Any] = {}
         self._cursors = 0
         #: The next query's cursor, opened while the previous query's rows were used.
-        self._ahead: _PgChain | None = None
+        self._ahead: _PgChain | _SqliteDay | None = None
+        #: The thread that reads SQLite's rows (one per reader: see :meth:`_read_sqlite`).
+        self._sqlite_thread: ThreadPoolExecutor | None = None
         #: The path the last query took ("adbc" or "dbapi"), for tests and the benchmark.
         self.last_path = ""
 
     def close(self) -> None:
         self._end_ahead()
+        if self._sqlite_thread is not None:
+            self._sqlite_thread.shutdown(wait=True)
+            self._sqlite_thread = None
         for con in self._adbc.values():
             try:
                 con.close()
@@ -322,8 +334,8 @@ class SourceReader:
         """The query's wanted columns, piece by piece, with each piece's row count.
 
         ``following`` gives the query to be read next (the next day's; None: no more), asked
-        for once this one's last rows are fetched: on PostgreSQL its cursor is then opened and
-        its first FETCH run while this query's last rows are used (and written).
+        for once (on PostgreSQL once this one's last rows are fetched, on SQLite as its read
+        starts): it is then started while this query's last rows are used (and written).
         """
         from django.db import connections
 
@@ -333,8 +345,6 @@ class SourceReader:
             return
         connection = connections[query.using]
         adbc = self._adbc_connection(connection, query)
-        self.last_path = "adbc" if adbc is not None else "dbapi"
-        logger.debug("%s: read through %s", query.using, self.last_path)
         if adbc is not None:
             yield from self._read_adbc(adbc, connection, query, following)
         else:
@@ -392,18 +402,14 @@ class SourceReader:
             # A query with parameters cannot be a COPY, and ADBC then keeps its whole result
             # in memory (a day: +210 MB for 1M rows). A server-side cursor keeps the
             # parameters bound and hands the rows over in FETCHes of bounded size.
+            self._took("adbc", query)
             yield from self._read_pg_cursor(adbc, connection, query, params, following)
             return
-        cursor = adbc.cursor()
-        try:
-            # The driver's default, 1,024 rows a batch, costs a little per batch downstream.
-            cursor.adbc_statement.set_options(
-                **{"adbc.sqlite.query.batch_rows": str(self.fetch_rows)}
-            )
-            cursor.execute(numbered_placeholders(query.sql, "?"), params)
-            yield from self._batches(cursor, connection, query)
-        finally:
-            cursor.close()
+        yield from self._read_sqlite(adbc, connection, query, following)
+
+    def _took(self, path: str, query: CompiledQuery) -> None:
+        self.last_path = path
+        logger.debug("%s: read through %s", query.using, path)
 
     def _cursor_name(self) -> str:
         self._cursors += 1
@@ -427,10 +433,13 @@ class SourceReader:
         """The rows through ``DECLARE … CURSOR``, the next FETCH run while this one is used.
 
         In a FETCH's round trip the client would idle while PostgreSQL produces the rows, and
-        the server idle while the client decodes, checks and writes them. So a thread of ours
-        runs the next FETCH meanwhile (ADBC releases the GIL while it waits), on a second ADBC
-        statement: a FETCH's result is whole in memory once it returns, decoded here while the
-        other statement runs the next one. One FETCH ahead at most: memory stays two FETCHes.
+        the server idle while the client decodes, checks and writes them. So three stages
+        overlap (ADBC releases the GIL while it waits and while it decodes): a thread of ours
+        runs the next FETCH, on a second ADBC statement; a FETCH's result is whole in memory
+        once it returns, and another thread decodes it into record batches at once; this
+        thread normalises, and the caller checks and writes, the batches decoded before. One
+        FETCH ahead at most (the next one is asked for once this one is back): memory stays
+        about two FETCHes.
 
         Once a FETCH brings fewer rows than asked (the last), the thread closes this cursor and
         opens the ``following`` query's, with its first FETCH, while the last rows are used:
@@ -442,22 +451,23 @@ class SourceReader:
         exit, and the thread is joined unless handed over.
         """
         size = self.pg_fetch_rows
-        chain, self._ahead = self._ahead, None
-        if chain is None or chain.query is not query:
-            if chain is not None:  # pragma: no cover - read() ended it already
-                chain.end()
-            chain = _PgChain.start(adbc, query, self._cursor_name(), params, max(1, size // 8))
-        else:
+        ahead, self._ahead = self._ahead, None
+        if isinstance(ahead, _PgChain) and ahead.query is query:
+            chain = ahead
             logger.debug("%s: the cursor was opened ahead", query.using)
-        pending: Future[tuple[Any, int]] | None = chain.first
+        else:
+            if ahead is not None:  # pragma: no cover - read() ended it already
+                ahead.end()
+            chain = _PgChain.start(adbc, query, self._cursor_name(), params, max(1, size // 8))
+        pending: Fetched | None = chain.first
+        decoding: Future[list[pa.RecordBatch]] | None = None
         number, asked = chain.number, chain.asked
         handed: _PgChain | None = None  # the next query's, once started
-        reader: Any = None
         try:
             while pending is not None:
                 current, pending = pending, None
                 try:
-                    reader, count = current.result()
+                    decoded, count = current.result()
                 except BaseException:
                     chain.failed = True
                     raise
@@ -478,21 +488,23 @@ class SourceReader:
                     # The next FETCH at once (when a driver does not tell the count, after the
                     # last rows it is an empty one: cheap).
                     pending = chain.fetch(number, asked)
+                decoding = decoded
+                try:
+                    batches = decoded.result()
+                except BaseException:
+                    chain.failed = True
+                    raise
+                decoding = None
                 got = 0
-                for batch in reader:
-                    if batch.num_rows:
-                        got += batch.num_rows
-                        yield self._normalised(batch, connection, query), batch.num_rows
-                reader.close()  # before its statement runs a FETCH again
-                reader = None
+                for batch in batches:
+                    got += batch.num_rows
+                    yield self._normalised(batch, connection, query), batch.num_rows
                 if last or got < this:
                     break  # the last rows: a FETCH ahead would find none
             if handed is not None:
                 self._ahead, handed = handed, None  # the next read takes the thread over
         finally:
-            if reader is not None:
-                reader.close()
-            chain.finish(pending)
+            chain.finish(pending, decoding)
             if handed is not None:  # an error or an early exit: the next query is not read
                 handed.end()
 
@@ -505,13 +517,74 @@ class SourceReader:
             and not self._no_adbc(connection, query)
         )
 
-    @classmethod
-    def _batches(
-        cls, cursor: Any, connection: BaseDatabaseWrapper, query: CompiledQuery
+    def _read_sqlite(
+        self,
+        adbc: Any,
+        connection: BaseDatabaseWrapper,
+        query: CompiledQuery,
+        following: Callable[[], CompiledQuery | None] | None,
     ) -> Iterator[tuple[list[Column], int]]:
-        for batch in cursor.fetch_record_batch():
-            if batch.num_rows:
-                yield cls._normalised(batch, connection, query), batch.num_rows
+        """The rows, each next batch read in a thread of ours while this one is used.
+
+        ADBC's SQLite driver steps the rows into Arrow in C without the GIL (0.6 µs a row,
+        about what the caller's check and insert of them cost): overlapped, the read is
+        nearly free (bench/RESULTS.md, issue 16). The ``following`` query is asked for at
+        the start; once this one's last batch is read, the thread runs it (SQLite reads its
+        first batch as it executes) while the last rows are used, and the next :meth:`read`
+        of that query takes it over (its error, if it fails, is that read's). One batch ahead
+        at most; only the thread uses the ADBC connection while a read is under way, and a
+        read always waits for the thread before it ends, on an error as on an early exit.
+        """
+        if self._sqlite_thread is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._sqlite_thread = ThreadPoolExecutor(1, thread_name_prefix="smolqwery-read")
+        thread = self._sqlite_thread
+        day, self._ahead = self._ahead, None
+        if not isinstance(day, _SqliteDay) or day.query is not query:
+            if day is not None:  # pragma: no cover - read() ended it already
+                day.end()
+            day = _SqliteDay(query)
+            day.start(adbc, self.fetch_rows)
+        else:
+            logger.debug("%s: the query was run ahead", query.using)
+        if _calls_djangos_functions(day.error):
+            # Django's SQLite connection has Python functions of its own (``__date``,
+            # TruncDay, ``__year``, ``__regex``... call them): its cursor runs this query.
+            why = f"the query calls a function only Django's connection has ({day.error})"
+            if self.reader == "adbc":
+                raise SmolqweryError(f"cannot read through ADBC: {why}")
+            logger.debug("reading %s through the DB-API cursor: %s", query.using, why)
+            yield from self._read_dbapi(connection, query)
+            return
+        self._took("adbc", query)
+        successor: _SqliteDay | None = None
+        pending: Future[pa.RecordBatch | None] | None = None
+        try:
+            if following is not None:
+                upcoming = following()
+                if upcoming is not None and self._can_follow(connection, upcoming):
+                    successor = _SqliteDay(upcoming)
+            day.raise_error()
+            pending = thread.submit(day.next_batch, adbc, successor, self.fetch_rows)
+            while pending is not None:
+                batch = pending.result()
+                pending = None
+                if batch is None:
+                    break
+                pending = thread.submit(day.next_batch, adbc, successor, self.fetch_rows)
+                yield self._normalised(batch, connection, query), batch.num_rows
+            if successor is not None and successor.started:
+                self._ahead, successor = successor, None  # the next read takes it over
+        finally:
+            if pending is not None:
+                try:
+                    pending.result()
+                except Exception:  # the caller's error (or exit) is the one to tell
+                    logger.debug("the read ahead failed as the read ended", exc_info=True)
+            day.end()
+            if successor is not None:  # an error or an early exit: the next query is not read
+                successor.end()
 
     @staticmethod
     def _normalised(
@@ -527,6 +600,7 @@ class SourceReader:
     def _read_dbapi(
         self, connection: BaseDatabaseWrapper, query: CompiledQuery
     ) -> Iterator[tuple[list[Column], int]]:
+        self._took("dbapi", query)
         connection.ensure_connection()
         if connection.vendor == "mysql":
             # MySQLdb's default cursor keeps the whole result in memory: stream it instead.
@@ -555,9 +629,10 @@ class SourceReader:
 
 
 class _PgChain:
-    """One query's server-side cursor on PostgreSQL, and what reads it: a thread (that runs
-    the FETCHes, and the next query's start) and two ADBC statements that alternate. A chain
-    started for the next query shares them; its own :meth:`finish` or :meth:`end` frees them.
+    """One query's server-side cursor on PostgreSQL, and what reads it: a thread that runs
+    the FETCHes (and the next query's start), a thread that decodes each FETCH's result into
+    record batches, and two ADBC statements that alternate. A chain started for the next
+    query shares them; its own :meth:`finish` or :meth:`end` frees them.
     """
 
     def __init__(
@@ -566,8 +641,9 @@ class _PgChain:
         query: CompiledQuery,
         name: str,
         pool: ThreadPoolExecutor,
+        decoder: ThreadPoolExecutor,
         statements: tuple[Any, Any],
-        first: Future[tuple[Any, int]],
+        first: Fetched,
         number: int,
         asked: int,
     ) -> None:
@@ -575,6 +651,7 @@ class _PgChain:
         self.query = query
         self.name = name
         self.pool = pool
+        self.decoder = decoder
         self.statements = statements
         #: The first FETCH (under way), run on ``statements[number % 2]``, of ``asked`` rows.
         self.first = first
@@ -594,12 +671,15 @@ class _PgChain:
         for statement in statements:
             statement.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
         pool = ThreadPoolExecutor(1, thread_name_prefix="smolqwery-fetch")
+        decoder = ThreadPoolExecutor(1, thread_name_prefix="smolqwery-fetch-decode")
         sql = numbered_placeholders(query.sql, "$")
-        first = pool.submit(_declare_and_fetch, statements[0], None, name, sql, params, rows)
-        return cls(adbc, query, name, pool, statements, first, 0, rows)
+        first = pool.submit(
+            _declare_and_fetch, statements[0], decoder, None, name, sql, params, rows
+        )
+        return cls(adbc, query, name, pool, decoder, statements, first, 0, rows)
 
-    def fetch(self, number: int, rows: int) -> Future[tuple[Any, int]]:
-        return self.pool.submit(_fetch, self.statements[number % 2], self.name, rows)
+    def fetch(self, number: int, rows: int) -> Fetched:
+        return self.pool.submit(_fetch, self.statements[number % 2], self.decoder, self.name, rows)
 
     def follow(
         self, query: CompiledQuery, name: str, params: Any, number: int, rows: int
@@ -608,22 +688,28 @@ class _PgChain:
         cursor's last FETCH is back: nothing else of it runs)."""
         sql = numbered_placeholders(query.sql, "$")
         statement = self.statements[number % 2]
-        first = self.pool.submit(_declare_and_fetch, statement, self.name, name, sql, params, rows)
+        first = self.pool.submit(
+            _declare_and_fetch, statement, self.decoder, self.name, name, sql, params, rows
+        )
         self.successor = _PgChain(
-            self.adbc, query, name, self.pool, self.statements, first, number, rows
+            self.adbc, query, name, self.pool, self.decoder, self.statements, first, number, rows
         )
         return self.successor
 
-    def finish(self, pending: Future[tuple[Any, int]] | None) -> None:
-        """The read of this query ends: the FETCH in flight (``pending``) ends, then the
-        cursor is closed and the thread and statements freed — unless a successor has them
-        (it closes this cursor itself)."""
-        if pending is not None:
-            try:
-                pending.result()[0].close()
-            except Exception:  # the caller's error (or exit) is the one to tell
-                self.failed = True
-                logger.debug("the FETCH ahead failed as the read ended", exc_info=True)
+    def finish(
+        self, pending: Fetched | None, decoding: Future[list[pa.RecordBatch]] | None = None
+    ) -> None:
+        """The read of this query ends: the FETCH in flight (``pending``) and the decoding
+        under way end, then the cursor is closed and the threads and statements freed —
+        unless a successor has them (it closes this cursor itself)."""
+        try:
+            if decoding is not None:
+                decoding.result()
+            if pending is not None:
+                pending.result()[0].result()
+        except Exception:  # the caller's error (or exit) is the one to tell
+            self.failed = True
+            logger.debug("the FETCH ahead failed as the read ended", exc_info=True)
         if self.successor is not None:
             return
         try:
@@ -636,6 +722,7 @@ class _PgChain:
                     logger.debug("rolling the ADBC connection back failed", exc_info=True)
         finally:
             self.pool.shutdown(wait=True)
+            self.decoder.shutdown(wait=True)
             for statement in self.statements:
                 statement.close()
 
@@ -644,20 +731,104 @@ class _PgChain:
         self.finish(self.first)
 
 
-def _fetch(statement: Any, name: str, rows: int) -> tuple[Any, int]:
-    """One FETCH (in the reader's thread): its result, whole in memory, and its row count."""
+def _calls_djangos_functions(error: BaseException | None) -> bool:
+    """Whether SQLite refused a query for a function it lacks: one Django defines on its own
+    connection (``django_date_trunc``, ``LPAD``, ``REGEXP``, ``SHA1``...), most likely."""
+    return error is not None and "no such function:" in str(error)
+
+
+class _SqliteDay:
+    """One query read through ADBC's SQLite driver: its statement and result, used by one
+    thread at a time (the reader's thread while a read is under way)."""
+
+    def __init__(self, query: CompiledQuery) -> None:
+        self.query = query
+        self.started = False
+        self.cursor: Any = None
+        self.reader: Any = None
+        #: Why running the query failed, when it ran ahead: told by the read of this query.
+        self.error: BaseException | None = None
+
+    def start(self, adbc: Any, batch_rows: int) -> None:
+        """Run the query (SQLite reads its first batch as it executes); a failure is kept."""
+        self.started = True
+        try:
+            self.cursor = adbc.cursor()
+            # The driver's default, 1,024 rows a batch, costs a little per batch downstream.
+            self.cursor.adbc_statement.set_options(
+                **{"adbc.sqlite.query.batch_rows": str(batch_rows)}
+            )
+            sql = numbered_placeholders(self.query.sql, "?")
+            self.cursor.execute(sql, _adbc_params(self.query.params))
+            self.reader = self.cursor.fetch_record_batch()
+        except Exception as exc:
+            self.error = exc
+            self.end()
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def next_batch(
+        self, adbc: Any, successor: _SqliteDay | None, batch_rows: int
+    ) -> pa.RecordBatch | None:
+        """The next non-empty batch (in the reader's thread); at the end, None, once this
+        statement is closed and the ``successor`` query is started."""
+        while True:
+            try:
+                batch = self.reader.read_next_batch()
+            except StopIteration:
+                break
+            if batch.num_rows:
+                return batch
+        self.end()
+        if successor is not None:
+            successor.start(adbc, batch_rows)
+        return None
+
+    def end(self) -> None:
+        """Free the result and the statement (idempotent)."""
+        reader, cursor, self.reader, self.cursor = self.reader, self.cursor, None, None
+        try:
+            if reader is not None:
+                reader.close()
+        finally:
+            if cursor is not None:
+                cursor.close()
+
+
+def _fetch(
+    statement: Any, decoder: ThreadPoolExecutor, name: str, rows: int
+) -> tuple[Future[list[pa.RecordBatch]], int]:
+    """One FETCH (in the fetch thread): its result, whole in memory, is handed at once to the
+    decode thread; returns that decoding and the FETCH's row count."""
     statement.execute(f"FETCH FORWARD {rows} FROM {name}")
-    return statement.fetch_record_batch(), int(statement.rowcount)
+    return decoder.submit(_decode, statement.fetch_record_batch()), int(statement.rowcount)
+
+
+def _decode(reader: Any) -> list[pa.RecordBatch]:
+    """A FETCH's result as record batches (in the decode thread: ADBC builds the Arrow arrays
+    without the GIL). The batches own their memory: the result is freed, the statement free."""
+    try:
+        return [batch for batch in reader if batch.num_rows]
+    finally:
+        reader.close()
 
 
 def _declare_and_fetch(
-    statement: Any, previous: str | None, name: str, sql: str, params: Any, rows: int
-) -> tuple[Any, int]:
+    statement: Any,
+    decoder: ThreadPoolExecutor,
+    previous: str | None,
+    name: str,
+    sql: str,
+    params: Any,
+    rows: int,
+) -> tuple[Future[list[pa.RecordBatch]], int]:
     """Close the previous query's cursor, if any, open this one's, and run its first FETCH."""
     if previous is not None:
         statement.execute(f"CLOSE {previous}")
     statement.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
-    return _fetch(statement, name, rows)
+    return _fetch(statement, decoder, name, rows)
 
 
 def _conninfo(settings: dict[str, Any]) -> str:
@@ -682,7 +853,15 @@ def _adbc_connect(connection: BaseDatabaseWrapper) -> Any:
     if connection.vendor == "postgresql":
         import adbc_driver_postgresql.dbapi
 
-        return adbc_driver_postgresql.dbapi.connect(_conninfo(connection.settings_dict))
+        adbc = adbc_driver_postgresql.dbapi.connect(_conninfo(connection.settings_dict))
+        # The session's TimeZone Django sets on its own connection (UTC with USE_TZ): SQL that
+        # depends on it (a timestamptz cast to date) must read what Django would. Committed:
+        # a later rollback (a failed read) must not take it back.
+        with adbc.cursor() as cursor:
+            cursor.execute("SELECT set_config('TimeZone', $1, false)", (_source_zone(connection),))
+            cursor.fetchall()
+        adbc.commit()
+        return adbc
     import adbc_driver_sqlite.dbapi
 
     return adbc_driver_sqlite.dbapi.connect(str(connection.settings_dict["NAME"]))

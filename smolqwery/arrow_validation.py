@@ -64,6 +64,13 @@ def _slice(column: SourceColumn, start: int, length: int) -> SourceColumn:
     return column.slice(start, length)
 
 
+#: A grouped queryset has no row for a day without source rows.
+_NO_GROUP_HINT = (
+    " (a day without source rows has no group: when such days happen, aggregate in extract() "
+    "with .aggregate(), which always returns one row)"
+)
+
+
 class ArrowConverter:
     """Validates Arrow columns read per day into the table's Arrow batches.
 
@@ -161,7 +168,8 @@ class ArrowConverter:
                 if self.rows.aggregated and offset != 1:
                     raise RowError(
                         f"{self.rows._where(window)}: a date-aggregated extractor must yield "
-                        f"exactly one row per day, extract() yielded {offset}"
+                        f"exactly one row per day, get_queryset() returned {offset}"
+                        + (_NO_GROUP_HINT if offset == 0 else "")
                     )
                 row_counts[window.day] = offset
                 if on_day is not None:

@@ -9,7 +9,7 @@ Messages never contain key material.
 id         problem
 ========== ==========================================================================
 E001       an ``SMOLQWERY_EXTRACTORS`` entry cannot be imported
-E002       an entry is not a concrete ``BaseExtractor`` subclass
+E002       an entry is not a concrete ``BaseExtractor`` subclass (or has an unknown ``read_as``)
 E003       an extractor's dataclass / schema is invalid (the ``SchemaError`` message)
 E004       two extractors (or a table and a view) share one warehouse name
 E005       ``SMOLQWERY_DATASET`` is not a valid dataset name
@@ -353,6 +353,17 @@ def _extractor_schema(path: str, cls: object) -> Any:
             Error(
                 f"extractor {path!r} does not implement {', '.join(abstract)}.",
                 hint="Implement get_dataclass(), get_extractor_type() and extract().",
+                obj=path,
+                id="smolqwery.E002",
+            )
+        ]
+    from .queryset_extractor import READ_AS, QuerySetExtractor
+
+    if issubclass(cls, QuerySetExtractor) and cls.read_as not in READ_AS:
+        return [
+            Error(
+                f"extractor {path!r} has read_as = {cls.read_as!r}.",
+                hint=f"read_as is one of {', '.join(map(repr, READ_AS))} (default 'auto').",
                 obj=path,
                 id="smolqwery.E002",
             )

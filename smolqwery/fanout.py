@@ -53,6 +53,7 @@ __all__ = [
     "TASK_NAME",
     "Plan",
     "Publisher",
+    "announce",
     "enqueue",
     "follow",
     "make_plan",
@@ -67,6 +68,8 @@ logger = logging.getLogger("smolqwery.fanout")
 TASK_NAME = "smolqwery.run_unit"
 #: Seconds between two looks at the units while following them.
 FOLLOW_POLL = 1.0
+#: Seconds without any unit moving before following says what it waits for (then again).
+FOLLOW_NOTICE = 30.0
 
 
 def make_plan(
@@ -288,13 +291,17 @@ def follow(
     *,
     stall: float,
     poll: float = FOLLOW_POLL,
+    notice: float = FOLLOW_NOTICE,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ExportReport:
     """Follow the plan's units until each is done or failed, or none has moved for ``stall``
-    seconds (a broker or every worker gone); the report names the units that did not finish."""
+    seconds (a broker or every worker gone); the report names the units that did not finish.
+    While none moves, a line every ``notice`` seconds says what is awaited (units queued with
+    no worker running look like a hung command otherwise)."""
     progress = progress or Progress()
     seen: dict[str, tuple[str, int]] = {}
-    moved = time.monotonic()
+    moved = noticed = clock()
     by_id = {u.unit_id: u for u in plan.units}
     try:
         while True:
@@ -306,17 +313,36 @@ def follow(
             }
             for unit_id, state in states.items():
                 if seen.get(unit_id) != state:
-                    moved = time.monotonic()
+                    moved = clock()
                     if state[0] in (DONE, FAILED) and unit_id in by_id:
                         _announce(progress, by_id[unit_id])
             seen = states
-            unfinished = [u for u, (s, _) in states.items() if s in (QUEUED, RUNNING)]
-            if not unfinished or time.monotonic() - moved > stall:
+            unfinished = [s for s, _ in states.values() if s in (QUEUED, RUNNING)]
+            now = clock()
+            if not unfinished or now - moved > stall:
                 break
+            if now - max(moved, noticed) >= notice:
+                noticed = now
+                progress.note(
+                    f"run {plan.run_id}: waiting for {len(unfinished)} unit(s) "
+                    f"({unfinished.count(QUEUED)} queued, {unfinished.count(RUNNING)} running); "
+                    f"none moved for {now - moved:.0f} s, giving up after {stall:.0f} s "
+                    f"(is a worker running? manage.py smolqwery_status --run {plan.run_id})"
+                )
             sleep(poll)
         return finish(plan, progress)
     finally:
         progress.close()
+
+
+def announce(plan: Plan, progress: Progress) -> None:
+    """Tell ``progress`` each planned extractor's days to export (0: up to date), as an
+    in-process run does before it starts."""
+    days: dict[str, int] = {}
+    for unit in plan.units:
+        days[unit.extractor] = days.get(unit.extractor, 0) + len(unit.days)
+    for name, table in plan.planned:
+        progress.extractor_started(name, table, days.get(name, 0))
 
 
 def _announce(progress: Progress, unit: Unit) -> None:

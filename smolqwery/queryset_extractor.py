@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: How the export reads a queryset extractor (see :attr:`QuerySetExtractor.read_as`).
 Reader = Literal["auto", "adbc", "dbapi"]
+#: Every value of :attr:`QuerySetExtractor.read_as` (``manage.py check`` refuses others).
+READ_AS = ("auto", "adbc", "dbapi", "rows")
 
 __all__ = ["CompiledQuery", "QuerySetExtractor", "QueryShapeError", "compile_queryset"]
 
@@ -76,12 +78,22 @@ def compile_queryset(queryset: QuerySet[Any, Any], names: Sequence[str]) -> Comp
                 ".values('is_staff', timestamp=F('date_joined')))"
             ) from exc
     query = queryset.query
-    # The order in which Django selects them (ValuesIterable reads rows by these names).
-    selected = [*query.extra_select, *query.values_select, *query.annotation_select]
+    # The order of Django's SELECT list: Django 5.2+ records it (values_list() and extra()
+    # columns in the order given); before, extra(select=), then fields, then annotations.
+    order = getattr(query, "selected", None)
+    selected = (
+        list(order)
+        if order
+        else [*query.extra_select, *query.values_select, *query.annotation_select]
+    )
     if sorted(selected) != sorted(names):
+        missing = [name for name in names if name not in selected]
+        extra = [name for name in selected if name not in names]
         raise QueryShapeError(
-            f"get_queryset() selects {selected}, the dataclass declares {list(names)}: "
-            "select exactly the dataclass's fields (values()/values_list() with annotations)"
+            f"get_queryset() selects {selected}, the dataclass declares {list(names)}"
+            + (f"; missing: {missing}" if missing else "")
+            + (f"; not in the dataclass: {extra}" if extra else "")
+            + ": select exactly the dataclass's fields (values()/values_list() with annotations)"
         )
     compiler = query.get_compiler(using=queryset.db)
     try:
@@ -107,7 +119,7 @@ class QuerySetExtractor(BaseExtractor[D]):
     selects the fields by name). Each field's value is what Django gives for that column.
 
     ``extract()`` is implemented too (the row path, one dataclass per row), so everything that
-    reads rows — ``smolqwery_extract --dry-run``, 0.1.3 code calling ``extract()`` — works.
+    reads rows — ``read_as = "rows"``, 0.1.3 code calling ``extract()`` — works.
     """
 
     #: How the export reads the queryset: ``"auto"`` (ADBC on PostgreSQL and SQLite files,

@@ -131,6 +131,8 @@ class RichProgress(Progress):
             transient=False,
         )
         self.tasks: dict[str, Any] = {}
+        #: Extractors whose days were told one by one (then their batches are not counted).
+        self.days_told: set[str] = set()
         self.tracebacks = tracebacks
         self.bar.start()
 
@@ -140,8 +142,19 @@ class RichProgress(Progress):
     def day_done(self, name: str, table: str, day: datetime.date, rows: int) -> None:
         task = self.tasks.get(name)
         if task is not None:
+            self.days_told.add(name)
             current = self.bar.tasks[task].fields.get("rows", 0)
             self.bar.update(task, advance=1, rows=current + rows)
+
+    def batch_done(
+        self, name: str, table: str, first: datetime.date, last: datetime.date, rows: int
+    ) -> None:
+        # Units run elsewhere (--jobs, --enqueue --wait) report batches, not days: counted
+        # here, unless the days were (an in-process run reports both).
+        task = self.tasks.get(name)
+        if task is not None and name not in self.days_told:
+            current = self.bar.tasks[task].fields.get("rows", 0)
+            self.bar.update(task, advance=(last - first).days + 1, rows=current + rows)
 
     def extractor_finished(self, result: ExtractorResult) -> None:
         task = self.tasks.get(result.extractor)

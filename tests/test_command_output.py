@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.crashapp import hostile
 from tests.fixtures.crash import REPO, django_command
 
@@ -106,11 +108,14 @@ def test_print_extract_into_head_ends_quietly(scenario_on: Any) -> None:
     assert producer.returncode == 141  # the pipe broke (128 + SIGPIPE), and nothing was shown
 
 
-def test_on_a_terminal_extract_draws_a_progress_bar(scenario_on: Any) -> None:
+@pytest.mark.parametrize("jobs", [[], ["--jobs=2"]], ids=["in-process", "jobs"])
+def test_on_a_terminal_extract_draws_a_progress_bar(scenario_on: Any, jobs: list[str]) -> None:
+    """The bar counts the days once: read one by one in process, or as the units' batches
+    commit in other processes (``--jobs``)."""
     scenario = scenario_on("duckdb", days=3, settings={"SMOLQWERY_EXTRACTORS": [GOOD]})
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        django_command("smolqwery_extract"),
+        django_command("smolqwery_extract", *jobs),
         cwd=REPO,
         env={**scenario.env(), "COLUMNS": "120", "TERM": "xterm"},
         stdout=slave,
@@ -134,4 +139,5 @@ def test_on_a_terminal_extract_draws_a_progress_bar(scenario_on: Any) -> None:
     text = screen.decode(errors="replace")
     assert "\x1b[" in text  # drawn with terminal escapes, not plain lines
     assert "hostile_good" in text and "3/3" in text and "days" in text
+    assert "6/3" not in text
     assert not STAMP.match(text)

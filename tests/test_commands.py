@@ -405,3 +405,12 @@ def test_extract_fails_when_its_lease_is_taken_over(
         run("smolqwery_extract")
     assert sorted(duckdb_warehouse.exported_days("event_row")) == [d(6, 1)]
     assert ExportRun.objects.get().status == "failed"
+
+
+def test_print_extract_table_cells_keep_a_row_on_one_line() -> None:
+    """Newlines, tabs and backslashes of a value print escaped in the table format (JSON and
+    CSV carry them as they are): a row stays one line, and ``a\\nb`` reads back unambiguously."""
+    from smolqwery.management.commands.smolqwery_print_extract import _cell
+
+    assert _cell("two\nlines\tand\r\\n") == "two\\nlines\\tand\\r\\\\n"
+    assert _cell(None) == "NULL" and _cell("plain") == "plain"

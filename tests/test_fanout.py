@@ -244,6 +244,10 @@ def test_jobs_runs_units_in_local_processes_on_one_duckdb_file(
     scenario.create_tables(EXTRACTORS)
     result = scenario.run("--jobs=3", "--no-progress")
     assert result.returncode == 0, result.stderr[:6000]
+    # Each table's days to export first, as an in-process run says them.
+    assert sum(f": {DAYS} day(s) to export" in line for line in result.stdout.splitlines()) == len(
+        EXTRACTORS
+    ), result.stdout
     # The summary's seconds are the units' own (they were 0.0 for units run elsewhere).
     lines = [line.split() for line in result.stdout.splitlines() if " success " in line]
     assert len(lines) == len(EXTRACTORS) and all(float(f[-1]) > 0 for f in lines), result.stdout
@@ -254,6 +258,11 @@ def test_jobs_runs_units_in_local_processes_on_one_duckdb_file(
     status = scenario.run(command="smolqwery_status")
     assert status.returncode == 0, status.describe()
     assert "units of run " in status.stdout and "36 done" in status.stdout, status.describe()
+    again = scenario.run("--jobs=3", "--no-progress")
+    assert again.returncode == 0, again.describe()
+    assert sum(line.endswith(": up to date") for line in again.stdout.splitlines()) == len(
+        EXTRACTORS
+    ), again.stdout
 
 
 def test_the_same_units_run_as_django_tasks(crash_scenarios: ScenarioFactory) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, connections
+from django.db.models import F
 
 from smolqwery.arrow_source import numbered_placeholders
 from smolqwery.runner import export
@@ -152,6 +153,139 @@ def test_a_sqlite_file_is_read_through_adbc(
 
 
 @pytest.mark.django_db
+def test_a_sqlite_file_queryset_calling_djangos_sqlite_functions_is_read(
+    duckdb_warehouse: Warehouse,
+    settings: Any,
+    sqlite_file: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A ``__date`` lookup (as TruncDate, ExtractHour, ``__year``...) is SQL calling a Python
+    function that Django registers on its own SQLite connection: a common queryset, exported
+    like any other (through Django's cursor; ADBC asked for says why it cannot)."""
+    from smolqwery.arrow_source import SourceReader
+    from smolqwery.errors import SmolqweryError
+    from smolqwery.queryset_extractor import compile_queryset
+
+    monkeypatch.setattr(ReadingExtractor, "mode", "date_lookup")
+    caplog.set_level(logging.DEBUG, logger="smolqwery.arrow_source")
+    _same_tables(duckdb_warehouse, settings, sqlite_file)
+    assert paths_used(caplog) == {"dbapi"}
+    assert "only Django's connection has" in caplog.text
+    start = datetime.datetime.combine(FIRST, datetime.time(), PARIS)
+    extractor = ReadingExtractor()
+    queryset = extractor.get_queryset(start, start + datetime.timedelta(days=1))
+    query = compile_queryset(queryset, extractor.get_field_names())
+    reader = SourceReader("adbc")
+    try:
+        with pytest.raises(SmolqweryError, match=r"cannot read through ADBC: .*no such function"):
+            list(reader.read(query))
+    finally:
+        reader.close()
+
+
+@pytest.mark.django_db
+def test_values_list_in_dataclass_order_gives_each_field_its_own_column(
+    duckdb_warehouse: Warehouse, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``.annotate(...).values_list(<the dataclass's fields>)``, fields and annotations
+    interleaved, writes what ``.values(*fields, **annotations)`` writes."""
+    monkeypatch.setattr(ReadingExtractor, "mode", "values_list")
+    monkeypatch.setattr(ReadingRowsExtractor, "mode", "")
+    _same_tables(duckdb_warehouse, settings)
+
+
+@pytest.mark.django_db
+def test_each_name_reads_the_column_django_selects_under_it() -> None:
+    """Two integer columns swapped would be written without a refusal: the positions must be
+    those of Django's SELECT list (``extra(select=)`` and interleaved ``values_list()``)."""
+    from smolqwery.queryset_extractor import compile_queryset
+
+    add_readings()
+    readings = Reading.objects.filter(user_id__lt=10**6).order_by("id")
+    shapes = [
+        readings.annotate(bucket=F("user_id") % 7).values_list("user_id", "bucket", "id"),
+        readings.extra(select={"bucket": "id + 1"}).values_list("user_id", "bucket", "id"),
+    ]
+    for queryset in shapes:
+        names = ["id", "bucket", "user_id"]
+        compiled = compile_queryset(queryset, names)
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, compiled.params)
+            read = [tuple(row[p] for p in compiled.positions) for row in cursor.fetchall()]
+        assert read == [(i, bucket, user) for user, bucket, i in queryset]
+
+
+@pytest.mark.django_db
+def test_a_float_field_over_a_numeric_expression_is_the_float_of_djangos_decimal() -> None:
+    """``ExpressionWrapper(<NUMERIC> / 3000, output_field=FloatField())``: PostgreSQL gives
+    a NUMERIC whose scale varies with the value, Django ``float(value)``; so must the DB-API
+    path (the one of a queryset with a Decimal parameter, or inside a transaction)."""
+    from django.db.models import DecimalField, ExpressionWrapper, FloatField
+    from django.db.models.functions import Cast
+
+    from smolqwery.arrow_source import SourceReader
+    from smolqwery.queryset_extractor import compile_queryset
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's NUMERIC division")
+    add_readings()
+    queryset = (
+        Reading.objects.filter(user_id__lt=10**6)
+        .order_by("id")
+        .values(
+            ratio=ExpressionWrapper(
+                Cast("user_id", DecimalField(max_digits=20, decimal_places=1)) / 3000,
+                output_field=FloatField(),
+            )
+        )
+    )
+    expected = [float(row["ratio"]) for row in queryset]
+    reader = SourceReader("dbapi")
+    try:
+        read = [
+            value
+            for columns, _ in reader.read(compile_queryset(queryset, ["ratio"]))
+            for value in (columns[0] if isinstance(columns[0], list) else columns[0].to_pylist())
+        ]
+    finally:
+        reader.close()
+    assert read == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_adbc_reads_in_the_session_time_zone_django_sets() -> None:
+    """A database whose default TimeZone is not UTC (initdb takes the system's): ``Cast(
+    "created_at", DateField())`` gives what Django gives, the UTC date."""
+    from django.db.models import DateField
+    from django.db.models.functions import Cast
+
+    from smolqwery.arrow_source import SourceReader
+    from smolqwery.queryset_extractor import compile_queryset
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's session TimeZone")
+    add_readings()
+    name = connection.settings_dict["NAME"]
+    queryset = Reading.objects.order_by("id").values(day=Cast("created_at", DateField()))
+    expected = [row["day"] for row in queryset]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER DATABASE \"{name}\" SET timezone = 'America/New_York'")
+    reader = SourceReader("adbc")
+    try:
+        read = [
+            value
+            for columns, _ in reader.read(compile_queryset(queryset, ["day"]))
+            for value in (columns[0] if isinstance(columns[0], list) else columns[0].to_pylist())
+        ]
+    finally:
+        reader.close()
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{name}" RESET timezone')
+    assert read == expected
+
+
+@pytest.mark.django_db
 def test_the_parquet_load_into_bigquery_carries_the_same_rows(
     bigquery_warehouse: Warehouse, settings: Any
 ) -> None:
@@ -196,6 +330,7 @@ def test_a_queryset_of_other_columns_or_a_raising_one_is_the_extractors_error(
     (result,) = run(settings, duckdb_warehouse, ARROW).results
     assert result.failed
     assert "get_queryset() selects ['user_id', 'score'], the dataclass declares" in result.error
+    assert "; missing: ['timestamp', 'ok', 'label', 'price', 'taken_on', 'bucket']:" in result.error
     monkeypatch.setattr(ReadingExtractor, "mode", "raise")
     (result,) = run(settings, duckdb_warehouse, ARROW).results
     assert result.error == (
@@ -209,6 +344,8 @@ def test_a_model_queryset_without_the_dataclass_fields_says_how_to_select_them()
     with pytest.raises(QueryShapeError, match=r"return \.values\(\) naming each of them") as info:
         compile_queryset(Reading.objects.all(), ["timestamp", "score"])
     assert "returned Reading objects" in str(info.value) and "'timestamp'" in str(info.value)
+    with pytest.raises(QueryShapeError, match=r"; missing: \['ok'\]; not in the dataclass: "):
+        compile_queryset(Reading.objects.values("user_id", "title"), ["user_id", "ok"])
 
 
 def test_placeholders_follow_djangos_format_paramstyle() -> None:
@@ -251,6 +388,8 @@ def test_a_date_aggregated_queryset_writes_what_the_row_path_writes(
     with at(datetime.datetime.combine(after + datetime.timedelta(days=1), datetime.time(3), PARIS)):
         results = export(date_from=after, date_to=after, warehouse=duckdb_warehouse).results
     assert all(r.failed and "exactly one row per day" in r.error for r in results)
+    arrow = next(r for r in results if r.extractor == DAILY)
+    assert "get_queryset() returned 0 (a day without source rows has no group" in arrow.error
 
 
 def _pg_read(reader: Any, queryset: Any, names: list[str]) -> Iterator[tuple[list[Any], int]]:
@@ -431,3 +570,124 @@ def test_a_get_queryset_failing_ahead_is_that_days_error(
         f"{ARROW}: day {second.isoformat()}: get_queryset() raised LookupError: no such thing"
     )
     assert table_rows(duckdb_warehouse, "reading") == []
+
+
+# -- SQLite: each next batch read in a thread, the next day run ahead ----------------------
+
+
+def _read_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("smolqwery-read")]
+
+
+@pytest.fixture
+def sqlite_reader(sqlite_file: str) -> Iterator[Any]:
+    """A reader of batches of 8 rows (a day: 5 batches) over a SQLite file's readings."""
+    from smolqwery.arrow_source import SourceReader
+
+    add_readings(sqlite_file)
+    reader = SourceReader("adbc", fetch_rows=8)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _file_day_query(alias: str, day: datetime.date, **annotations: Any) -> Any:
+    from smolqwery.queryset_extractor import compile_queryset
+
+    rows = Reading.objects.using(alias).filter(taken_on=day).order_by("id")
+    return compile_queryset(rows.values("id", **annotations), ["id", *annotations])
+
+
+def _overflow_at(alias: str, day: datetime.date, row: int) -> Any:
+    """``id`` of a day's query, and a column that fails at its ``row``-th row (SQLite's
+    ``abs()`` of the smallest integer: "integer overflow"), the value a parameter."""
+    from django.db.models import Case, IntegerField, Value, When
+    from django.db.models.expressions import RawSQL
+
+    pivot = Reading.objects.using(alias).filter(taken_on=day).order_by("id")[row].id
+    boom = RawSQL("abs(%s)", (-(2**63),), output_field=IntegerField())
+    failing = Case(When(id=pivot, then=boom), default=Value(1), output_field=IntegerField())
+    return _file_day_query(alias, day, flag=failing)
+
+
+@pytest.mark.django_db
+def test_sqlite_reads_every_row_once_in_order_the_next_day_run_ahead(
+    sqlite_reader: Any, sqlite_file: str
+) -> None:
+    """While a day's batches are used, the thread reads the next batch; once the day is read
+    it runs the next day's query, which the next read takes over."""
+    days = [FIRST + datetime.timedelta(days=i) for i in range(3)]
+    queries = [_file_day_query(sqlite_file, day) for day in days]
+    asked: list[int] = []
+
+    def following(index: int) -> Any:
+        asked.append(index)
+        return queries[index] if index < len(queries) else None
+
+    read: list[int] = []
+    for index, query in enumerate(queries):
+        pieces = list(sqlite_reader.read(query, lambda i=index + 1: following(i)))  # type: ignore[misc]
+        assert [count for _, count in pieces] == [8] * 5
+        read += [i for columns, _ in pieces for i in columns[0].to_pylist()]
+        if index + 1 < len(queries):
+            ahead = sqlite_reader._ahead
+            assert ahead.query is queries[index + 1] and ahead.reader is not None
+        assert _read_threads() != []  # the reader's thread lives as long as the reader
+    assert asked == [1, 2, 3]
+    assert read == list(
+        Reading.objects.using(sqlite_file).order_by("id").values_list("id", flat=True)
+    )
+    assert sqlite_reader._ahead is None
+    sqlite_reader.close()
+    assert _read_threads() == []
+
+
+@pytest.mark.django_db
+def test_sqlite_a_query_failing_mid_stream_fails_the_read_after_the_rows_before(
+    sqlite_reader: Any, sqlite_file: str
+) -> None:
+    """Row 20 fails, in the thread: the read raises after the rows before it were used, and
+    the next read works."""
+    seen = 0
+    with pytest.raises(Exception, match="integer overflow"):
+        for _columns, count in sqlite_reader.read(_overflow_at(sqlite_file, FIRST, 20)):
+            seen += count
+    assert seen == 16
+    assert len(_ids(sqlite_reader.read(_file_day_query(sqlite_file, FIRST)))) == 40
+
+
+@pytest.mark.django_db
+def test_sqlite_a_next_day_failing_ahead_is_that_days_error(
+    sqlite_reader: Any, sqlite_file: str
+) -> None:
+    """The next day fails at its first row, run ahead: this day reads whole, the error is the
+    next day's read's, and the reader goes on."""
+    second = FIRST + datetime.timedelta(days=1)
+    first, failing = _file_day_query(sqlite_file, FIRST), _overflow_at(sqlite_file, second, 0)
+    assert len(_ids(sqlite_reader.read(first, lambda: failing))) == 40
+    assert sqlite_reader._ahead.query is failing and sqlite_reader._ahead.error is not None
+    with pytest.raises(Exception, match="integer overflow"):
+        _ids(sqlite_reader.read(failing))
+    assert sqlite_reader._ahead is None
+    assert len(_ids(sqlite_reader.read(_file_day_query(sqlite_file, second)))) == 40
+
+
+@pytest.mark.django_db
+def test_sqlite_a_read_left_early_or_a_next_day_left_unread_frees_everything(
+    sqlite_reader: Any, sqlite_file: str
+) -> None:
+    days = [FIRST + datetime.timedelta(days=i) for i in range(3)]
+    one, two, three = (_file_day_query(sqlite_file, day) for day in days)
+    pieces = sqlite_reader.read(one, lambda: two)
+    assert [next(pieces)[1] for _ in range(2)] == [8, 8]
+    pieces.close()  # the batch read ahead is awaited; two was never run
+    assert sqlite_reader._ahead is None
+    assert len(_ids(sqlite_reader.read(one, lambda: two))) == 40
+    started = sqlite_reader._ahead
+    assert started.query is two and started.reader is not None
+    assert len(_ids(sqlite_reader.read(three))) == 40  # not the one run ahead: it is ended
+    assert started.reader is None and started.cursor is None
+    assert sqlite_reader._ahead is None

@@ -339,3 +339,38 @@ def test_the_worker_that_finishes_a_run_records_its_report_once(project: DuckDBW
     (run,) = ExportRun.objects.filter(run_id="r1")
     assert (run.status, run.days, run.first_day, run.last_day) == ("success", 4, d(6, 1), d(6, 4))
     assert run.rows == sum(source_counts(date_range(d(6, 1), d(6, 4)), PARIS).values())
+
+
+def test_following_units_nobody_runs_says_what_it_waits_for_then_gives_up(
+    project: DuckDBWarehouse,
+) -> None:
+    """``--wait`` with no worker running: a line every 30 s while no unit moves, then the
+    report names the units that did not finish (time is the test's: a clock it advances)."""
+    from smolqwery import fanout, runs
+    from smolqwery.exporter import Progress
+    from smolqwery.units import record_units
+
+    record_units([unit("r1", d(6, 1), d(6, 2)), unit("r1", d(6, 3), d(6, 4))])
+    ExportUnit.objects.filter(unit_id=unit("r1", d(6, 3), d(6, 4)).unit_id).update(status="running")
+    notes: list[str] = []
+
+    class Notes(Progress):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    now = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    report = fanout.follow(
+        runs.recorded_plan("r1"), Notes(), stall=100, poll=5, sleep=sleep, clock=lambda: now[0]
+    )
+    waiting = [n for n in notes if "waiting" in n]
+    assert waiting == [
+        f"run r1: waiting for 2 unit(s) (1 queued, 1 running); none moved for {s} s, giving up "
+        "after 100 s (is a worker running? manage.py smolqwery_status --run r1)"
+        for s in (30, 60, 90)
+    ]
+    (result,) = report.results
+    assert result.failed and "2 unit(s) did not finish" in result.error

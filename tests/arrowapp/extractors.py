@@ -37,7 +37,9 @@ class ReadingRow:
 
 class ReadingExtractor(QuerySetExtractor[ReadingRow]):
     #: "" (fine), "null" (NULL in a REQUIRED column), "early" (rows before the day),
-    #: "shape" (a column too many), "raise" (get_queryset raises)
+    #: "shape" (a column too many), "raise" (get_queryset raises), "values_list" (the same
+    #: columns by values_list() in dataclass order, fields and annotations interleaved),
+    #: "date_lookup" (a filter by ``__date``: a function Django registers on SQLite)
     mode: ClassVar[str] = ""
     #: The database alias read (a test adds a SQLite file of its own).
     using: ClassVar[str] = "default"
@@ -71,7 +73,13 @@ class ReadingExtractor(QuerySetExtractor[ReadingRow]):
         }
         if self.mode == "null":
             annotations["bucket"] = Value(None, output_field=IntegerField())
-        return rows.order_by("created_at", "id").values(*fields, **annotations)
+        if self.mode == "date_lookup":  # the same rows: Paris dates of the day and after
+            rows = rows.filter(created_at__date__gte=date_start.date())
+        rows = rows.order_by("created_at", "id")
+        if self.mode == "values_list":
+            names = [f.name for f in dataclasses.fields(ReadingRow)]
+            return rows.annotate(**annotations).values_list(*names)
+        return rows.values(*fields, **annotations)
 
 
 class ReadingRowsExtractor(ReadingExtractor):

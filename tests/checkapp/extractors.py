@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Iterator
+from typing import Any
 
-from smolqwery import BaseExtractor, ExtractorType, sq_field
+from smolqwery import BaseExtractor, ExtractorType, QuerySetExtractor, sq_field
 
 
 @dataclasses.dataclass
@@ -64,6 +65,18 @@ class HalfExtractor(BaseExtractor[User]):
 
     def get_extractor_type(self) -> ExtractorType:
         return ExtractorType.date_aggregated
+
+
+class MisreadExtractor(QuerySetExtractor[Email]):
+    """A typo in read_as (E002): it would read as "auto" without a word."""
+
+    read_as = "dbapy"
+
+    def get_dataclass(self) -> type[Email]:
+        return Email
+
+    def get_queryset(self, date_start: datetime.datetime, date_end: datetime.datetime) -> Any:
+        raise NotImplementedError
 
 
 @dataclasses.dataclass

@@ -166,10 +166,13 @@ class Command(SmolqweryCommand):
             raise CommandError("--enqueue and --jobs exclude each other: workers run the units")
         chosen = (options["extractors"], options["date_from"], options["date_to"], options["lag"])
         if options["jobs"] > 1:
-            return fanout.run_jobs(fanout.make_plan(*chosen), options["jobs"], progress)
+            plan = fanout.make_plan(*chosen)
+            fanout.announce(plan, progress)
+            return fanout.run_jobs(plan, options["jobs"], progress)
         # The broker is checked before anything is planned; what it did not take is marked.
         with fanout.publisher() as pub:
             plan = fanout.make_plan(*chosen, supersede=False)
+            fanout.announce(plan, progress)
             fanout.enqueue(plan, pub)
         progress.note(f"run {plan.run_id}: {len(plan.units)} unit(s) queued")
         if not options["wait"]:

@@ -32,8 +32,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Characters a table cell shows escaped: one row stays one line, and a value reads back
+#: unambiguously (JSON and CSV carry them as they are).
+_CELL_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
 def _cell(value: Any) -> str:
-    return "NULL" if value is None else str(_plain(value))
+    return "NULL" if value is None else str(_plain(value)).translate(_CELL_ESCAPES)
 
 
 class Command(SmolqweryCommand):
