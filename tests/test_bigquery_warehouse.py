@@ -7,8 +7,10 @@ import datetime
 import http.server
 import json
 import logging
+import os
 import socket
 import threading
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +34,7 @@ from smolqwery.warehouses.bigquery import (
     staging_name,
     write_parquet,
 )
+from smolqwery.warehouses.bigquery_upload import load_from_file
 from smolqwery.warehouses.retry import is_transient
 from smolqwery.warehouses.testing import fetch_rows
 
@@ -403,6 +406,8 @@ def upload_proxy(bigquery_emulator: Emulator) -> Iterator[_UploadProxy]:
 #: The smallest chunk a resumable upload accepts: a test file of a few hundred KiB is then
 #: uploaded in several chunks, as a large batch is in chunks of ``UPLOAD_CHUNK_SIZE``.
 SMALL_CHUNK = 256 * 1024
+#: A chunk large enough for a memory measure (Python's own allocations are small beside it).
+CHUNK = 1024 * 1024
 
 
 def _proxied_warehouse(
@@ -471,6 +476,31 @@ def test_an_upload_broken_midway_writes_nothing(
     assert len(loads) == 1  # the first replacement's, a multipart upload
     assert not [t for t in wh.list_tables() if t.startswith("smolqwery_staging")]
     wh.close()
+
+
+@pytest.mark.emulator
+def test_the_upload_holds_one_chunk_in_memory(
+    bigquery_warehouse: BigQueryWarehouse, tmp_path: Path
+) -> None:
+    """Python's peak during the upload of a 4 MiB file in 1 MiB chunks stays under two chunks
+    (a response keeps its request's body: kept across the next read, two were held)."""
+    wh = bigquery_warehouse
+    path = str(tmp_path / "random.parquet")
+    values = pa.Array.from_buffers(pa.int64(), 1 << 19, [None, pa.py_buffer(os.urandom(1 << 22))])
+    pq.write_table(pa.table({"v": values}), path, compression="none")
+    assert os.path.getsize(path) > 4 * CHUNK
+    config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET)
+    tracemalloc.start()
+    try:
+        job = load_from_file(
+            wh.client, path, wh._ref("random"), f"test_{uuid.uuid4().hex}", config, None, CHUNK
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    job.result()
+    assert CHUNK <= peak < 1.5 * CHUNK
+    assert job.output_rows == 1 << 19
 
 
 # -- failures --------------------------------------------------------------------------------

@@ -108,12 +108,16 @@ def _resumable(
     # No retries inside the upload (the client sets the same attribute for num_retries=0).
     upload._retry_strategy = resumable_media.RetryStrategy(max_retries=0)  # type: ignore[no-untyped-call]
     transport: Any = client._http
-    response: Any = None
     try:
         with open(path, "rb") as fh:
             upload.initiate(transport, fh, resource, "*/*", total_bytes=size, timeout=None)
-            while not upload.finished:
+            while True:
                 response = upload.transmit_next_chunk(transport, timeout=None)
+                if upload.finished:
+                    break
+                # A response keeps its request, whose body is the chunk: let it go before the
+                # next chunk is read, or two chunks are in memory at once.
+                del response
     except resumable_media.InvalidResponse as exc:  # turned into API errors, as the client does
         raise exceptions.from_http_response(exc.response) from exc  # type: ignore[no-untyped-call]
     job: Any = client.job_from_resource(response.json())
