@@ -7,8 +7,10 @@ import datetime
 import http.server
 import json
 import logging
+import os
 import socket
 import threading
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +34,7 @@ from smolqwery.warehouses.bigquery import (
     staging_name,
     write_parquet,
 )
+from smolqwery.warehouses.bigquery_upload import load_from_file
 from smolqwery.warehouses.retry import is_transient
 from smolqwery.warehouses.testing import fetch_rows
 
@@ -331,6 +334,173 @@ def test_write_parquet_streams_row_groups(tmp_path: Path, monkeypatch: pytest.Mo
     back = pq.read_table(path).to_pylist()
     assert back[3499]["user_id"] == 3499
     assert back[0]["timestamp"] == start
+
+
+class _UploadProxy:
+    """Forwards every request to the emulator and notes each upload chunk (a ``PUT`` to the
+    upload URL) by its ``Content-Range``. With ``cut_from`` set, every chunk starting at that
+    byte or later is not forwarded and its connection is broken, as a network failure in the
+    middle of an upload would."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.chunks: list[str] = []
+        self.cut_from: int | None = None
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+        hop = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                if self.command == "PUT" and self.path.startswith("/upload/"):
+                    span = self.headers.get("Content-Range", "")
+                    proxy.chunks.append(span)
+                    start = int(span.removeprefix("bytes ").split("-")[0])
+                    if proxy.cut_from is not None and start >= proxy.cut_from:
+                        self.close_connection = True
+                        return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+                answer = requests.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    headers=headers,
+                    data=body,
+                    timeout=60,
+                    allow_redirects=False,
+                )
+                data = answer.content.replace(proxy.upstream.encode(), proxy.endpoint.encode())
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in hop and key.lower() != "content-encoding":
+                        self.send_header(key, value.replace(proxy.upstream, proxy.endpoint))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@pytest.fixture
+def upload_proxy(bigquery_emulator: Emulator) -> Iterator[_UploadProxy]:
+    proxy = _UploadProxy(bigquery_emulator.endpoint)
+    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.server.shutdown()
+        proxy.server.server_close()
+
+
+#: The smallest chunk a resumable upload accepts: a test file of a few hundred KiB is then
+#: uploaded in several chunks, as a large batch is in chunks of ``UPLOAD_CHUNK_SIZE``.
+SMALL_CHUNK = 256 * 1024
+#: A chunk large enough for a memory measure (Python's own allocations are small beside it).
+CHUNK = 1024 * 1024
+
+
+def _proxied_warehouse(
+    proxy: _UploadProxy, emulator: Emulator, retry_deadline: float = 30.0
+) -> BigQueryWarehouse:
+    from google.auth.credentials import AnonymousCredentials
+
+    client = bigquery.Client(
+        project=emulator.project,
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": proxy.endpoint},
+    )
+    wh = BigQueryWarehouse(client, _dataset(), retry_deadline=retry_deadline)
+    wh.upload_chunk_size = SMALL_CHUNK
+    wh.ensure_dataset()
+    wh.create_table(EVENTS)
+    return wh
+
+
+def _incompressible_events(day: datetime.date, count: int) -> list[dict[str, Any]]:
+    """``count`` events of one day whose Parquet file takes ~60 bytes a row (random kinds)."""
+    start = paris(day.year, day.month, day.day, 0)
+    return [event(start + datetime.timedelta(seconds=i), i, uuid.uuid4().hex) for i in range(count)]
+
+
+@pytest.mark.emulator
+def test_a_large_file_is_uploaded_in_chunks_and_loaded_exactly(
+    upload_proxy: _UploadProxy, bigquery_emulator: Emulator
+) -> None:
+    """The upload holds one chunk at a time, never the file: several chunks, one load job."""
+    wh = _proxied_warehouse(upload_proxy, bigquery_emulator)
+    day = D(2024, 6, 3)
+    rows = _incompressible_events(day, 12_000)
+    wh.replace_days(make_batch(EVENTS, day, rows=rows))
+    total = int(upload_proxy.chunks[-1].rsplit("/", 1)[1])
+    assert total > 2 * SMALL_CHUNK
+    starts = [int(c.removeprefix("bytes ").split("-")[0]) for c in upload_proxy.chunks]
+    assert starts == list(range(0, total, SMALL_CHUNK))  # one upload, in order, no resend
+    assert fetch_rows(wh, "events", order_by=["user_id"]) == rows
+    assert wh.exported_days("events")[day].rows == len(rows)
+    assert not [t for t in wh.list_tables() if t.startswith("smolqwery_staging")]
+
+
+@pytest.mark.emulator
+def test_an_upload_broken_midway_writes_nothing(
+    upload_proxy: _UploadProxy, bigquery_emulator: Emulator
+) -> None:
+    """Every attempt breaks after its first chunk: no load job is ever created, the day keeps
+    its earlier rows and ledger entry, and the staging tables are dropped."""
+    wh = _proxied_warehouse(upload_proxy, bigquery_emulator, retry_deadline=1.0)
+    day = D(2024, 6, 4)
+    before = [event(paris(2024, 6, 4, 9), 1)]
+    wh.replace_days(make_batch(EVENTS, day, rows=before, run_id="before"))
+    upload_proxy.cut_from = SMALL_CHUNK
+    with pytest.raises(WarehouseError, match="still failing after"):
+        wh.replace_days(make_batch(EVENTS, day, rows=_incompressible_events(day, 12_000)))
+    attempts = [c for c in upload_proxy.chunks if c.startswith("bytes 0-")]
+    assert len(attempts) >= 2  # each retry starts a new upload from the first byte
+    assert fetch_rows(wh, "events") == before
+    assert wh.exported_days("events")[day].run_id == "before"
+    loads = [
+        job
+        for job in wh.client.list_jobs(all_users=True)
+        if job.job_type == "load" and job.destination.dataset_id == wh.dataset
+    ]
+    assert len(loads) == 1  # the first replacement's, a multipart upload
+    assert not [t for t in wh.list_tables() if t.startswith("smolqwery_staging")]
+    wh.close()
+
+
+@pytest.mark.emulator
+def test_the_upload_holds_one_chunk_in_memory(
+    bigquery_warehouse: BigQueryWarehouse, tmp_path: Path
+) -> None:
+    """Python's peak during the upload of a 4 MiB file in 1 MiB chunks stays under two chunks
+    (a response keeps its request's body: kept across the next read, two were held)."""
+    wh = bigquery_warehouse
+    path = str(tmp_path / "random.parquet")
+    values = pa.Array.from_buffers(pa.int64(), 1 << 19, [None, pa.py_buffer(os.urandom(1 << 22))])
+    pq.write_table(pa.table({"v": values}), path, compression="none")
+    assert os.path.getsize(path) > 4 * CHUNK
+    config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET)
+    tracemalloc.start()
+    try:
+        job = load_from_file(
+            wh.client, path, wh._ref("random"), f"test_{uuid.uuid4().hex}", config, None, CHUNK
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    job.result()
+    assert CHUNK <= peak < 1.5 * CHUNK
+    assert job.output_rows == 1 << 19
 
 
 # -- failures --------------------------------------------------------------------------------

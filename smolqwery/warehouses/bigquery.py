@@ -6,7 +6,8 @@ Replacing days (``replace_days``):
    memory);
 2. a staging table ``smolqwery_staging_<table>_<hash>_g<n>`` is created with the table's schema
    and an expiration (a safety net if the process dies);
-3. the file is loaded into it by a load job — free, unlike streaming inserts — under a
+3. the file is uploaded (in chunks of bounded size, ``bigquery_upload.py``) and loaded into it
+   by a load job — free, unlike streaming inserts — under a
    deterministic id (see :meth:`BigQueryWarehouse._run_job`): a retried request gets a 409 and
    polls the job it already started instead of loading twice; a job that ended in error is run
    again as generation ``n + 1``, under a new id, into a fresh staging table;
@@ -56,6 +57,7 @@ from .base import (
     relaxed_schema,
     validate_table_identifiers,
 )
+from .bigquery_upload import UPLOAD_CHUNK_SIZE, load_from_file
 from .ops import IDENTITY_TYPES, BaseOperations, Capabilities, Params, plain_message
 
 if TYPE_CHECKING:
@@ -267,6 +269,8 @@ class BigQueryWarehouse(Warehouse):
         self._billing = 0
         #: A job is waited for at most this long per attempt (shorter for status readers).
         self.job_timeout = JOB_TIMEOUT
+        #: The load's upload holds at most this many bytes of the file in memory at a time.
+        self.upload_chunk_size = UPLOAD_CHUNK_SIZE
         #: The setting ``retry_deadline`` comes from, named when it runs out.
         self.deadline_setting = "SMOLQWERY_RETRY_DEADLINE"
         #: The API address, named in errors when it cannot be reached.
@@ -893,18 +897,15 @@ class BigQueryWarehouse(Warehouse):
             return ident
 
         def submit(ident: str) -> Any:
-            with open(path, "rb") as fh:
-                return self.client.load_table_from_file(
-                    fh,
-                    self._ref(targets[ident]),
-                    # The size known, a file under 5 MB goes in one multipart request
-                    # instead of a resumable upload's two.
-                    size=os.path.getsize(path),
-                    job_id=ident,
-                    job_config=config,
-                    location=self._location(),
-                    num_retries=0,
-                )
+            return load_from_file(
+                self.client,
+                path,
+                self._ref(targets[ident]),
+                ident,
+                config,
+                self._location(),
+                self.upload_chunk_size,
+            )
 
         job = self._run_job(f"{operation}: load", submit, job_id)
         return targets[job.job_id]
