@@ -55,6 +55,10 @@ FETCH_ROWS = 20_000
 #: at once (:data:`PG_FETCHES_AHEAD` asked for ahead), whatever the size of the day; the
 #: export's peak RSS did not move with the reads ahead (bench/RESULTS.md).
 PG_FETCH_ROWS = 50_000
+#: Batches of SQLite's rows read ahead of the one used: the reading thread goes on while the
+#: caller inserts a group of rows in DuckDB (245,760 rows at once: with one batch ahead the
+#: thread idled a third of the time at 1M rows). ~10 MB at 20,000 rows a batch.
+SQLITE_BATCHES_AHEAD = 8
 #: FETCHes asked for ahead of the one used: enough that the fetch thread never waits for the
 #: reader (with two it still idled 27% of the time at 10M rows: a FETCH's decoding and use
 #: took longer than the next FETCH).
@@ -536,16 +540,17 @@ class SourceReader:
         query: CompiledQuery,
         following: Callable[[], CompiledQuery | None] | None,
     ) -> Iterator[tuple[list[Column], int]]:
-        """The rows, each next batch read in a thread of ours while this one is used.
+        """The rows, the next batches read in a thread of ours while this one is used.
 
         ADBC's SQLite driver steps the rows into Arrow in C without the GIL (0.6 µs a row,
         about what the caller's check and insert of them cost): overlapped, the read is
         nearly free (bench/RESULTS.md, issue 16). The ``following`` query is asked for at
         the start; once this one's last batch is read, the thread runs it (SQLite reads its
         first batch as it executes) while the last rows are used, and the next :meth:`read`
-        of that query takes it over (its error, if it fails, is that read's). One batch ahead
-        at most; only the thread uses the ADBC connection while a read is under way, and a
-        read always waits for the thread before it ends, on an error as on an early exit.
+        of that query takes it over (its error, if it fails, is that read's). At most
+        :data:`SQLITE_BATCHES_AHEAD` batches ahead; only the thread uses the ADBC connection
+        while a read is under way, and a read always waits for the thread before it ends, on
+        an error as on an early exit.
         """
         if self._sqlite_thread is None:
             from concurrent.futures import ThreadPoolExecutor
@@ -571,27 +576,31 @@ class SourceReader:
             return
         self._took("adbc", query)
         successor: _SqliteDay | None = None
-        pending: Future[pa.RecordBatch | None] | None = None
+        pending: deque[Future[pa.RecordBatch | None]] = deque()
         try:
             if following is not None:
                 upcoming = following()
                 if upcoming is not None and self._can_follow(connection, upcoming):
                     successor = _SqliteDay(upcoming)
             day.raise_error()
-            pending = thread.submit(day.next_batch, adbc, successor, self.fetch_rows)
-            while pending is not None:
-                batch = pending.result()
-                pending = None
+
+            def read_more() -> None:
+                pending.append(thread.submit(day.next_batch, adbc, successor, self.fetch_rows))
+
+            for _ in range(SQLITE_BATCHES_AHEAD):
+                read_more()
+            while pending:
+                batch = pending.popleft().result()
                 if batch is None:
                     break
-                pending = thread.submit(day.next_batch, adbc, successor, self.fetch_rows)
+                read_more()
                 yield self._normalised(batch, connection, query), batch.num_rows
             if successor is not None and successor.started:
                 self._ahead, successor = successor, None  # the next read takes it over
         finally:
-            if pending is not None:
+            for read in pending:
                 try:
-                    pending.result()
+                    read.result()
                 except Exception:  # the caller's error (or exit) is the one to tell
                     logger.debug("the read ahead failed as the read ended", exc_info=True)
             day.end()
@@ -794,7 +803,9 @@ class _SqliteDay:
         self, adbc: Any, successor: _SqliteDay | None, batch_rows: int
     ) -> pa.RecordBatch | None:
         """The next non-empty batch (in the reader's thread); at the end, None, once this
-        statement is closed and the ``successor`` query is started."""
+        statement is closed and the ``successor`` query is started (then None again)."""
+        if self.reader is None:
+            return None
         while True:
             try:
                 batch = self.reader.read_next_batch()
