@@ -54,7 +54,7 @@ FETCH_ROWS = 20_000
 #: of a query asks for 1/8 of it, each next one twice as many): a few FETCHes are in memory
 #: at once (:data:`PG_FETCHES_AHEAD` asked for ahead), whatever the size of the day; the
 #: export's peak RSS did not move with the reads ahead (bench/RESULTS.md).
-PG_FETCH_ROWS = 50_000
+PG_FETCH_ROWS = 25_000
 #: Batches of SQLite's rows read ahead of the one used: the reading thread goes on while the
 #: caller inserts a group of rows in DuckDB (245,760 rows at once: with one batch ahead the
 #: thread idled a third of the time at 1M rows). ~10 MB at 20,000 rows a batch.
