@@ -8,13 +8,11 @@ from __future__ import annotations
 import datetime
 import http.server
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from hypothesis import HealthCheck, example, given, settings
@@ -24,6 +22,7 @@ from smolqwery.warehouses.bigquery import BigQueryWarehouse
 from smolqwery.warehouses.testing import fetch_rows
 
 from .fixtures.emulator import Emulator
+from .fixtures.http_proxy import ForwardingProxy, serving
 from .fixtures.warehouses import make_batch
 from .test_warehouse_contract import EVENTS, event, paris
 
@@ -33,78 +32,39 @@ SUBMISSION = re.compile(
     r"^(POST /bigquery/v2/projects/[^/]+/jobs(\?|$)|PUT /upload/bigquery/v2/"
     r"|POST /upload/bigquery/v2/projects/[^/]+/jobs\?(.*&)?uploadType=multipart)"
 )
-_HOP = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
 
 
-class LossyProxy:
-    """Forwards to ``upstream``; the answers of submissions whose rank is in ``lose`` are
-    dropped after the upstream handled them."""
+class LossyProxy(ForwardingProxy):
+    """The answers of submissions whose rank is in ``lose`` are dropped after the upstream
+    handled them."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
+        super().__init__(upstream)
         self.lose: set[int] = set()
         self.submissions = 0
         self.lost = 0
         self.conflicts = 0
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def reset(self, lose: set[int]) -> None:
         self.lose, self.submissions, self.lost, self.conflicts = set(lose), 0, 0, 0
 
-    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-                answer = requests.request(
-                    self.command,
-                    proxy.upstream + self.path,
-                    headers=headers,
-                    data=body,
-                    timeout=60,
-                    allow_redirects=False,
-                )
-                line = f"{self.command} {self.path}"
-                if SUBMISSION.match(line) and answer.status_code < 500:
-                    rank = proxy.submissions
-                    proxy.submissions += 1
-                    proxy.conflicts += answer.status_code == 409
-                    if rank in proxy.lose and answer.status_code != 409:
-                        proxy.lost += 1
-                        self.close_connection = True
-                        return  # the job exists; the client never hears of it
-                data = answer.content.replace(proxy.upstream.encode(), proxy.endpoint.encode())
-                self.send_response(answer.status_code)
-                for key, value in answer.headers.items():
-                    if key.lower() not in _HOP and key.lower() != "content-encoding":
-                        self.send_header(key, value.replace(proxy.upstream, proxy.endpoint))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
+    def deliver(self, request: http.server.BaseHTTPRequestHandler, answer: Any) -> bool:
+        if not SUBMISSION.match(f"{request.command} {request.path}") or answer.status_code >= 500:
+            return True
+        rank = self.submissions
+        self.submissions += 1
+        self.conflicts += answer.status_code == 409
+        if rank in self.lose and answer.status_code != 409:
+            self.lost += 1
+            return False  # the job exists; the client never hears of it
+        return True
 
 
 @pytest.fixture(scope="module")
 def lossy(bigquery_emulator: Emulator) -> Iterator[LossyProxy]:
-    proxy = LossyProxy(bigquery_emulator.endpoint)
-    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(LossyProxy(bigquery_emulator.endpoint)) as proxy:
+        assert isinstance(proxy, LossyProxy)
         yield proxy
-    finally:
-        proxy.server.shutdown()
-        proxy.server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ from smolqwery.warehouses.retry import is_transient
 from smolqwery.warehouses.testing import fetch_rows
 
 from .fixtures.emulator import Emulator
+from .fixtures.http_proxy import ForwardingProxy, serving
 from .fixtures.warehouses import make_batch, record_batches
 from .test_warehouse_contract import DAILY, EVENTS, daily, event, paris
 
@@ -336,71 +337,30 @@ def test_write_parquet_streams_row_groups(tmp_path: Path, monkeypatch: pytest.Mo
     assert back[0]["timestamp"] == start
 
 
-class _UploadProxy:
-    """Forwards every request to the emulator and notes each upload chunk (a ``PUT`` to the
-    upload URL) by its ``Content-Range``. With ``cut_from`` set, every chunk starting at that
-    byte or later is not forwarded and its connection is broken, as a network failure in the
-    middle of an upload would."""
+class _UploadProxy(ForwardingProxy):
+    """Notes each upload chunk (a ``PUT`` to the upload URL) by its ``Content-Range``. With
+    ``cut_from`` set, every chunk starting at that byte or later is not forwarded and its
+    connection is broken, as a network failure in the middle of an upload would."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
+        super().__init__(upstream)
         self.chunks: list[str] = []
         self.cut_from: int | None = None
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        proxy = self
-        hop = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                if self.command == "PUT" and self.path.startswith("/upload/"):
-                    span = self.headers.get("Content-Range", "")
-                    proxy.chunks.append(span)
-                    start = int(span.removeprefix("bytes ").split("-")[0])
-                    if proxy.cut_from is not None and start >= proxy.cut_from:
-                        self.close_connection = True
-                        return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
-                answer = requests.request(
-                    self.command,
-                    proxy.upstream + self.path,
-                    headers=headers,
-                    data=body,
-                    timeout=60,
-                    allow_redirects=False,
-                )
-                data = answer.content.replace(proxy.upstream.encode(), proxy.endpoint.encode())
-                self.send_response(answer.status_code)
-                for key, value in answer.headers.items():
-                    if key.lower() not in hop and key.lower() != "content-encoding":
-                        self.send_header(key, value.replace(proxy.upstream, proxy.endpoint))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
+    def forward(self, request: http.server.BaseHTTPRequestHandler) -> bool:
+        if request.command != "PUT" or not request.path.startswith("/upload/"):
+            return True
+        span = request.headers.get("Content-Range", "")
+        self.chunks.append(span)
+        start = int(span.removeprefix("bytes ").split("-")[0])
+        return self.cut_from is None or start < self.cut_from
 
 
 @pytest.fixture
 def upload_proxy(bigquery_emulator: Emulator) -> Iterator[_UploadProxy]:
-    proxy = _UploadProxy(bigquery_emulator.endpoint)
-    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_UploadProxy(bigquery_emulator.endpoint)) as proxy:
+        assert isinstance(proxy, _UploadProxy)
         yield proxy
-    finally:
-        proxy.server.shutdown()
-        proxy.server.server_close()
 
 
 #: The smallest chunk a resumable upload accepts: a test file of a few hundred KiB is then

@@ -216,6 +216,20 @@ def test_each_name_reads_the_column_django_selects_under_it() -> None:
         assert read == [(i, bucket, user) for user, bucket, i in queryset]
 
 
+def _one_column(reader: Any, queryset: Any, name: str) -> list[Any]:
+    """The values of a one-column queryset as ``reader`` reads them (then closed)."""
+    from smolqwery.queryset_extractor import compile_queryset
+
+    try:
+        return [
+            value
+            for columns, _ in reader.read(compile_queryset(queryset, [name]))
+            for value in (columns[0] if isinstance(columns[0], list) else columns[0].to_pylist())
+        ]
+    finally:
+        reader.close()
+
+
 @pytest.mark.django_db
 def test_a_float_field_over_a_numeric_expression_is_the_float_of_djangos_decimal() -> None:
     """``ExpressionWrapper(<NUMERIC> / 3000, output_field=FloatField())``: PostgreSQL gives
@@ -225,7 +239,6 @@ def test_a_float_field_over_a_numeric_expression_is_the_float_of_djangos_decimal
     from django.db.models.functions import Cast
 
     from smolqwery.arrow_source import SourceReader
-    from smolqwery.queryset_extractor import compile_queryset
 
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's NUMERIC division")
@@ -241,16 +254,7 @@ def test_a_float_field_over_a_numeric_expression_is_the_float_of_djangos_decimal
         )
     )
     expected = [float(row["ratio"]) for row in queryset]
-    reader = SourceReader("dbapi")
-    try:
-        read = [
-            value
-            for columns, _ in reader.read(compile_queryset(queryset, ["ratio"]))
-            for value in (columns[0] if isinstance(columns[0], list) else columns[0].to_pylist())
-        ]
-    finally:
-        reader.close()
-    assert read == expected
+    assert _one_column(SourceReader("dbapi"), queryset, "ratio") == expected
 
 
 @pytest.mark.django_db(transaction=True)
@@ -261,7 +265,6 @@ def test_adbc_reads_in_the_session_time_zone_django_sets() -> None:
     from django.db.models.functions import Cast
 
     from smolqwery.arrow_source import SourceReader
-    from smolqwery.queryset_extractor import compile_queryset
 
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's session TimeZone")
@@ -271,15 +274,9 @@ def test_adbc_reads_in_the_session_time_zone_django_sets() -> None:
     expected = [row["day"] for row in queryset]
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER DATABASE \"{name}\" SET timezone = 'America/New_York'")
-    reader = SourceReader("adbc")
     try:
-        read = [
-            value
-            for columns, _ in reader.read(compile_queryset(queryset, ["day"]))
-            for value in (columns[0] if isinstance(columns[0], list) else columns[0].to_pylist())
-        ]
+        read = _one_column(SourceReader("adbc"), queryset, "day")
     finally:
-        reader.close()
         with connection.cursor() as cursor:
             cursor.execute(f'ALTER DATABASE "{name}" RESET timezone')
     assert read == expected
