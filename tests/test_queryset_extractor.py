@@ -489,6 +489,16 @@ def _ahead_started(reader: Any, query: Any) -> bool:
     return True
 
 
+def _following(queries: list[Any], index: int, asked: list[int]) -> Any:
+    """A reader's ``following``: ``queries[index]`` (None past the end), each ask noted."""
+
+    def following() -> Any:
+        asked.append(index)
+        return queries[index] if index < len(queries) else None
+
+    return following
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_next_days_cursor_opens_while_the_last_rows_are_used(pg_reader: Any) -> None:
     """Once a day's last FETCH is back, the thread closes its cursor and opens the next
@@ -496,14 +506,9 @@ def test_the_next_days_cursor_opens_while_the_last_rows_are_used(pg_reader: Any)
     days = [FIRST + datetime.timedelta(days=i) for i in range(3)]
     queries = [_day_query(day) for day in days]
     asked: list[int] = []
-
-    def following(index: int) -> Any:
-        asked.append(index)
-        return queries[index] if index < len(queries) else None
-
     read: list[int] = []
     for index, query in enumerate(queries):
-        read += _ids(pg_reader.read(query, lambda i=index + 1: following(i)))  # type: ignore[misc]
+        read += _ids(pg_reader.read(query, _following(queries, index + 1, asked)))
         if index + 1 < len(queries):
             assert _ahead_started(pg_reader, queries[index + 1])
             assert _open_cursors(pg_reader) == 1  # this day's closed, the next one's open
@@ -619,14 +624,9 @@ def test_sqlite_reads_every_row_once_in_order_the_next_day_run_ahead(
     days = [FIRST + datetime.timedelta(days=i) for i in range(3)]
     queries = [_file_day_query(sqlite_file, day) for day in days]
     asked: list[int] = []
-
-    def following(index: int) -> Any:
-        asked.append(index)
-        return queries[index] if index < len(queries) else None
-
     read: list[int] = []
     for index, query in enumerate(queries):
-        pieces = list(sqlite_reader.read(query, lambda i=index + 1: following(i)))  # type: ignore[misc]
+        pieces = list(sqlite_reader.read(query, _following(queries, index + 1, asked)))
         assert [count for _, count in pieces] == [8] * 5
         read += [i for columns, _ in pieces for i in columns[0].to_pylist()]
         if index + 1 < len(queries):
