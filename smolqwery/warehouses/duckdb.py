@@ -568,14 +568,14 @@ class DuckDBWarehouse(Warehouse):
                 raise
 
     def _stage(self, unit: _Replacement, batch: DayBatch) -> str | None:
-        """The record batches themselves, scanned one at a time by name (no copy, no row-by-row
+        """The record batches themselves, scanned a group at a time by name (no row-by-row
         ``INSERT``) while :meth:`_apply` runs the statements that read them.
 
         The chunks are pulled in the calling thread: extract() must run there (Django's
         connections are per thread), and DuckDB before 2.0 pulls an Arrow stream from a worker
         thread even with ``SET threads = 1`` (issue 14, found on the lowest supported versions).
-        Memory stays bounded by one chunk. Every column is nullable: a NULL in a REQUIRED column
-        is refused by the table itself, inside the transaction.
+        Memory stays bounded by one insert's rows. Every column is nullable: a NULL in a
+        REQUIRED column is refused by the table itself, inside the transaction.
         """
         chunks = conform_chunks(batch.chunks, relaxed_schema(arrow_schema(batch.table)))
         first = next(chunks, None)
@@ -591,8 +591,9 @@ class DuckDBWarehouse(Warehouse):
         checks: Sequence[tuple[str, str]],
         changes: Sequence[str],
     ) -> None:
-        """Run the statements now; those reading the staged rows run once per chunk, each
-        chunk checked first (a failed check rolls the whole transaction back).
+        """Run the statements now; those reading the staged rows run once per group of chunks
+        (:data:`_INSERT_ROWS` rows), each group checked first (a failed check rolls the whole
+        transaction back).
 
         A check of every staged row's condition (:class:`RowsCheck`: the rows' days) is folded
         into the first plain ``INSERT … SELECT … FROM`` the staged rows: it inserts only the
@@ -600,7 +601,6 @@ class DuckDBWarehouse(Warehouse):
         the replacement with the check's message — one scan of the chunk instead of two
         (issue 16: the separate ``SELECT EXISTS`` cost ~1 s at 10M rows).
         """
-
         con = unit.con
         reads_staged = [sql for sql in changes if STAGED_ROWS in sql]
         plain_insert = next(
@@ -834,7 +834,7 @@ class _WrittenBlocks:
     DuckDB writes a large insert's row groups to the file as it goes (optimistic writes) and
     keeps their blocks in its buffer pool, unpinned, until its ``memory_limit`` (80% of RAM by
     default) forces them out: the export's memory grew with the batch, ~7 bytes a row (issue 16:
-    +70 MB from 1M to 10M rows, ``BASE_TABLE`` in ``duckdb_memory()``). Every few chunks, when
+    +70 MB from 1M to 10M rows, ``BASE_TABLE`` in ``duckdb_memory()``). Every 200,000 rows, when
     more than a bound is cached, the limit is lowered to what the transaction holds besides that
     cache plus the bound — DuckDB evicts to meet it; those blocks are already in the file, so
     nothing is written — then set back at once. The lowered limit is always reachable by
