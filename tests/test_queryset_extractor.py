@@ -589,7 +589,7 @@ def sqlite_reader(sqlite_file: str) -> Iterator[Any]:
     from smolqwery.arrow_source import SourceReader
 
     add_readings(sqlite_file)
-    reader = SourceReader("adbc", fetch_rows=8)
+    reader = SourceReader("adbc", sqlite_batch_rows=8)
     try:
         yield reader
     finally:
