@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import logging
 import operator
 from collections import deque
@@ -742,14 +743,10 @@ class _PgChain:
         """The read of this query ends: the FETCHes in flight (``pending``) and the decoding
         under way end, then the cursor is closed and the threads and statements freed —
         unless a successor has them (it closes this cursor itself)."""
-        for step in ([decoding] if decoding is not None else []) + list(pending):
-            try:
-                done = step.result()
-                if isinstance(done, tuple):  # a FETCH: its decoding too
-                    done[0].result()
-            except Exception:  # the caller's error (or exit) is the one to tell
-                self.failed = True
-                logger.debug("the FETCH ahead failed as the read ended", exc_info=True)
+        if decoding is not None:
+            self._await(decoding.result)
+        for fetched in pending:
+            self._await(functools.partial(_decoded_rows, fetched))
         if self.successor is not None:
             return
         try:
@@ -765,6 +762,15 @@ class _PgChain:
             self.decoder.shutdown(wait=True)
             for statement in self.statements:
                 statement.close()
+
+    def _await(self, work: Callable[[], object]) -> None:
+        """Wait for work under way; its failure is kept (the caller's error, or exit, is the
+        one to tell)."""
+        try:
+            work()
+        except Exception:
+            self.failed = True
+            logger.debug("the FETCH ahead failed as the read ended", exc_info=True)
 
     def end(self) -> None:
         """This query is not read after all: its start ends, and everything is freed."""
@@ -845,6 +851,12 @@ def _fetch(
     decode thread; returns that decoding and the FETCH's row count."""
     statement.execute(f"FETCH FORWARD {rows} FROM {name}")
     return decoder.submit(_decode, statement.fetch_record_batch()), int(statement.rowcount)
+
+
+def _decoded_rows(fetched: Fetched) -> list[pa.RecordBatch]:
+    """A FETCH's record batches, once it and its decoding are done."""
+    decoding, _ = fetched.result()
+    return decoding.result()
 
 
 def _decode(reader: Any) -> list[pa.RecordBatch]:

@@ -134,7 +134,7 @@ def run_jobs(plan: Plan, jobs: int, progress: Progress | None = None) -> ExportR
                         future.result()
                     except Exception as exc:  # the child died: the unit did not finish
                         logger.error("unit %s: its process ended: %s", unit.describe(), exc)
-                    _announce(progress, unit)
+                    _unit_done(progress, unit)
                     lease.renew()
         return finish(plan, progress)
     finally:
@@ -315,7 +315,7 @@ def follow(
                 if seen.get(unit_id) != state:
                     moved = clock()
                     if state[0] in (DONE, FAILED) and unit_id in by_id:
-                        _announce(progress, by_id[unit_id])
+                        _unit_done(progress, by_id[unit_id])
             seen = states
             unfinished = [s for s, _ in states.values() if s in (QUEUED, RUNNING)]
             now = clock()
@@ -345,7 +345,7 @@ def announce(plan: Plan, progress: Progress) -> None:
         progress.extractor_started(name, table, days.get(name, 0))
 
 
-def _announce(progress: Progress, unit: Unit) -> None:
+def _unit_done(progress: Progress, unit: Unit) -> None:
     record = ExportUnit.objects.filter(unit_id=unit.unit_id).first()
     if record is not None and record.status == DONE:
         progress.batch_done(unit.extractor, unit.table, unit.first_day, unit.last_day, record.rows)
